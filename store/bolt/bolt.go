@@ -1,0 +1,185 @@
+// Package bolt is the embedded default store: one bbolt file in the data
+// directory, durable on every write, opened by one wxtoken process at a
+// time (a second process gets a clear error instead of a corrupt file).
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/wxtoken/wxtoken/store"
+)
+
+// FileName is the store's file inside the data directory.
+const FileName = "wxtoken.db"
+
+var bucket = []byte("kv")
+
+// Store is a store.Store on a bbolt file.
+type Store struct {
+	db *bbolt.DB
+	store.LocalLocker
+}
+
+var _ store.Store = (*Store)(nil)
+
+// ErrInUse reports that another process holds the data directory.
+var ErrInUse = errors.New("bolt: data directory is in use by another process")
+
+// Open opens or creates the store in dir, creating dir if needed.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("bolt: create data directory: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s", ErrInUse, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucket)
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("bolt: init %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close implements store.Store.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Get implements store.Store.
+func (s *Store) Get(ctx context.Context, key string) (store.Entry, error) {
+	if err := ready(ctx, key, nil); err != nil {
+		return store.Entry{}, err
+	}
+	var e store.Entry
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		raw := tx.Bucket(bucket).Get([]byte(key))
+		if raw == nil {
+			return store.ErrNotFound
+		}
+		var err error
+		e, err = decode(raw)
+		return err
+	})
+	return e, wrap(err)
+}
+
+// Put implements store.Store.
+func (s *Store) Put(ctx context.Context, key string, value []byte, expect uint64) (uint64, error) {
+	if err := ready(ctx, key, value); err != nil {
+		return 0, err
+	}
+	var next uint64
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucket)
+		cur, err := version(b, key)
+		if err != nil {
+			return err
+		}
+		if cur != expect {
+			return store.ErrConflict
+		}
+		next = cur + 1
+		return b.Put([]byte(key), encode(next, value))
+	})
+	if err != nil {
+		return 0, wrap(err)
+	}
+	return next, nil
+}
+
+// Delete implements store.Store: it removes key if its version is expect.
+func (s *Store) Delete(ctx context.Context, key string, expect uint64) error {
+	if err := ready(ctx, key, nil); err != nil {
+		return err
+	}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucket)
+		cur, err := version(b, key)
+		if err != nil {
+			return err
+		}
+		if cur == 0 {
+			return store.ErrNotFound
+		}
+		if cur != expect {
+			return store.ErrConflict
+		}
+		return b.Delete([]byte(key))
+	})
+	return wrap(err)
+}
+
+// List implements store.Store.
+func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var keys []string
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucket).Cursor()
+		p := []byte(prefix)
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+			keys = append(keys, string(k))
+		}
+		return nil
+	})
+	return keys, wrap(err)
+}
+
+func ready(ctx context.Context, key string, value []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return store.Check(key, value)
+}
+
+func version(b *bbolt.Bucket, key string) (uint64, error) {
+	raw := b.Get([]byte(key))
+	if raw == nil {
+		return 0, nil
+	}
+	e, err := decode(raw)
+	return e.Version, err
+}
+
+// A stored value is its version, 8 bytes big-endian, then the bytes.
+func encode(v uint64, value []byte) []byte {
+	out := make([]byte, 8+len(value))
+	binary.BigEndian.PutUint64(out, v)
+	copy(out[8:], value)
+	return out
+}
+
+func decode(raw []byte) (store.Entry, error) {
+	if len(raw) < 8 {
+		return store.Entry{}, errors.New("bolt: corrupt entry")
+	}
+	// Values read in a transaction are only valid inside it: copy.
+	return store.Entry{Version: binary.BigEndian.Uint64(raw), Value: bytes.Clone(raw[8:])}, nil
+}
+
+func wrap(err error) error {
+	switch {
+	case err == nil, errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrConflict):
+		return err
+	case errors.Is(err, bbolt.ErrDatabaseNotOpen):
+		return store.ErrClosed
+	}
+	return fmt.Errorf("bolt: %w", err)
+}

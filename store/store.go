@@ -1,0 +1,105 @@
+// Package store defines where wxtoken keeps what must outlive a process:
+// tokens with their expiry and refresh plan, fetch counters, failure causes,
+// and later tickets and refresh tokens. One contract serves the embedded
+// single-file store and a shared store for several instances, so the same
+// refresh code runs on one node or many.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors every implementation returns, so callers can use
+// errors.Is whatever the backend.
+var (
+	// ErrNotFound: no value is stored under the key.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: a conditional write lost, because the stored version
+	// is not the one the writer read. The writer must re-read.
+	ErrConflict = errors.New("store: version conflict")
+	// ErrLockLost: the lease behind an operation expired or was taken.
+	ErrLockLost = errors.New("store: lock lost")
+	// ErrClosed: the store has been closed.
+	ErrClosed = errors.New("store: closed")
+)
+
+// Entry is a stored value and its version. Versions start at 1 and grow by
+// one with every successful write of the key; 0 means "absent".
+type Entry struct {
+	Value   []byte
+	Version uint64
+}
+
+// Store is a small versioned key-value store with named locks.
+//
+// Contract, checked by storetest.Run for every implementation:
+//   - All methods are safe for concurrent use, by goroutines of one process
+//     and, for shared backends, by several processes.
+//   - Every method honours ctx: it returns ctx.Err() (wrapped) once ctx is
+//     done, without having partly applied a write.
+//   - Get of an absent key returns ErrNotFound.
+//   - Put is a compare-and-swap on the version: it stores value only if the
+//     key's current version equals expect (0: the key must be absent) and
+//     returns the new version; otherwise it returns ErrConflict and changes
+//     nothing. This is the fence that keeps a slow writer from overwriting
+//     a newer value it never read.
+//   - A value returned by Get or List is the caller's to keep; a value
+//     passed to Put may be reused by the caller after Put returns.
+//   - Put durably stores the value before returning: a crash after Put
+//     returns does not lose it.
+//   - List returns the keys with the given prefix, sorted.
+//   - Keys are non-empty strings of at most 512 bytes; values at most 1 MiB.
+//
+// The Locker half lets exactly one refresher work on a credential at a
+// time across everything that shares the store.
+type Store interface {
+	Get(ctx context.Context, key string) (Entry, error)
+	Put(ctx context.Context, key string, value []byte, expect uint64) (uint64, error)
+	Delete(ctx context.Context, key string, expect uint64) error
+	List(ctx context.Context, prefix string) ([]string, error)
+	Locker
+	// Close releases the store's resources. Calls after Close return
+	// ErrClosed.
+	Close() error
+}
+
+// Locker hands out named, time-limited leases.
+//
+// Lock blocks until it holds the lease on name, or ctx is done. A lease
+// lasts ttl unless extended: a holder that dies or stalls loses it, so a
+// holder must finish its work well within ttl, or Extend, and must treat
+// ErrLockLost as "stop, someone else may be working". Leases on different
+// names are independent.
+type Locker interface {
+	Lock(ctx context.Context, name string, ttl time.Duration) (Lease, error)
+}
+
+// Lease is a held lock.
+type Lease interface {
+	// Extend pushes the expiry to ttl from now, only while the lease is
+	// still held; otherwise it returns ErrLockLost.
+	Extend(ctx context.Context, ttl time.Duration) error
+	// Unlock releases the lease if it is still held; releasing a lost
+	// lease is not an error and never releases someone else's.
+	Unlock(ctx context.Context) error
+}
+
+// Limits on keys and values, the same for every backend.
+const (
+	MaxKeyLen   = 512
+	MaxValueLen = 1 << 20
+)
+
+// ErrInvalid reports a key or value outside the limits above.
+var ErrInvalid = errors.New("store: invalid key or value")
+
+// Check validates a key and value against the limits. Implementations
+// call it first so that all backends refuse the same input.
+func Check(key string, value []byte) error {
+	if key == "" || len(key) > MaxKeyLen || len(value) > MaxValueLen {
+		return ErrInvalid
+	}
+	return nil
+}

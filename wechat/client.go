@@ -1,0 +1,193 @@
+package wechat
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Default upstream hosts.
+const (
+	DefaultAPI   = "https://api.weixin.qq.com"
+	DefaultWeCom = "https://qyapi.weixin.qq.com"
+)
+
+// maxBody bounds what is read of any upstream answer; token answers are a
+// few hundred bytes.
+const maxBody = 1 << 20
+
+// maxTokenLen rejects absurd answers; WeChat asks for at least 512 bytes
+// of storage, so this leaves ample room.
+const maxTokenLen = 4096
+
+// Token is a credential WeChat issued: an access token or a JS-SDK ticket.
+type Token struct {
+	Value     string
+	ExpiresIn time.Duration
+}
+
+// Client calls WeChat's credential endpoints. The zero value uses the
+// real hosts and http.DefaultClient. It is safe for concurrent use.
+type Client struct {
+	// HTTP is the client used for every call; nil means
+	// http.DefaultClient. Callers bound each call with its context.
+	HTTP *http.Client
+	// API is the base URL of the Official Account host; "" means DefaultAPI.
+	API string
+	// WeCom is the base URL of the WeCom host; "" means DefaultWeCom.
+	WeCom string
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return http.DefaultClient
+}
+
+func (c *Client) api() string {
+	if c.API != "" {
+		return strings.TrimRight(c.API, "/")
+	}
+	return DefaultAPI
+}
+
+func (c *Client) wecom() string {
+	if c.WeCom != "" {
+		return strings.TrimRight(c.WeCom, "/")
+	}
+	return DefaultWeCom
+}
+
+// tokenReply covers the token and ticket answers of every endpoint here.
+type tokenReply struct {
+	ErrCode     int    `json:"errcode"`
+	ErrMsg      string `json:"errmsg"`
+	AccessToken string `json:"access_token"`
+	Ticket      string `json:"ticket"`
+	ExpiresIn   int64  `json:"expires_in"`
+}
+
+// ClassicToken fetches a new access token from GET /cgi-bin/token. Each
+// successful call issues a new token; the previous one dies about five
+// minutes later.
+func (c *Client) ClassicToken(ctx context.Context, appid, secret string) (Token, error) {
+	q := url.Values{"grant_type": {"client_credential"}, "appid": {appid}, "secret": {secret}}
+	var r tokenReply
+	if err := c.do(ctx, "token", http.MethodGet, c.api()+"/cgi-bin/token?"+q.Encode(), nil, &r); err != nil {
+		return Token{}, err
+	}
+	return r.token(r.AccessToken)
+}
+
+// StableToken calls POST /cgi-bin/stable_token. With force false it returns
+// the current stable token while it is valid; with force true it replaces
+// it, which WeChat allows at most 20 times a day, 30 seconds apart.
+func (c *Client) StableToken(ctx context.Context, appid, secret string, force bool) (Token, error) {
+	body, err := json.Marshal(struct {
+		GrantType    string `json:"grant_type"`
+		AppID        string `json:"appid"`
+		Secret       string `json:"secret"`
+		ForceRefresh bool   `json:"force_refresh"`
+	}{"client_credential", appid, secret, force})
+	if err != nil {
+		return Token{}, err
+	}
+	var r tokenReply
+	if err := c.do(ctx, "stable_token", http.MethodPost, c.api()+"/cgi-bin/stable_token", body, &r); err != nil {
+		return Token{}, err
+	}
+	return r.token(r.AccessToken)
+}
+
+// WeComToken fetches the token of one WeCom application (corpid plus that
+// application's secret) from GET /cgi-bin/gettoken.
+func (c *Client) WeComToken(ctx context.Context, corpid, secret string) (Token, error) {
+	q := url.Values{"corpid": {corpid}, "corpsecret": {secret}}
+	var r tokenReply
+	if err := c.do(ctx, "gettoken", http.MethodGet, c.wecom()+"/cgi-bin/gettoken?"+q.Encode(), nil, &r); err != nil {
+		return Token{}, err
+	}
+	return r.token(r.AccessToken)
+}
+
+// Ticket fetches a JS-SDK ticket of the given type ("jsapi" or "wx_card")
+// with an Official Account access token.
+func (c *Client) Ticket(ctx context.Context, accessToken, typ string) (Token, error) {
+	q := url.Values{"access_token": {accessToken}, "type": {typ}}
+	var r tokenReply
+	if err := c.do(ctx, "getticket", http.MethodGet, c.api()+"/cgi-bin/ticket/getticket?"+q.Encode(), nil, &r); err != nil {
+		return Token{}, err
+	}
+	return r.token(r.Ticket)
+}
+
+// CallbackIP calls GET /cgi-bin/getcallbackip, the cheapest call that
+// proves an access token works.
+func (c *Client) CallbackIP(ctx context.Context, accessToken string) ([]string, error) {
+	q := url.Values{"access_token": {accessToken}}
+	var r struct {
+		ErrCode int      `json:"errcode"`
+		ErrMsg  string   `json:"errmsg"`
+		IPList  []string `json:"ip_list"`
+	}
+	if err := c.do(ctx, "getcallbackip", http.MethodGet, c.api()+"/cgi-bin/getcallbackip?"+q.Encode(), nil, &r); err != nil {
+		return nil, err
+	}
+	if r.ErrCode != 0 {
+		return nil, &APIError{ErrCode: r.ErrCode, ErrMsg: r.ErrMsg}
+	}
+	return r.IPList, nil
+}
+
+func (r *tokenReply) token(value string) (Token, error) {
+	if r.ErrCode != 0 {
+		return Token{}, &APIError{ErrCode: r.ErrCode, ErrMsg: r.ErrMsg}
+	}
+	if value == "" || len(value) > maxTokenLen || r.ExpiresIn <= 0 {
+		return Token{}, ErrBadResponse
+	}
+	return Token{Value: value, ExpiresIn: time.Duration(r.ExpiresIn) * time.Second}, nil
+}
+
+// do sends one request and decodes a JSON answer into out. Errors never
+// carry the URL (see scrub); a non-2xx status is an *HTTPError.
+func (c *Client) do(ctx context.Context, op, method, u string, body []byte, out any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return scrub(op, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		return scrub(op, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
+		return fmt.Errorf("wechat: %s: %w", op, &HTTPError{StatusCode: resp.StatusCode})
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return scrub(op, err)
+	}
+	if len(data) > maxBody {
+		return fmt.Errorf("wechat: %s: %w: body over %d bytes", op, ErrBadResponse, maxBody)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("wechat: %s: %w", op, ErrBadResponse)
+	}
+	return nil
+}

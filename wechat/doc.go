@@ -1,0 +1,10 @@
+// Package wechat is the upstream client for WeChat's credential endpoints:
+// the Official Account / Mini Program access_token (classic and stable), the
+// WeCom app token and the JS-SDK ticket.
+//
+// Every failure WeChat reports in a JSON body becomes an *APIError carrying
+// its errcode, and Classify sorts any error into the few classes a token
+// server acts on: retry with backoff, stop until the daily quota resets,
+// stop and alert for a configuration error, or refresh a stale token.
+// Secrets and tokens never appear in the errors this package returns.
+package wechat
