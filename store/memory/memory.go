@@ -1,0 +1,112 @@
+// Package memory is a store.Store kept in process memory: nothing survives
+// a restart. It is the reference implementation of the contract and serves
+// tests that simulate days of refreshes, where a file's fsync per write
+// would dominate.
+package memory
+
+import (
+	"bytes"
+	"context"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/wxtoken/wxtoken/store"
+)
+
+// Store is an in-memory store.Store. The zero value is not ready; use New.
+type Store struct {
+	store.LocalLocker
+
+	mu     sync.Mutex
+	m      map[string]store.Entry
+	closed bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns an empty store.
+func New() *Store { return &Store{m: make(map[string]store.Entry)} }
+
+func (s *Store) begin(ctx context.Context, key string, value []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := store.Check(key, value); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return store.ErrClosed
+	}
+	return nil
+}
+
+// Get implements store.Store.
+func (s *Store) Get(ctx context.Context, key string) (store.Entry, error) {
+	if err := s.begin(ctx, key, nil); err != nil {
+		return store.Entry{}, err
+	}
+	defer s.mu.Unlock()
+	e, ok := s.m[key]
+	if !ok {
+		return store.Entry{}, store.ErrNotFound
+	}
+	return store.Entry{Value: bytes.Clone(e.Value), Version: e.Version}, nil
+}
+
+// Put implements store.Store.
+func (s *Store) Put(ctx context.Context, key string, value []byte, expect uint64) (uint64, error) {
+	if err := s.begin(ctx, key, value); err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	if s.m[key].Version != expect {
+		return 0, store.ErrConflict
+	}
+	v := expect + 1
+	s.m[key] = store.Entry{Value: bytes.Clone(value), Version: v}
+	return v, nil
+}
+
+// Delete implements store.Store.
+func (s *Store) Delete(ctx context.Context, key string, expect uint64) error {
+	if err := s.begin(ctx, key, nil); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	e, ok := s.m[key]
+	switch {
+	case !ok:
+		return store.ErrNotFound
+	case e.Version != expect:
+		return store.ErrConflict
+	}
+	delete(s.m, key)
+	return nil
+}
+
+// List implements store.Store.
+func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
+	if err := s.begin(ctx, "list", nil); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	var keys []string
+	for k := range s.m {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys, nil
+}
+
+// Close implements store.Store.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}
