@@ -1,0 +1,202 @@
+// Package config reads wxtoken's YAML configuration: ${NAME} references
+// are expanded from the environment after parsing (so a secret's
+// characters never confuse YAML), unknown fields are refused, and every
+// rule is checked at start with a message that names the field.
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration file. Zero values mean the defaults
+// documented on each field; Load applies them.
+type Config struct {
+	// Listen is the API's address (default 127.0.0.1:8750).
+	Listen string `yaml:"listen"`
+	// DataDir holds the embedded store (default ./data).
+	DataDir string `yaml:"data_dir"`
+	// Upstream overrides WeChat's hosts, for tests and proxies.
+	Upstream Upstream `yaml:"upstream"`
+	// Refresh tunes the refresh policy; the defaults suit WeChat.
+	Refresh Refresh `yaml:"refresh"`
+	// Log sets the log level and format.
+	Log Log `yaml:"log"`
+	// Credentials are the tokens to keep fresh.
+	Credentials []Credential `yaml:"credentials"`
+	// Clients are the business servers allowed to ask for them.
+	Clients []Client `yaml:"clients"`
+}
+
+// Upstream names WeChat's hosts.
+type Upstream struct {
+	// API is the Official Account host (default https://api.weixin.qq.com).
+	API string `yaml:"api"`
+	// WeCom is the WeCom host (default https://qyapi.weixin.qq.com).
+	WeCom string `yaml:"wecom"`
+	// Timeout bounds one upstream call (default 15s).
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Refresh tunes when tokens are refreshed; see token.Config.
+type Refresh struct {
+	// At is the fraction of a token's lifetime after which it is
+	// refreshed (default 0.8), Jitter the ± spread (default 0.05).
+	At     float64 `yaml:"at"`
+	Jitter float64 `yaml:"jitter"`
+	// Overlap is how long WeChat keeps a replaced token valid (default 5m).
+	Overlap time.Duration `yaml:"overlap"`
+	// MinForceInterval is the least time between fetches forced by
+	// callers' reports (default 30s).
+	MinForceInterval time.Duration `yaml:"min_force_interval"`
+	// MaxBackoff caps retries of transient failures (default 5m).
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+	// ConfigRetry is how long a refused configuration waits before it is
+	// tried again (default 1h).
+	ConfigRetry time.Duration `yaml:"config_retry"`
+	// Concurrency bounds simultaneous upstream calls (default 16).
+	Concurrency int `yaml:"concurrency"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info (default), warn or error.
+	Level string `yaml:"level"`
+	// Format is text (default) or json.
+	Format string `yaml:"format"`
+}
+
+// Credential kinds and modes.
+const (
+	KindMP    = "mp"
+	KindWeCom = "wecom"
+
+	ModeStable  = "stable"
+	ModeClassic = "classic"
+)
+
+// Credential is one token to keep fresh.
+type Credential struct {
+	// ID names it in the API; [A-Za-z0-9._-]{1,64}. Defaults to the appid
+	// for kind mp; required for wecom (a corp has one token per app).
+	ID string `yaml:"id"`
+	// Kind is mp (Official Account, Mini Program, Mini Game) or wecom.
+	Kind   string `yaml:"kind"`
+	AppID  string `yaml:"appid"`
+	CorpID string `yaml:"corpid"`
+	Secret string `yaml:"secret"`
+	// Mode is stable (default) or classic, for kind mp.
+	Mode string `yaml:"mode"`
+}
+
+// LogValue keeps the secret out of logs.
+func (c Credential) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("id", c.ID), slog.String("kind", c.Kind), slog.String("mode", c.Mode))
+}
+
+// Client is a business server's key and what it may see.
+type Client struct {
+	Name string `yaml:"name"`
+	// Key is the bearer key (at least 16 characters), or KeySHA256 its
+	// SHA-256 in hex, so that the file holds no usable key.
+	Key       string `yaml:"key"`
+	KeySHA256 string `yaml:"key_sha256"`
+	// Allow lists credential ids; "*" allows all.
+	Allow []string `yaml:"allow"`
+}
+
+// LogValue keeps the key out of logs.
+func (c Client) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("name", c.Name), slog.Any("allow", c.Allow))
+}
+
+// KeyHash returns the SHA-256 of the client's key.
+func (c Client) KeyHash() [32]byte {
+	if c.Key != "" {
+		return sha256.Sum256([]byte(c.Key))
+	}
+	var h [32]byte
+	hex.Decode(h[:], []byte(c.KeySHA256)) // validated by Validate
+	return h
+}
+
+// MinKeyLen is the shortest client key accepted.
+const MinKeyLen = 16
+
+// Load reads, expands, defaults and validates the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(data, os.LookupEnv)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse is Load on bytes, with lookup resolving ${NAME}.
+func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, err
+	}
+	if err := expand(&root, lookup); err != nil {
+		return nil, err
+	}
+	expanded, err := yaml.Marshal(&root)
+	if err != nil {
+		return nil, err
+	}
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(expanded))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // empty file: all defaults
+		return nil, err
+	}
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+var ref = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expand replaces ${NAME} in every scalar value. An unset variable is an
+// error, not an empty secret.
+func expand(n *yaml.Node, lookup func(string) (string, bool)) error {
+	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
+		var missing []string
+		n.Value = ref.ReplaceAllStringFunc(n.Value, func(m string) string {
+			name := m[2 : len(m)-1]
+			v, ok := lookup(name)
+			if !ok {
+				missing = append(missing, name)
+			}
+			return v
+		})
+		if len(missing) > 0 {
+			return fmt.Errorf("line %d: environment variable %s is not set", n.Line, strings.Join(missing, ", "))
+		}
+		n.Tag, n.Style = "", 0 // re-resolve after expansion, e.g. ${PORT} as a number
+	}
+	for _, c := range n.Content {
+		if err := expand(c, lookup); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,120 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+const good = `
+listen: 127.0.0.1:9000
+data_dir: /tmp/x
+refresh:
+  min_force_interval: 45s
+credentials:
+  - kind: mp
+    appid: wx1234
+    secret: ${OA_SECRET}
+  - id: hr
+    kind: wecom
+    corpid: ww1
+    secret: "${HR_SECRET}"
+    ` + `
+clients:
+  - name: shop
+    key: ${SHOP_KEY}
+    allow: [wx1234]
+  - name: ops
+    key_sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+    allow: ["*"]
+`
+
+func TestParseGood(t *testing.T) {
+	c, err := Parse([]byte(good), env(map[string]string{
+		"OA_SECRET": "s3cr#t: with yaml chars", "HR_SECRET": "hr", "SHOP_KEY": "0123456789abcdef"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Credentials[0]; got.ID != "wx1234" || got.Mode != ModeStable || got.Secret != "s3cr#t: with yaml chars" {
+		t.Errorf("credential 0 = %+v; want id defaulted to appid, mode stable, secret expanded verbatim", got)
+	}
+	if c.Refresh.MinForceInterval != 45*time.Second {
+		t.Errorf("min_force_interval = %v, want 45s", c.Refresh.MinForceInterval)
+	}
+	if c.Upstream.API != "https://api.weixin.qq.com" || c.Log.Level != "info" {
+		t.Errorf("defaults not applied: %+v %+v", c.Upstream, c.Log)
+	}
+	if c.Clients[1].KeyHash() != c.Clients[1].KeyHash() || c.Clients[0].KeyHash() == [32]byte{} {
+		t.Error("key hashes not derived")
+	}
+}
+
+func TestParseEmptyIsDefaults(t *testing.T) {
+	c, err := Parse(nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:8750" || c.DataDir != "./data" {
+		t.Fatalf("empty config = %+v", c)
+	}
+}
+
+func TestParseBad(t *testing.T) {
+	base := func(cred, client string) string {
+		return "credentials:\n" + cred + "clients:\n" + client
+	}
+	okCred := "  - {kind: mp, appid: wx1, secret: s}\n"
+	okClient := "  - {name: c, key: 0123456789abcdef, allow: [wx1]}\n"
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"missing env", "credentials:\n  - kind: mp\n    appid: wx1\n    secret: ${NOPE}\n", "line 4: environment variable NOPE is not set"},
+		{"unknown field", "lisen: x\n", "field lisen not found"},
+		{"listen", "listen: nope\n", "listen: want host:port"},
+		{"upstream", "upstream: {api: ftp://x}\n", "upstream.api: want an http(s) URL"},
+		{"refresh.at", "refresh: {at: 1.5}\n", "refresh.at"},
+		{"refresh.jitter", "refresh: {jitter: 0.7}\n", "refresh.jitter"},
+		{"negative duration", "refresh: {max_backoff: -1s}\n", "refresh.max_backoff: must not be negative"},
+		{"log level", "log: {level: loud}\n", "log.level"},
+		{"kind", base("  - {id: x, kind: oa, appid: wx1, secret: s}\n", ""), "credentials[0] (x).kind: want mp or wecom"},
+		{"id", base("  - {id: 'bad id!', kind: mp, appid: wx1, secret: s}\n", ""), ".id: want [A-Za-z0-9._-]"},
+		{"appid", base("  - {id: x, kind: mp, secret: s}\n", ""), "credentials[0] (x).appid: required"},
+		{"secret", base("  - {kind: mp, appid: wx1}\n", ""), "(wx1).secret: required"},
+		{"mode", base("  - {kind: mp, appid: wx1, secret: s, mode: turbo}\n", ""), ".mode: want stable or classic"},
+		{"wecom corpid", base("  - {id: w, kind: wecom, secret: s}\n", ""), "(w).corpid: required"},
+		{"wecom id", base("  - {kind: wecom, corpid: ww, secret: s}\n", ""), "credentials[0].id"},
+		{"duplicate id", base(okCred+okCred, ""), "duplicate id"},
+		{"client key short", base(okCred, "  - {name: c, key: short, allow: [wx1]}\n"), "clients[0] (c).key: at least 16"},
+		{"client key missing", base(okCred, "  - {name: c, allow: [wx1]}\n"), "(c).key: required"},
+		{"client key both", base(okCred, "  - {name: c, key: 0123456789abcdef, key_sha256: ab, allow: [wx1]}\n"), "not both"},
+		{"client sha", base(okCred, "  - {name: c, key_sha256: xyz, allow: [wx1]}\n"), "key_sha256: want 64 hex"},
+		{"client allow", base(okCred, "  - {name: c, key: 0123456789abcdef, allow: [nope]}\n"), "unknown credential \"nope\""},
+		{"client allow empty", base(okCred, "  - {name: c, key: 0123456789abcdef}\n"), ".allow: required"},
+		{"client name", base(okCred, "  - {key: 0123456789abcdef, allow: [wx1]}\n"), "clients[0].name: required"},
+		{"client dup name", base(okCred, okClient+"  - {name: c, key: 0123456789abcdeX, allow: [wx1]}\n"), "duplicate name"},
+		{"client dup key", base(okCred, okClient+"  - {name: d, key: 0123456789abcdef, allow: [wx1]}\n"), "same key as another client"},
+		{"not yaml", "listen: [\n", "yaml"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), env(nil))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Parse error = %v; want it to mention %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLogValueHidesSecrets(t *testing.T) {
+	cr := Credential{ID: "x", Kind: KindMP, AppID: "wx", Secret: "TOPSECRET"}
+	cl := Client{Name: "c", Key: "TOPSECRETKEY0000"}
+	for _, v := range []string{cr.LogValue().String(), cl.LogValue().String()} {
+		if strings.Contains(v, "TOPSECRET") {
+			t.Errorf("LogValue leaks a secret: %s", v)
+		}
+	}
+}
