@@ -1,0 +1,269 @@
+package wxtest
+
+import (
+	"crypto/rand"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Defaults for the zero Config, and the platform's fixed limits.
+const (
+	defaultLifetime          = 7200 * time.Second
+	defaultOverlap           = 5 * time.Minute
+	defaultStableRenewBefore = 5 * time.Minute
+	defaultDailyLimit        = 2000
+)
+
+// Config tunes a Fake. The zero value behaves like the real platform.
+type Config struct {
+	// Lifetime is the life of issued tokens and tickets, reported as
+	// expires_in in whole seconds. Zero means 7200 s; anything shorter than a
+	// second is raised to one, because expires_in 0 is not a real answer.
+	Lifetime time.Duration
+
+	// Overlap is how long a replaced classic, WeCom or force-replaced stable
+	// token stays valid after its successor is issued. Zero means 5 minutes;
+	// a negative value means the old token dies at once.
+	Overlap time.Duration
+
+	// StableRenewBefore is how close to expiry a normal stable_token call
+	// must be to get a new token instead of the current one. Zero means
+	// 5 minutes; a negative value means only at expiry.
+	StableRenewBefore time.Duration
+
+	// DailyLimit is the number of classic /cgi-bin/token calls per app, and
+	// of WeCom gettoken calls per corp, allowed in one Beijing day. Zero
+	// means 2000.
+	DailyLimit int
+
+	// Now is the clock for token validity and quotas. Nil means time.Now,
+	// read at each use, so that under testing/synctest it is the bubble's
+	// fake clock.
+	Now func() time.Time
+
+	// Rand supplies the randomness in tokens and tickets. Nil means
+	// crypto/rand. The Fake reads it only while holding its lock, so it need
+	// not be safe for concurrent use. Tokens stay unique even if it repeats.
+	Rand io.Reader
+}
+
+func (c Config) lifetime() time.Duration {
+	switch {
+	case c.Lifetime <= 0:
+		return defaultLifetime
+	case c.Lifetime < time.Second:
+		return time.Second
+	}
+	return c.Lifetime
+}
+
+func (c Config) overlap() time.Duration {
+	switch {
+	case c.Overlap == 0:
+		return defaultOverlap
+	case c.Overlap < 0:
+		return 0
+	}
+	return c.Overlap
+}
+
+func (c Config) stableRenewBefore() time.Duration {
+	switch {
+	case c.StableRenewBefore == 0:
+		return defaultStableRenewBefore
+	case c.StableRenewBefore < 0:
+		return 0
+	}
+	return c.StableRenewBefore
+}
+
+func (c Config) dailyLimit() int {
+	if c.DailyLimit <= 0 {
+		return defaultDailyLimit
+	}
+	return c.DailyLimit
+}
+
+func (c Config) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c Config) rand() io.Reader {
+	if c.Rand != nil {
+		return c.Rand
+	}
+	return rand.Reader
+}
+
+// Fake is a fake WeChat upstream. It is an http.Handler and is safe for
+// concurrent use; create one with New.
+type Fake struct {
+	cfg Config
+
+	// One lock guards all state: the fake is not a hot path, and a single
+	// lock makes every answer a consistent snapshot.
+	mu        sync.Mutex
+	accounts  map[string]*account
+	tokens    map[string]*token
+	faults    map[string]*faultState
+	whitelist map[string]bool
+	serial    uint64
+}
+
+// account is an appid or a corpid, with everything the fake keeps about it.
+type account struct {
+	id string
+
+	// isApp and secret describe an Official Account or Mini Program.
+	isApp  bool
+	secret string
+	frozen bool
+
+	// corp holds the current token of each WeCom application secret of a
+	// corpid; nil when the id is not a corp.
+	corp map[string]*token
+
+	classic *token
+	stable  *token
+	live    []*token // every token still remembered, for Expire and pruning
+
+	quota  quota
+	forced forceLimit
+
+	stats Stats
+}
+
+// Stats counts what the Fake saw for one appid or corpid.
+type Stats struct {
+	// ClassicCalls, StableCalls and WeComCalls count calls received at
+	// /cgi-bin/token, /cgi-bin/stable_token and /cgi-bin/gettoken, failed
+	// ones included. StableForced counts the stable calls among them that
+	// asked for force_refresh.
+	ClassicCalls, StableCalls, StableForced, WeComCalls int
+
+	// Issued counts new tokens actually issued, at all endpoints. A stable
+	// call answered with the current token issues nothing.
+	Issued int
+
+	// GoodUses counts calls to token-using endpoints (getcallbackip,
+	// get_api_domain_ip, getticket, clear_quota) made with a valid token.
+	GoodUses int
+
+	// DeadUses counts token uses answered 40001, 42001 or 40014 where the
+	// token could be traced to this account.
+	DeadUses int
+
+	// TicketCalls counts getticket calls made with this account's tokens,
+	// valid or not.
+	TicketCalls int
+}
+
+// New returns a Fake with no accounts, no faults and no whitelist.
+func New(cfg Config) *Fake {
+	return &Fake{
+		cfg:       cfg,
+		accounts:  make(map[string]*account),
+		tokens:    make(map[string]*token),
+		faults:    make(map[string]*faultState),
+		whitelist: make(map[string]bool),
+	}
+}
+
+// ServeHTTP answers one request as api.weixin.qq.com or qyapi.weixin.qq.com
+// would; see the package documentation for the endpoints.
+func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/cgi-bin/token":
+		f.serveClassic(w, r)
+	case "/cgi-bin/stable_token":
+		f.serveStable(w, r)
+	case "/cgi-bin/gettoken":
+		f.serveWeCom(w, r)
+	case "/cgi-bin/getcallbackip", "/cgi-bin/get_api_domain_ip":
+		f.serveIPList(w, r)
+	case "/cgi-bin/ticket/getticket":
+		f.serveTicket(w, r)
+	case "/cgi-bin/clear_quota":
+		f.serveClearQuota(w, r)
+	case "/cgi-bin/clear_quota/v2":
+		f.serveClearQuotaV2(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// AddApp registers an Official Account or Mini Program. Adding an appid
+// again sets a new secret and unfreezes it, which is how an administrator
+// recovers a frozen AppSecret.
+func (f *Fake) AddApp(appid, secret string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a := f.account(appid)
+	a.isApp = true
+	a.secret = secret
+	a.frozen = false
+}
+
+// AddCorp registers a WeCom application: a corpid and one of its secrets.
+// Each (corpid, secret) pair has its own token, so a corp with several
+// applications is added once per secret.
+func (f *Fake) AddCorp(corpid, secret string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a := f.account(corpid)
+	if a.corp == nil {
+		a.corp = make(map[string]*token)
+	}
+	if _, ok := a.corp[secret]; !ok {
+		a.corp[secret] = nil
+	}
+}
+
+// account returns the account for id, creating it. The caller holds f.mu.
+func (f *Fake) account(id string) *account {
+	a := f.accounts[id]
+	if a == nil {
+		a = &account{id: id}
+		f.accounts[id] = a
+	}
+	return a
+}
+
+// Stats returns the counters of an appid or corpid; an unknown id has none.
+func (f *Fake) Stats(appid string) Stats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if a := f.accounts[appid]; a != nil {
+		return a.stats
+	}
+	return Stats{}
+}
+
+// FreezeSecret freezes an app's AppSecret: its classic and stable calls with
+// the right secret then answer 40243 until AddApp sets the secret again.
+// Unknown ids are ignored, and so are WeCom corps, which have no such state.
+func (f *Fake) FreezeSecret(appid string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if a := f.accounts[appid]; a != nil {
+		a.frozen = true
+	}
+}
+
+// Expire ends every token of an appid or corpid now, as WeCom says it may
+// do: each later use answers 42001, and the next stable_token call issues a
+// new token. Unknown ids are ignored.
+func (f *Fake) Expire(appid string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if a := f.accounts[appid]; a != nil {
+		for _, t := range a.live {
+			t.killed = true
+		}
+	}
+}
