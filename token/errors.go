@@ -1,0 +1,68 @@
+package token
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sentinel errors of the Manager.
+var (
+	// ErrUnknown: no credential has that id.
+	ErrUnknown = errors.New("token: unknown credential")
+	// ErrClosed: the Manager has been closed.
+	ErrClosed = errors.New("token: manager closed")
+)
+
+// UnavailableError reports that a credential has no valid token to hand
+// out. Cause, when known, says why (the last failure).
+type UnavailableError struct {
+	ID    string
+	Cause *Cause
+}
+
+func (e *UnavailableError) Error() string {
+	if e.Cause == nil {
+		return fmt.Sprintf("token: %s: no valid token yet", e.ID)
+	}
+	return fmt.Sprintf("token: %s: no valid token: %s", e.ID, e.Cause.Message)
+}
+
+// LimitedError reports a refresh that was asked for but not made, because
+// it would break a rate limit (our minimum interval between forced
+// refreshes, or WeChat's limits on forcing a stable token).
+type LimitedError struct {
+	ID         string
+	Reason     string
+	RetryAfter time.Duration
+}
+
+func (e *LimitedError) Error() string {
+	return fmt.Sprintf("token: %s: refresh refused: %s; retry after %s", e.ID, e.Reason, e.RetryAfter.Round(time.Second))
+}
+
+// BlockedError reports a refresh that was not made because the credential
+// is stopped: its configuration was refused or its daily quota is spent.
+type BlockedError struct {
+	ID    string
+	Until time.Time
+	Cause *Cause
+}
+
+func (e *BlockedError) Error() string {
+	msg := "blocked"
+	if e.Cause != nil {
+		msg = e.Cause.Message
+	}
+	return fmt.Sprintf("token: %s: not refreshing until %s: %s", e.ID, e.Until.UTC().Format(time.RFC3339), msg)
+}
+
+// FetchError is a refresh that reached WeChat and failed; Err is the
+// upstream error (see wechat.Classify).
+type FetchError struct {
+	ID  string
+	Err error
+}
+
+func (e *FetchError) Error() string { return fmt.Sprintf("token: %s: refresh failed: %v", e.ID, e.Err) }
+func (e *FetchError) Unwrap() error { return e.Err }

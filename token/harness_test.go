@@ -1,0 +1,86 @@
+package token
+
+import (
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/wxtoken/wxtoken/store"
+	"github.com/wxtoken/wxtoken/store/memory"
+	"github.com/wxtoken/wxtoken/wechat"
+	"github.com/wxtoken/wxtoken/wxtest"
+)
+
+// harness is a Manager wired to a fake WeChat through the fake's
+// in-process client, so it runs under testing/synctest.
+type harness struct {
+	fake   *wxtest.Fake
+	client *wechat.Client
+	store  store.Store
+	opts   []option
+	m      *Manager
+}
+
+type option func(*Config)
+
+func newHarness(t *testing.T, fc wxtest.Config, opts ...option) *harness {
+	t.Helper()
+	h := &harness{fake: wxtest.New(fc), store: memory.New()}
+	h.client = &wechat.Client{HTTP: h.fake.Client(), API: "http://wechat", WeCom: "http://wecom"}
+	h.opts = opts
+	return h
+}
+
+func quiet(c *Config) { c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func seeded(seed uint64) option {
+	return func(c *Config) { c.Rand = rand.NewPCG(seed, seed) }
+}
+
+// classic adds an app to the fake and returns its classic-mode credential.
+func (h *harness) classic(id string) Credential {
+	h.fake.AddApp(id, "secret-"+id)
+	return Credential{ID: id, Kind: "mp", Source: &ClassicSource{Client: h.client, AppID: id, Secret: "secret-" + id},
+		Fingerprint: Fingerprint(id, "secret-"+id, "classic")}
+}
+
+func (h *harness) stable(id string) Credential {
+	h.fake.AddApp(id, "secret-"+id)
+	return Credential{ID: id, Kind: "mp", Stable: true, Source: &StableSource{Client: h.client, AppID: id, Secret: "secret-" + id},
+		Fingerprint: Fingerprint(id, "secret-"+id, "stable")}
+}
+
+// start builds and starts a Manager over creds; the test's cleanup closes it.
+func (h *harness) start(t *testing.T, creds ...Credential) *Manager {
+	t.Helper()
+	cfg := Config{Store: h.store}
+	quiet(&cfg)
+	for _, o := range h.opts {
+		o(&cfg)
+	}
+	m, err := New(cfg, creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	h.m = m
+	return m
+}
+
+// use calls getcallbackip with the credential's current token, as a
+// business server would, and reports whether a token was handed out.
+func (h *harness) use(t *testing.T, id string) bool {
+	s, err := h.m.Token(id)
+	if err != nil {
+		return false
+	}
+	if _, err := h.client.CallbackIP(t.Context(), s.Token); err != nil {
+		t.Errorf("%s: token handed out at %s failed upstream: %v", id, time.Now().Format(time.TimeOnly), err)
+	}
+	return true
+}

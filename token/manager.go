@@ -1,0 +1,323 @@
+package token
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wxtoken/wxtoken/store"
+)
+
+// Config configures a Manager. Zero values mean the defaults documented on
+// each field.
+type Config struct {
+	// Store keeps records and provides the per-credential lease. Required.
+	Store store.Store
+	// Logger receives one line per refresh; nil means slog.Default().
+	Logger *slog.Logger
+
+	// RefreshAt is the fraction of a token's lifetime after which it is
+	// refreshed (default 0.8); Jitter spreads that by ± this fraction of
+	// the lifetime (default 0.05): 7200 s tokens are refreshed 5400 s to
+	// 6120 s after issue, 18 to 30 minutes before they expire.
+	RefreshAt, Jitter float64
+	// Overlap is how long WeChat keeps a replaced token valid (default
+	// 5m). It bounds how long callers may cache a token that our next
+	// planned refresh will replace.
+	Overlap time.Duration
+	// MinForceInterval is the least time between a fetch and a refresh
+	// that a caller's report forces (default 30s): a misbehaving caller
+	// cannot spend the daily quota.
+	MinForceInterval time.Duration
+	// BaseBackoff and MaxBackoff bound retries of transient failures
+	// (defaults 1s and 5m).
+	BaseBackoff, MaxBackoff time.Duration
+	// ConfigRetry is how long a credential whose configuration WeChat
+	// refused waits before trying again on its own (default 1h). A changed
+	// configuration retries at once.
+	ConfigRetry time.Duration
+	// FetchTimeout bounds one upstream call (default 15s).
+	FetchTimeout time.Duration
+	// LockTTL is the per-credential lease (default 1m); it must exceed
+	// FetchTimeout, as a refresh holds the lease through one or two calls.
+	LockTTL time.Duration
+	// Concurrency bounds simultaneous upstream fetches (default 16).
+	Concurrency int
+	// Rand is the source of jitter; nil means a randomly seeded one.
+	Rand rand.Source
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	def := func(p *time.Duration, d time.Duration) {
+		if *p <= 0 {
+			*p = d
+		}
+	}
+	if c.RefreshAt <= 0 {
+		c.RefreshAt = 0.8
+	}
+	if c.Jitter <= 0 {
+		c.Jitter = 0.05
+	}
+	def(&c.Overlap, 5*time.Minute)
+	def(&c.MinForceInterval, 30*time.Second)
+	def(&c.BaseBackoff, time.Second)
+	def(&c.MaxBackoff, 5*time.Minute)
+	def(&c.ConfigRetry, time.Hour)
+	def(&c.FetchTimeout, 15*time.Second)
+	def(&c.LockTTL, time.Minute)
+	if c.Concurrency <= 0 {
+		c.Concurrency = 16
+	}
+	if c.Rand == nil {
+		c.Rand = rand.NewPCG(rand.Uint64(), rand.Uint64())
+	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Store == nil:
+		return errors.New("token: Config.Store is required")
+	case c.RefreshAt-c.Jitter <= 0 || c.RefreshAt+c.Jitter >= 1:
+		return fmt.Errorf("token: RefreshAt±Jitter must stay inside (0, 1), got %v±%v", c.RefreshAt, c.Jitter)
+	case c.LockTTL <= c.FetchTimeout:
+		return fmt.Errorf("token: LockTTL (%s) must exceed FetchTimeout (%s)", c.LockTTL, c.FetchTimeout)
+	}
+	return nil
+}
+
+// Manager keeps credentials' tokens fresh. Its methods are safe for
+// concurrent use.
+type Manager struct {
+	cfg  Config
+	plan *planner
+	log  *slog.Logger
+	sem  chan struct{} // bounds upstream fetches
+
+	entries sync.Map // id → *entry
+
+	ctx    context.Context // cancelled by Close: ends refreshes
+	cancel context.CancelFunc
+	mu     sync.Mutex // guards closed and wg.Add against Close
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// entry is one credential's state. snap is what the request path reads;
+// everything else is guarded by mu.
+type entry struct {
+	cred Credential
+	snap atomic.Pointer[Snapshot]
+
+	mu     sync.Mutex
+	rec    record // last record read or written
+	ver    uint64 // its store version
+	next   time.Time
+	timer  *time.Timer
+	flight *flight
+	// storeFailures counts consecutive store errors, which are never
+	// persisted (the store is what failed).
+	storeFailures int
+}
+
+// New returns a Manager for creds. It does not touch the store or WeChat
+// until Start.
+func New(cfg Config, creds []Credential) (*Manager, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	m := &Manager{
+		cfg: cfg,
+		log: cfg.Logger,
+		sem: make(chan struct{}, cfg.Concurrency),
+		plan: &planner{
+			at: cfg.RefreshAt, jitter: cfg.Jitter,
+			baseBackoff: cfg.BaseBackoff, maxBackoff: cfg.MaxBackoff,
+			rand: rand.New(cfg.Rand),
+		},
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	for _, c := range creds {
+		if err := m.add(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *Manager) add(c Credential) error {
+	if c.ID == "" || c.Source == nil {
+		return errors.New("token: a credential needs an ID and a Source")
+	}
+	e := &entry{cred: c}
+	e.snap.Store(&Snapshot{ID: c.ID, Kind: c.Kind})
+	if _, dup := m.entries.LoadOrStore(c.ID, e); dup {
+		return fmt.Errorf("token: duplicate credential id %q", c.ID)
+	}
+	return nil
+}
+
+// Start loads every credential's stored record, so tokens that are still
+// valid are served at once without a fetch, and plans each refresh. It
+// returns after the records are loaded; fetches happen in the background.
+func (m *Manager) Start(ctx context.Context) error {
+	var errs []error
+	m.entries.Range(func(_, v any) bool {
+		e := v.(*entry)
+		rec, ver, err := m.load(ctx, e.cred.ID)
+		e.mu.Lock()
+		if err != nil {
+			e.storeFailures++
+			errs = append(errs, err)
+			m.settle(e, e.rec, e.ver, time.Now().Add(m.cfg.BaseBackoff), m.storeCause(e, err))
+		} else {
+			m.settle(e, rec, ver, m.planned(e, rec, time.Now()), nil)
+		}
+		e.mu.Unlock()
+		return true
+	})
+	return errors.Join(errs...)
+}
+
+// planned is when a loaded record's credential should next be refreshed.
+func (m *Manager) planned(e *entry, rec record, now time.Time) time.Time {
+	switch {
+	case rec.BlockedUntil.After(now) && rec.Fingerprint == e.cred.Fingerprint:
+		return rec.BlockedUntil
+	case rec.Token == "" || !rec.ExpiresAt.After(now):
+		return now
+	}
+	return rec.RefreshAt
+}
+
+// Close stops every timer and refresh and waits for them to end.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
+	m.cancel()
+	m.entries.Range(func(_, v any) bool {
+		e := v.(*entry)
+		e.mu.Lock()
+		if e.timer != nil {
+			e.timer.Stop()
+		}
+		e.mu.Unlock()
+		return true
+	})
+	m.wg.Wait()
+	return nil
+}
+
+// enter registers a goroutine with the Manager unless it is closed; the
+// caller must call m.wg.Done when enter returns true.
+func (m *Manager) enter() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false
+	}
+	m.wg.Add(1)
+	return true
+}
+
+func (m *Manager) entry(id string) (*entry, error) {
+	v, ok := m.entries.Load(id)
+	if !ok {
+		return nil, ErrUnknown
+	}
+	return v.(*entry), nil
+}
+
+// Token returns the credential's current token. It never waits on WeChat
+// or the store: it reads memory only. A credential with no token valid
+// for at least the safety margin gives an *UnavailableError.
+func (m *Manager) Token(id string) (*Snapshot, error) {
+	e, err := m.entry(id)
+	if err != nil {
+		return nil, err
+	}
+	s := e.snap.Load()
+	if !s.Valid(time.Now()) {
+		return nil, &UnavailableError{ID: id, Cause: s.Cause}
+	}
+	return s, nil
+}
+
+// Snapshot returns the credential's current state, valid token or not.
+func (m *Manager) Snapshot(id string) (*Snapshot, error) {
+	e, err := m.entry(id)
+	if err != nil {
+		return nil, err
+	}
+	return e.snap.Load(), nil
+}
+
+// IDs lists the credentials, sorted.
+func (m *Manager) IDs() []string {
+	var ids []string
+	m.entries.Range(func(k, _ any) bool {
+		ids = append(ids, k.(string))
+		return true
+	})
+	sort.Strings(ids)
+	return ids
+}
+
+// Ready reports whether this instance can serve: every credential has a
+// valid token or a known cause that another instance could not fix either
+// (a refused configuration, a spent quota, an upstream outage). A
+// credential still waiting for its first token, or one whose store is
+// failing, makes the instance not ready.
+func (m *Manager) Ready() bool {
+	now := time.Now()
+	ready := true
+	m.entries.Range(func(_, v any) bool {
+		s := v.(*entry).snap.Load()
+		if !s.Valid(now) && (s.Cause == nil || s.Cause.Class == causeStore) {
+			ready = false
+		}
+		return ready
+	})
+	return ready
+}
+
+// Refresh forces a refresh of the credential now unless its current token
+// has already been replaced (Invalidate with the current token).
+func (m *Manager) Refresh(ctx context.Context, id string) (*Snapshot, error) {
+	e, err := m.entry(id)
+	if err != nil {
+		return nil, err
+	}
+	return m.refresh(ctx, e, e.snap.Load().Token, true)
+}
+
+// Invalidate is a caller's report that stale failed upstream (40001,
+// 42001). If stale is still the current token it is refreshed, once
+// however many callers report it together, subject to MinForceInterval
+// and, in stable mode, WeChat's force limits. If it has been replaced
+// already, the current token is returned without touching WeChat.
+func (m *Manager) Invalidate(ctx context.Context, id, stale string) (*Snapshot, error) {
+	e, err := m.entry(id)
+	if err != nil {
+		return nil, err
+	}
+	s, err := m.refresh(ctx, e, stale, true)
+	if err != nil {
+		return nil, err
+	}
+	if !s.Valid(time.Now()) {
+		return nil, &UnavailableError{ID: id, Cause: s.Cause}
+	}
+	return s, nil
+}

@@ -1,0 +1,93 @@
+package token
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// record is what the store keeps for a credential under "token/<id>":
+// the token, its plan, the day's counters and the last failure. Every
+// instance reads the same plan, so they agree on when a token will be
+// replaced and therefore on how long callers may cache it.
+type record struct {
+	Token     string    `json:"token,omitempty"`
+	IssuedAt  time.Time `json:"issued_at,omitzero"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// RefreshAt is the planned proactive refresh.
+	RefreshAt time.Time `json:"refresh_at,omitzero"`
+
+	// Day is the Beijing date the counters below belong to.
+	Day       string    `json:"day,omitempty"`
+	Fetches   int       `json:"fetches,omitempty"` // upstream calls made that day
+	Forced    int       `json:"forced,omitempty"`  // stable force refreshes that day
+	LastFetch time.Time `json:"last_fetch,omitzero"`
+	LastForce time.Time `json:"last_force,omitzero"`
+
+	// Cause is the last failure, kept until a fetch succeeds.
+	Cause *Cause `json:"cause,omitempty"`
+	// BlockedUntil stops fetching (daily quota, configuration error).
+	BlockedUntil time.Time `json:"blocked_until,omitzero"`
+	// Fingerprint is the credential's settings when the block was set.
+	Fingerprint string `json:"fingerprint,omitempty"`
+}
+
+// Cause is why a credential has no fresh token, as shown in status.
+type Cause struct {
+	// Class is wechat.Class's name: "retry", "config", "daily_quota", ...
+	Class   string    `json:"class"`
+	ErrCode int       `json:"errcode,omitempty"`
+	Message string    `json:"message"`
+	Since   time.Time `json:"since"`
+	// Failures counts consecutive failed attempts.
+	Failures int `json:"failures"`
+}
+
+func recordKey(id string) string { return "token/" + id }
+
+func (r *record) encode() []byte {
+	b, err := json.Marshal(r)
+	if err != nil {
+		panic(err) // a record of plain fields always encodes
+	}
+	return b
+}
+
+func decodeRecord(b []byte) (record, error) {
+	var r record
+	err := json.Unmarshal(b, &r)
+	return r, err
+}
+
+// beijing is UTC+8 without daylight saving: WeChat's quotas reset at its
+// midnight.
+var beijing = time.FixedZone("CST", 8*60*60)
+
+func beijingDay(t time.Time) string { return t.In(beijing).Format(time.DateOnly) }
+
+// nextBeijingMidnight is when the daily quota next resets.
+func nextBeijingMidnight(t time.Time) time.Time {
+	y, m, d := t.In(beijing).Date()
+	return time.Date(y, m, d+1, 0, 0, 0, 0, beijing)
+}
+
+// countFetch records one upstream call at now, starting a new day's
+// counters when the Beijing date has changed.
+func (r *record) countFetch(now time.Time, forced bool) {
+	if day := beijingDay(now); r.Day != day {
+		r.Day, r.Fetches, r.Forced = day, 0, 0
+	}
+	r.Fetches++
+	r.LastFetch = now
+	if forced {
+		r.Forced++
+		r.LastForce = now
+	}
+}
+
+// today returns the counters for now's Beijing day.
+func (r *record) today(now time.Time) (fetches, forced int) {
+	if r.Day != beijingDay(now) {
+		return 0, 0
+	}
+	return r.Fetches, r.Forced
+}

@@ -1,0 +1,353 @@
+package token
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/wxtoken/wxtoken/store"
+	"github.com/wxtoken/wxtoken/wechat"
+)
+
+// WeChat's limits on forcing a stable token.
+const (
+	stableForcePerDay = 20
+	stableForceGap    = 30 * time.Second
+)
+
+// causeStore marks a failure of our own store, never persisted.
+const causeStore = "store"
+
+// flight is the one refresh in progress for a credential; everyone who
+// needs it waits on done.
+type flight struct {
+	force bool
+	done  chan struct{}
+	snap  *Snapshot
+	err   error
+}
+
+// outcome is what one refresh attempt decided.
+type outcome struct {
+	rec   record
+	ver   uint64
+	next  time.Time
+	cause *Cause // nil: rec.Cause
+	err   error
+}
+
+// refresh replaces base, the token the caller holds or the one due for its
+// planned refresh, unless it has been replaced already. Concurrent callers
+// with the same base share one flight, which runs on the Manager's context
+// so that a caller giving up does not cancel it for the others.
+func (m *Manager) refresh(ctx context.Context, e *entry, base string, force bool) (*Snapshot, error) {
+	for {
+		e.mu.Lock()
+		if cur := e.snap.Load(); cur.Token != base {
+			e.mu.Unlock()
+			return cur, nil
+		}
+		f := e.flight
+		if f == nil {
+			if !m.enter() {
+				e.mu.Unlock()
+				return nil, ErrClosed
+			}
+			f = &flight{force: force, done: make(chan struct{})}
+			e.flight = f
+			go m.fly(e, f, base)
+		}
+		e.mu.Unlock()
+
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		// A caller that needs the token replaced and joined a planned
+		// refresh which kept it (stable mode) starts a forced one.
+		if f.err != nil || !force || f.force || f.snap.Token != base {
+			return f.snap, f.err
+		}
+	}
+}
+
+// fly runs one flight and publishes its outcome.
+func (m *Manager) fly(e *entry, f *flight, base string) {
+	defer m.wg.Done()
+	start := time.Now()
+	o := m.attempt(m.ctx, e, base, f.force)
+
+	e.mu.Lock()
+	if !o.next.IsZero() {
+		m.settle(e, o.rec, o.ver, o.next, o.cause)
+	}
+	f.snap, f.err = e.snap.Load(), o.err
+	e.flight = nil
+	e.mu.Unlock()
+	close(f.done)
+
+	m.logRefresh(e, f, o, time.Since(start))
+}
+
+// settle publishes rec as the entry's state and plans its next refresh.
+// e.mu must be held.
+func (m *Manager) settle(e *entry, rec record, ver uint64, next time.Time, cause *Cause) {
+	if cause == nil {
+		cause = rec.Cause
+		e.storeFailures = 0
+	}
+	e.rec, e.ver, e.next = rec, ver, next
+	e.snap.Store(m.snapshot(e, rec, next, cause))
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+	if m.ctx.Err() == nil {
+		e.timer = time.AfterFunc(time.Until(next), func() { m.tick(e) })
+	}
+}
+
+// tick runs a planned refresh.
+func (m *Manager) tick(e *entry) {
+	if !m.enter() {
+		return
+	}
+	defer m.wg.Done()
+	m.refresh(m.ctx, e, e.snap.Load().Token, false)
+}
+
+// attempt is one refresh: read the store, take the lease, read again,
+// apply the policy, fetch, and write with a compare-and-swap.
+func (m *Manager) attempt(ctx context.Context, e *entry, base string, force bool) outcome {
+	id := e.cred.ID
+	rec, ver, err := m.load(ctx, id)
+	if err != nil {
+		return m.storeFailed(e, err)
+	}
+	if m.adoptable(rec, base, force) {
+		return outcome{rec: rec, ver: ver, next: m.planned(e, rec, time.Now())}
+	}
+
+	// Wait for an upstream slot before taking the lease, so that a long
+	// queue of refreshes does not sit on leases it cannot use yet.
+	select {
+	case m.sem <- struct{}{}:
+		defer func() { <-m.sem }()
+	case <-ctx.Done():
+		return m.storeFailed(e, ctx.Err())
+	}
+	lease, err := m.cfg.Store.Lock(ctx, "lock/"+recordKey(id), m.cfg.LockTTL)
+	if err != nil {
+		return m.storeFailed(e, err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		lease.Unlock(ctx)
+	}()
+	if rec, ver, err = m.load(ctx, id); err != nil {
+		return m.storeFailed(e, err)
+	}
+	if m.adoptable(rec, base, force) {
+		return outcome{rec: rec, ver: ver, next: m.planned(e, rec, time.Now())}
+	}
+
+	now := time.Now()
+	if rec.BlockedUntil.After(now) && rec.Fingerprint == e.cred.Fingerprint {
+		return outcome{rec: rec, ver: ver, next: rec.BlockedUntil,
+			err: &BlockedError{ID: id, Until: rec.BlockedUntil, Cause: rec.Cause}}
+	}
+	if force && !rec.LastFetch.IsZero() {
+		if wait := rec.LastFetch.Add(m.cfg.MinForceInterval).Sub(now); wait > 0 {
+			return outcome{err: &LimitedError{ID: id, Reason: "refreshed moments ago", RetryAfter: wait}}
+		}
+	}
+
+	ferr := m.fetch(ctx, e, &rec, base, force)
+	limited, isLimited := errors.AsType[*LimitedError](ferr)
+	next := rec.RefreshAt
+	if ferr != nil && !isLimited {
+		next = m.failed(e, &rec, ferr)
+	}
+	nv, err := m.cfg.Store.Put(ctx, recordKey(id), rec.encode(), ver)
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		// Someone wrote while we fetched: our lease lapsed. Theirs wins;
+		// if our token was the later one, theirs will fail and a caller's
+		// report brings the next refresh.
+		m.log.Warn("refresh lost a write race", "credential", id, "kind", e.cred.Kind)
+		return m.reload(ctx, e)
+	case err != nil:
+		// The token is fetched and WeChat will kill the old one: serve it
+		// from memory though it is not stored; the next write stores it.
+		m.log.Error("store write failed", "credential", id, "kind", e.cred.Kind, "err", err)
+		nv = ver
+	}
+	o := outcome{rec: rec, ver: nv, next: next}
+	switch {
+	case isLimited:
+		o.err = limited
+	case ferr != nil:
+		o.err = &FetchError{ID: id, Err: ferr}
+	}
+	return o
+}
+
+// adoptable reports whether the stored record already answers the need:
+// its token is not base and is valid, or, for a planned refresh, a peer
+// has re-planned it for later.
+func (m *Manager) adoptable(rec record, base string, force bool) bool {
+	now := time.Now()
+	if rec.Token == "" || !rec.ExpiresAt.After(now) {
+		return false
+	}
+	if rec.Token != base {
+		return true
+	}
+	return !force && rec.RefreshAt.After(now)
+}
+
+// fetch calls WeChat and applies the result to rec. In stable mode a
+// forced refresh first tries the normal call, which may already return a
+// new token, and forces only within WeChat's limits.
+func (m *Manager) fetch(ctx context.Context, e *entry, rec *record, base string, force bool) error {
+	tok, now, err := m.call(ctx, e, rec, false)
+	if err == nil && e.cred.Stable && force && tok.Value == base {
+		_, forced := rec.today(now)
+		switch {
+		case forced >= stableForcePerDay:
+			err = &LimitedError{ID: e.cred.ID, Reason: "stable token force limit (20 a day) reached",
+				RetryAfter: time.Until(nextBeijingMidnight(now))}
+		case now.Sub(rec.LastForce) < stableForceGap:
+			err = &LimitedError{ID: e.cred.ID, Reason: "stable token forced less than 30s ago",
+				RetryAfter: rec.LastForce.Add(stableForceGap).Sub(now)}
+		default:
+			tok, now, err = m.call(ctx, e, rec, true)
+		}
+	}
+	if _, limited := errors.AsType[*LimitedError](err); err != nil && !limited {
+		return err
+	}
+	if tok.Value != rec.Token {
+		rec.Token, rec.IssuedAt = tok.Value, now
+	}
+	rec.ExpiresAt = now.Add(tok.ExpiresIn)
+	rec.RefreshAt = m.plan.refreshAt(now, rec.ExpiresAt)
+	rec.Cause, rec.BlockedUntil, rec.Fingerprint = nil, time.Time{}, ""
+	return err
+}
+
+// call makes one upstream call, counting it. now is taken before the call,
+// so lifetimes are measured conservatively.
+func (m *Manager) call(ctx context.Context, e *entry, rec *record, force bool) (wechat.Token, time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.FetchTimeout)
+	defer cancel()
+	now := time.Now()
+	rec.countFetch(now, force)
+	tok, err := e.cred.Source.Fetch(ctx, force)
+	return tok, now, err
+}
+
+// failed records a failed fetch in rec and returns when to try again.
+func (m *Manager) failed(e *entry, rec *record, err error) time.Time {
+	now := time.Now()
+	class := wechat.Classify(err)
+	if class == wechat.Stale {
+		// 40001 from a token endpoint means a wrong secret (WeCom).
+		class = wechat.Config
+	}
+	c := &Cause{Class: class.String(), ErrCode: wechat.ErrCode(err), Message: err.Error(), Since: now, Failures: 1}
+	if p := rec.Cause; p != nil && p.Class == c.Class && p.ErrCode == c.ErrCode {
+		c.Since, c.Failures = p.Since, p.Failures+1
+	}
+	rec.Cause = c
+	switch class {
+	case wechat.DailyQuota:
+		rec.BlockedUntil = nextBeijingMidnight(now).Add(m.plan.spread(time.Minute))
+	case wechat.MinuteQuota:
+		return now.Add(m.plan.spread(time.Minute))
+	case wechat.Config, wechat.Ticket, wechat.Revoked:
+		rec.BlockedUntil = now.Add(m.plan.spread(m.cfg.ConfigRetry))
+	default:
+		return now.Add(m.plan.backoff(c.Failures, now, rec.ExpiresAt))
+	}
+	rec.Fingerprint = e.cred.Fingerprint
+	return rec.BlockedUntil
+}
+
+// storeFailed plans a retry after a store error without touching WeChat:
+// an instance that cannot coordinate must not fetch on its own.
+func (m *Manager) storeFailed(e *entry, err error) outcome {
+	e.mu.Lock()
+	e.storeFailures++
+	rec, ver := e.rec, e.ver
+	c := m.storeCause(e, err)
+	e.mu.Unlock()
+	now := time.Now()
+	return outcome{rec: rec, ver: ver, cause: c, err: err,
+		next: now.Add(m.plan.backoff(c.Failures, now, rec.ExpiresAt))}
+}
+
+// storeCause describes a store failure; e.mu must be held.
+func (m *Manager) storeCause(e *entry, err error) *Cause {
+	return &Cause{Class: causeStore, Message: err.Error(), Since: time.Now(), Failures: e.storeFailures}
+}
+
+// reload re-reads the record after losing a write race.
+func (m *Manager) reload(ctx context.Context, e *entry) outcome {
+	rec, ver, err := m.load(ctx, e.cred.ID)
+	if err != nil {
+		return m.storeFailed(e, err)
+	}
+	return outcome{rec: rec, ver: ver, next: m.planned(e, rec, time.Now())}
+}
+
+// load reads a credential's record; a missing one is empty.
+func (m *Manager) load(ctx context.Context, id string) (record, uint64, error) {
+	ent, err := m.cfg.Store.Get(ctx, recordKey(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return record{}, 0, nil
+	}
+	if err != nil {
+		return record{}, 0, err
+	}
+	rec, err := decodeRecord(ent.Value)
+	if err != nil {
+		return record{}, 0, err
+	}
+	return rec, ent.Version, nil
+}
+
+// logRefresh writes one line per refresh that reached WeChat or failed.
+// A repeated failure with the same cause is logged at debug level, so a
+// long outage is logged once, not every retry.
+func (m *Manager) logRefresh(e *entry, f *flight, o outcome, d time.Duration) {
+	s := f.snap
+	attrs := []any{"credential", e.cred.ID, "kind", e.cred.Kind, "force", f.force, "duration", d.Round(time.Millisecond)}
+	c := o.cause
+	if c == nil {
+		c = o.rec.Cause
+	}
+	switch {
+	case o.err == nil:
+		m.log.Info("refresh", append(attrs, "result", "ok", "token", prefix(s.Token), "expires_at", s.ExpiresAt.UTC(), "next", s.NextRefresh.UTC())...)
+	case c != nil:
+		level := slog.LevelWarn
+		if c.Failures > 1 {
+			level = slog.LevelDebug
+		}
+		m.log.Log(context.Background(), level, "refresh", append(attrs, "result", c.Class, "errcode", c.ErrCode,
+			"err", c.Message, "failures", c.Failures, "next", o.next.UTC())...)
+	default:
+		m.log.Info("refresh", append(attrs, "result", "refused", "err", o.err.Error())...)
+	}
+}
+
+// prefix is what logs show of a token: enough to tell two apart.
+func prefix(tok string) string {
+	if len(tok) <= 8 {
+		return tok
+	}
+	return tok[:8] + "…"
+}

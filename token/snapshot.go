@@ -1,0 +1,64 @@
+package token
+
+import "time"
+
+// Snapshot is a credential's state at one moment. It is immutable: the
+// Manager replaces it whole, and readers may keep it.
+type Snapshot struct {
+	ID   string
+	Kind string
+	// Token is empty until the first successful fetch.
+	Token     string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	// ServeUntil is the last moment the token may be handed out or used:
+	// a safety margin before its expiry and, for sources whose refresh
+	// kills the previous token, before the end of the overlap that follows
+	// our next planned refresh. A caller that caches the token no longer
+	// than ServeUntil never holds a dead token.
+	ServeUntil time.Time
+	// NextRefresh is when the next fetch is planned.
+	NextRefresh time.Time
+	// Fetches and Forced count today's upstream calls (Beijing day).
+	Fetches, Forced int
+	// Cause is the last failure, nil after a success.
+	Cause *Cause
+}
+
+// Valid reports whether the token may be handed out at now.
+func (s *Snapshot) Valid(now time.Time) bool {
+	return s.Token != "" && now.Before(s.ServeUntil)
+}
+
+// ExpiresIn is how long a caller may cache the token from now.
+func (s *Snapshot) ExpiresIn(now time.Time) time.Duration {
+	return max(s.ServeUntil.Sub(now), 0)
+}
+
+// snapshot builds the Snapshot of rec with the next refresh at next.
+func (m *Manager) snapshot(e *entry, rec record, next time.Time, cause *Cause) *Snapshot {
+	now := time.Now()
+	s := &Snapshot{
+		ID: e.cred.ID, Kind: e.cred.Kind,
+		Token: rec.Token, IssuedAt: rec.IssuedAt, ExpiresAt: rec.ExpiresAt,
+		NextRefresh: next,
+		Cause:       cause,
+	}
+	s.Fetches, s.Forced = rec.today(now)
+	if rec.Token != "" {
+		safety := margin(rec.ExpiresAt.Sub(rec.IssuedAt))
+		s.ServeUntil = rec.ExpiresAt.Add(-safety)
+		if !e.cred.Stable {
+			// Our next fetch kills this token Overlap later.
+			s.ServeUntil = minTime(s.ServeUntil, next.Add(m.cfg.Overlap-safety))
+		}
+	}
+	return s
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
