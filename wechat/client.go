@@ -150,7 +150,7 @@ func (r *tokenReply) token(value string) (Token, error) {
 	if r.ErrCode != 0 {
 		return Token{}, &APIError{ErrCode: r.ErrCode, ErrMsg: r.ErrMsg}
 	}
-	if value == "" || len(value) > maxTokenLen || r.ExpiresIn <= 0 {
+	if !plainToken(value) || r.ExpiresIn <= 0 {
 		return Token{}, ErrBadResponse
 	}
 	return Token{Value: value, ExpiresIn: time.Duration(r.ExpiresIn) * time.Second}, nil
@@ -190,4 +190,19 @@ func (c *Client) do(ctx context.Context, op, method, u string, body []byte, out 
 		return fmt.Errorf("wechat: %s: %w", op, ErrBadResponse)
 	}
 	return nil
+}
+
+// plainToken reports whether v looks like a token: non-empty, bounded,
+// printable ASCII with no quote or backslash. Tokens are written into JSON
+// and URLs unescaped on the hot path, so anything else is refused here.
+func plainToken(v string) bool {
+	if v == "" || len(v) > maxTokenLen {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= ' ' || c > '~' || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
