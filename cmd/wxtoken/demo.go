@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/wxtoken/wxtoken/config"
+	"github.com/wxtoken/wxtoken/wxtest"
+)
+
+// demoCmd runs a fake WeChat and a server with sample credentials in a
+// temporary data directory, prints what to try, and runs until ctx ends.
+func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8750", "address of the wxtoken API")
+	lifetime := fs.Duration("lifetime", 2*time.Minute, "lifetime of the fake's tokens (short, to watch refreshes)")
+	overlap := fs.Duration("overlap", 30*time.Second, "how long the fake keeps a replaced token valid")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+
+	fake := wxtest.New(wxtest.Config{Lifetime: *lifetime, Overlap: *overlap, StableRenewBefore: *lifetime / 10})
+	apps := map[string]string{"wxd000000000000001": "demo-oa-secret", "wxd000000000000002": "demo-mini-secret"}
+	for id, secret := range apps {
+		fake.AddApp(id, secret)
+	}
+	fake.AddCorp("wwd000000000000001", "demo-wecom-secret")
+	fln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fakeDone := make(chan error, 1)
+	fctx, stopFake := context.WithCancel(context.Background())
+	go func() { fakeDone <- serveUntil(fctx, fln, fake) }()
+	defer func() { stopFake(); <-fakeDone }()
+
+	dir, err := os.MkdirTemp("", "wxtoken-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	key := make([]byte, 16)
+	rand.Read(key)
+	clientKey := hex.EncodeToString(key)
+
+	upstream := "http://" + fln.Addr().String()
+	cfg := &config.Config{
+		Listen:   *listen,
+		DataDir:  dir,
+		Upstream: config.Upstream{API: upstream, WeCom: upstream, Timeout: 5 * time.Second},
+		Refresh:  config.Refresh{Overlap: *overlap},
+		Credentials: []config.Credential{
+			{ID: "demo-oa", Kind: config.KindMP, AppID: "wxd000000000000001", Secret: apps["wxd000000000000001"], Mode: config.ModeStable},
+			{ID: "demo-mini", Kind: config.KindMP, AppID: "wxd000000000000002", Secret: apps["wxd000000000000002"], Mode: config.ModeClassic},
+			{ID: "demo-wecom", Kind: config.KindWeCom, CorpID: "wwd000000000000001", Secret: "demo-wecom-secret"},
+		},
+		Clients: []config.Client{{Name: "demo", Key: clientKey, Allow: []string{"*"}}},
+	}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	m := &Main{Config: cfg, Logger: newLogger(cfg.Log, stderr)}
+	if err := m.Run(ctx); err != nil {
+		return err
+	}
+	defer m.Close()
+
+	base := "http://" + m.Addr()
+	fmt.Fprintf(stdout, `
+wxtoken demo: a server on %[1]s against a fake WeChat on %[2]s
+tokens live %[3]s here, so refreshes show in the log; data in %[4]s (removed on exit)
+
+  export KEY=%[5]s
+  curl -s -H "Authorization: Bearer $KEY" %[1]s/v1/tokens
+  curl -s -H "Authorization: Bearer $KEY" %[1]s/v1/tokens/demo-oa
+  curl -s -H "Authorization: Bearer $KEY" %[1]s/v1/tokens/demo-mini
+  curl -s -H "Authorization: Bearer $KEY" -d '{"access_token":"<a token that failed>"}' %[1]s/v1/tokens/demo-mini/invalidate
+  curl -s %[2]s/cgi-bin/getcallbackip?access_token=<token>    # use a token upstream
+  curl -s %[1]s/readyz
+
+Ctrl-C to stop.
+`, base, upstream, *lifetime, dir, clientKey)
+	return m.Wait(ctx)
+}

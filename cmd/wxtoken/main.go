@@ -1,0 +1,64 @@
+// Command wxtoken is the central token server for WeChat credentials.
+//
+//	wxtoken serve --config wxtoken.yaml   run the server
+//	wxtoken demo                          a server and a fake WeChat, to try it
+//	wxtoken fakewx --listen ADDR          the fake WeChat alone, for tests
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wxtoken:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: wxtoken <command> [flags]
+
+commands:
+  serve    run the server:                wxtoken serve --config wxtoken.yaml
+  demo     run a server against a built-in fake WeChat, with sample credentials
+  fakewx   run the fake WeChat alone:     wxtoken fakewx --listen 127.0.0.1:8760
+  version  print the version
+
+Run 'wxtoken <command> -h' for a command's flags.
+`
+
+// run dispatches a subcommand; it returns when ctx is done or the command
+// fails.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		return serveCmd(ctx, args[1:], stderr)
+	case "demo":
+		return demoCmd(ctx, args[1:], stdout, stderr)
+	case "fakewx":
+		return fakewxCmd(ctx, args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "wxtoken", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"

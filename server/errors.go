@@ -1,0 +1,115 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/wxtoken/wxtoken/token"
+	"github.com/wxtoken/wxtoken/wechat"
+)
+
+// Errors of the API itself.
+var (
+	errNoKey     = errors.New("missing bearer key: send Authorization: Bearer <client key>")
+	errBadKey    = errors.New("unknown client key")
+	errForbidden = errors.New("this client may not use this credential")
+	errNotFound  = errors.New("no such endpoint")
+)
+
+// badRequest is a request the client must fix.
+type badRequest struct{ msg string }
+
+func (e *badRequest) Error() string { return e.msg }
+
+// apiError is the JSON error body.
+type apiError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	ErrCode int    `json:"errcode,omitempty"`
+	ErrMsg  string `json:"errmsg,omitempty"`
+}
+
+// writeError is the one place an error becomes an HTTP status and body.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, body := classify(err)
+	if ra := retryAfter(err); ra > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((ra+time.Second-1)/time.Second)))
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="wxtoken"`)
+	}
+	if status >= 500 && status != http.StatusServiceUnavailable && status != http.StatusBadGateway {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, status, struct {
+		Error apiError `json:"error"`
+	}{body})
+}
+
+func classify(err error) (int, apiError) {
+	var (
+		br      *badRequest
+		maxErr  *http.MaxBytesError
+		unavail *token.UnavailableError
+		limited *token.LimitedError
+		blocked *token.BlockedError
+		fetch   *token.FetchError
+	)
+	switch {
+	case errors.Is(err, errNoKey), errors.Is(err, errBadKey):
+		return http.StatusUnauthorized, apiError{Code: "unauthorized", Message: err.Error()}
+	case errors.Is(err, errForbidden):
+		return http.StatusForbidden, apiError{Code: "forbidden", Message: err.Error()}
+	case errors.Is(err, token.ErrUnknown):
+		return http.StatusNotFound, apiError{Code: "not_found", Message: "unknown credential"}
+	case errors.Is(err, errNotFound):
+		return http.StatusNotFound, apiError{Code: "not_found", Message: err.Error()}
+	case errors.As(err, &maxErr):
+		return http.StatusRequestEntityTooLarge, apiError{Code: "too_large",
+			Message: fmt.Sprintf("request body over %d bytes", maxErr.Limit)}
+	case errors.As(err, &br):
+		return http.StatusBadRequest, apiError{Code: "bad_request", Message: br.msg}
+	case errors.As(err, &limited):
+		return http.StatusTooManyRequests, apiError{Code: "refresh_limited", Message: limited.Error()}
+	case errors.As(err, &blocked):
+		return http.StatusServiceUnavailable, withCause(apiError{Code: "blocked", Message: blocked.Error()}, blocked.Cause)
+	case errors.As(err, &unavail):
+		return http.StatusServiceUnavailable, withCause(apiError{Code: "unavailable", Message: unavail.Error()}, unavail.Cause)
+	case errors.As(err, &fetch):
+		e := apiError{Code: "upstream_error", Message: fetch.Error()}
+		if api, ok := errors.AsType[*wechat.APIError](err); ok {
+			e.ErrCode, e.ErrMsg = api.ErrCode, api.ErrMsg
+		}
+		return http.StatusBadGateway, e
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, apiError{Code: "timeout", Message: "gave up waiting for the refresh"}
+	case errors.Is(err, token.ErrClosed):
+		return http.StatusServiceUnavailable, apiError{Code: "shutting_down", Message: "server is shutting down"}
+	}
+	return http.StatusInternalServerError, apiError{Code: "internal", Message: "internal error"}
+}
+
+func withCause(e apiError, c *token.Cause) apiError {
+	if c != nil && c.ErrCode != 0 {
+		e.ErrCode, e.ErrMsg = c.ErrCode, c.Message
+	}
+	return e
+}
+
+func retryAfter(err error) time.Duration {
+	var (
+		limited *token.LimitedError
+		blocked *token.BlockedError
+	)
+	switch {
+	case errors.As(err, &limited):
+		return limited.RetryAfter
+	case errors.As(err, &blocked):
+		return time.Until(blocked.Until)
+	}
+	return 0
+}

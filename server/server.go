@@ -1,0 +1,193 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/wxtoken/wxtoken/token"
+)
+
+// Tokens is what the API needs of the token manager.
+type Tokens interface {
+	Token(id string) (*token.Snapshot, error)
+	Snapshot(id string) (*token.Snapshot, error)
+	Invalidate(ctx context.Context, id, stale string) (*token.Snapshot, error)
+	IDs() []string
+	Ready() bool
+}
+
+var _ Tokens = (*token.Manager)(nil)
+
+// Config configures a Server. Zero values mean the documented defaults.
+type Config struct {
+	// Tokens serves and refreshes tokens. Required.
+	Tokens Tokens
+	// Clients are the keys the API accepts.
+	Clients []Client
+	// Logger receives the audit trail of reports; nil means slog.Default().
+	Logger *slog.Logger
+	// MaxBody bounds request bodies (default 4 KiB: a report is one token).
+	MaxBody int64
+	// ReportTimeout bounds how long a report waits for its refresh
+	// (default 30s); the refresh itself goes on for the other waiters.
+	ReportTimeout time.Duration
+}
+
+// Server is the HTTP API. It is an http.Handler.
+type Server struct {
+	tokens  Tokens
+	clients clients
+	log     *slog.Logger
+	maxBody int64
+	timeout time.Duration
+	mux     *http.ServeMux
+}
+
+// New returns a Server for cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.Tokens == nil {
+		return nil, errors.New("server: Config.Tokens is required")
+	}
+	s := &Server{
+		tokens:  cfg.Tokens,
+		clients: newClients(cfg.Clients),
+		log:     cfg.Logger,
+		maxBody: cfg.MaxBody,
+		timeout: cfg.ReportTimeout,
+		mux:     http.NewServeMux(),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = 4 << 10
+	}
+	if s.timeout <= 0 {
+		s.timeout = 30 * time.Second
+	}
+	s.mux.Handle("GET /v1/tokens/{id}", s.handle(s.getToken))
+	s.mux.Handle("POST /v1/tokens/{id}/invalidate", s.handle(s.invalidate))
+	s.mux.Handle("GET /v1/tokens", s.handle(s.listTokens))
+	s.mux.Handle("GET /healthz", s.handle(s.healthz))
+	s.mux.Handle("GET /readyz", s.handle(s.readyz))
+	s.mux.Handle("/", s.handle(func(w http.ResponseWriter, r *http.Request) error { return errNotFound }))
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// handle adapts an error-returning handler: errors go to writeError.
+func (s *Server) handle(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// authorize authenticates the request and checks that its client may use
+// id. A client that may not see id gets 403 whether or not id exists, so
+// keys cannot probe for other credentials.
+func (s *Server) authorize(r *http.Request, id string) (*client, error) {
+	c, err := s.clients.authenticate(r)
+	if err != nil {
+		return nil, err
+	}
+	if !c.allowed(id) {
+		return nil, errForbidden
+	}
+	return c, nil
+}
+
+func (s *Server) getToken(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if _, err := s.authorize(r, id); err != nil {
+		return err
+	}
+	snap, err := s.tokens.Token(id)
+	if err != nil {
+		return err
+	}
+	writeToken(w, snap)
+	return nil
+}
+
+// report is the body of POST /v1/tokens/{id}/invalidate.
+type report struct {
+	AccessToken string `json:"access_token"`
+}
+
+func (s *Server) invalidate(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	c, err := s.authorize(r, id)
+	if err != nil {
+		return err
+	}
+	var rep report
+	if err := decodeJSON(w, r, s.maxBody, &rep); err != nil {
+		return err
+	}
+	if rep.AccessToken == "" {
+		return &badRequest{"access_token is required: the token that failed"}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
+	defer cancel()
+	snap, err := s.tokens.Invalidate(ctx, id, rep.AccessToken)
+	result := "ok"
+	if err != nil {
+		result = err.Error()
+	}
+	s.log.Info("token reported", "client", c.name, "credential", id, "result", result)
+	if err != nil {
+		return err
+	}
+	writeToken(w, snap)
+	return nil
+}
+
+// decodeJSON reads one JSON object of at most limit bytes into v.
+func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	if err := dec.Decode(v); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return err
+		}
+		if errors.Is(err, io.EOF) {
+			return &badRequest{"request body is empty: want a JSON object"}
+		}
+		return &badRequest{"malformed JSON: " + err.Error()}
+	}
+	if dec.More() {
+		return &badRequest{"malformed JSON: trailing data after the object"}
+	}
+	return nil
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	if s.tokens.Ready() {
+		writeJSON(w, http.StatusOK, map[string]any{"ready": true})
+	} else {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false})
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
