@@ -382,3 +382,22 @@ func TestTwoManagersOneStore(t *testing.T) {
 		}
 	})
 }
+
+// TestReadyWaitsForFirstToken: an instance is not ready while a credential
+// has neither a token nor a known cause.
+func TestReadyWaitsForFirstToken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, wxtest.Config{})
+		h.fake.SetFault("", wxtest.Fault{Hang: true})
+		m := h.start(t, h.classic("wx1"))
+		synctest.Wait()
+		if m.Ready() {
+			t.Fatal("ready while the first fetch hangs")
+		}
+		h.fake.ClearFault("")
+		time.Sleep(time.Minute)
+		if !m.Ready() {
+			t.Fatal("not ready after the upstream recovered")
+		}
+	})
+}

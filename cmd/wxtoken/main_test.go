@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wxtoken/wxtoken/config"
+	"github.com/wxtoken/wxtoken/wechat"
+	"github.com/wxtoken/wxtoken/wxtest"
+)
+
+const clientKey = "e2e-client-key-0123456789"
+
+// upstream runs the fake WeChat on a real listener with apps wx1 (classic)
+// and wx2 (stable).
+func upstream(t *testing.T, fc wxtest.Config) (*wxtest.Fake, string) {
+	t.Helper()
+	fake := wxtest.New(fc)
+	fake.AddApp("wx1", "secret1")
+	fake.AddApp("wx2", "secret2")
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	return fake, srv.URL
+}
+
+func configYAML(dir, listen, up string, overlap time.Duration) string {
+	return fmt.Sprintf(`listen: %s
+data_dir: %s
+upstream: {api: %s, wecom: %s, timeout: 2s}
+refresh: {overlap: %s, min_force_interval: 1s}
+credentials:
+  - kind: mp
+    appid: wx1
+    secret: ${WX1_SECRET}
+    mode: classic
+  - kind: mp
+    appid: wx2
+    secret: ${WX2_SECRET}
+clients:
+  - {name: e2e, key: %s, allow: ["*"]}
+`, listen, dir, up, up, overlap, clientKey)
+}
+
+func startMain(t *testing.T, dir, up string, overlap time.Duration) *Main {
+	t.Helper()
+	env := map[string]string{"WX1_SECRET": "secret1", "WX2_SECRET": "secret2"}
+	cfg, err := config.Parse([]byte(configYAML(dir, "127.0.0.1:0", up, overlap)), func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := m.Run(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+type tokenReply struct {
+	AccessToken string `json:"access_token"`
+	ExpiresIn   int64  `json:"expires_in"`
+}
+
+// getToken asks addr for id's token, retrying while it is not ready.
+func getToken(t *testing.T, addr, id string) tokenReply {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/v1/tokens/"+id, nil)
+		req.Header.Set("Authorization", "Bearer "+clientKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			var tr tokenReply
+			json.NewDecoder(resp.Body).Decode(&tr)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return tr
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: no token: %v", id, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRestartServesStored: a clean stop and start serves the same tokens
+// with no fetch.
+func TestRestartServesStored(t *testing.T) {
+	fake, up := upstream(t, wxtest.Config{})
+	dir := t.TempDir()
+	m := startMain(t, dir, up, 0)
+	a1, a2 := getToken(t, m.Addr(), "wx1"), getToken(t, m.Addr(), "wx2")
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m = startMain(t, dir, up, 0)
+	defer m.Close()
+	if b1, b2 := getToken(t, m.Addr(), "wx1"), getToken(t, m.Addr(), "wx2"); b1.AccessToken != a1.AccessToken || b2.AccessToken != a2.AccessToken {
+		t.Fatal("tokens changed across a restart")
+	}
+	if c1, c2 := fake.Stats("wx1").ClassicCalls, fake.Stats("wx2").StableCalls; c1 != 1 || c2 != 1 {
+		t.Fatalf("fetches = %d classic, %d stable; want 1 each over two starts", c1, c2)
+	}
+}
+
+// TestKill9ServesStored runs the real binary, kills it with SIGKILL and
+// starts it again: the stored tokens are served with no fetch.
+func TestKill9ServesStored(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "wxtoken")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	fake, up := upstream(t, wxtest.Config{})
+	dir := t.TempDir()
+	path := filepath.Join(dir, "wxtoken.yaml")
+	start := func() (*exec.Cmd, string) {
+		// Port 0 is not known to the test: let the log tell the address.
+		os.WriteFile(path, []byte(configYAML(filepath.Join(dir, "data"), "127.0.0.1:0", up, 0)), 0o600)
+		cmd := exec.Command(bin, "serve", "--config", path)
+		cmd.Env = append(os.Environ(), "WX1_SECRET=secret1", "WX2_SECRET=secret2")
+		stderr, _ := cmd.StderrPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		addr := make(chan string, 1)
+		go func() {
+			sc := bufio.NewScanner(stderr)
+			for sc.Scan() {
+				if _, rest, ok := strings.Cut(sc.Text(), "msg=listening addr="); ok {
+					addr <- strings.Fields(rest)[0]
+				}
+			}
+		}()
+		select {
+		case a := <-addr:
+			return cmd, a
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			t.Fatal("server did not start")
+		}
+		return nil, ""
+	}
+	cmd, addr := start()
+	a := getToken(t, addr, "wx1")
+	cmd.Process.Kill() // SIGKILL: no shutdown code runs
+	cmd.Wait()
+
+	cmd, addr = start()
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if b := getToken(t, addr, "wx1"); b.AccessToken != a.AccessToken {
+		t.Fatal("token changed across kill -9")
+	}
+	if calls := fake.Stats("wx1").ClassicCalls; calls != 1 {
+		t.Fatalf("fetches = %d over a kill -9 and restart, want 1", calls)
+	}
+}
+
+// TestClientsNeverHoldDeadTokens: business servers that cache each token
+// for the expires_in they are given, and use it upstream until then, see
+// no 40001/42001 across many refreshes, over real HTTP and real time.
+func TestClientsNeverHoldDeadTokens(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs 30 s of real time")
+	}
+	const lifetime, overlap = 10 * time.Second, 4 * time.Second
+	fake, up := upstream(t, wxtest.Config{Lifetime: lifetime, Overlap: overlap, StableRenewBefore: 2 * time.Second})
+	m := startMain(t, t.TempDir(), up, overlap)
+	defer m.Close()
+	wc := &wechat.Client{API: up}
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	uses := 0
+	end := time.Now().Add(30 * time.Second)
+	for i := range 8 {
+		id := []string{"wx1", "wx2"}[i%2]
+		wg.Go(func() {
+			var tok string
+			var until time.Time
+			for time.Now().Before(end) {
+				if time.Now().After(until) {
+					tr := getToken(t, m.Addr(), id)
+					tok, until = tr.AccessToken, time.Now().Add(time.Duration(tr.ExpiresIn)*time.Second)
+				}
+				if _, err := wc.CallbackIP(t.Context(), tok); err != nil {
+					t.Errorf("%s: cached token failed upstream: %v", id, err)
+					return
+				}
+				mu.Lock()
+				uses++
+				mu.Unlock()
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	s1, s2 := fake.Stats("wx1"), fake.Stats("wx2")
+	if s1.DeadUses+s2.DeadUses != 0 {
+		t.Fatalf("dead uses = %d + %d, want 0", s1.DeadUses, s2.DeadUses)
+	}
+	// 30 s of 10 s tokens refreshed at ~8 s: at least 3 classic refreshes.
+	if s1.Issued < 4 || s2.Issued < 3 {
+		t.Fatalf("issued %d classic and %d stable tokens in 30 s; the test did not cross refreshes", s1.Issued, s2.Issued)
+	}
+	t.Logf("%d uses; classic: %d tokens, stable: %d tokens, 0 dead", uses, s1.Issued, s2.Issued)
+}
