@@ -17,6 +17,15 @@ type Source interface {
 	Fetch(ctx context.Context, force bool) (wechat.Token, error)
 }
 
+// StatefulSource is a Source whose fetch needs a durable value that the
+// fetch may replace: an authorizer's refresh token. The Manager keeps the
+// value in the credential's record and stores the new one in the same
+// write as the token it came with, before that token is served.
+type StatefulSource interface {
+	Source
+	FetchState(ctx context.Context, force bool, state string) (tok wechat.Token, newState string, err error)
+}
+
 // Credential is one token the Manager keeps fresh.
 type Credential struct {
 	// ID names the credential in the API, the store and logs.
@@ -30,6 +39,9 @@ type Credential struct {
 	Stable bool
 	// Source fetches the token.
 	Source Source
+	// Owner names the credential that created this one at run time (the
+	// component of an authorizer); empty for configured credentials.
+	Owner string
 	// Fingerprint changes whenever the settings that reach WeChat change
 	// (appid, secret, mode). A stored configuration error is forgotten
 	// when it changes, so fixing a secret takes effect at once.

@@ -12,6 +12,8 @@ var (
 	ErrUnknown = errors.New("token: unknown credential")
 	// ErrClosed: the Manager has been closed.
 	ErrClosed = errors.New("token: manager closed")
+	// ErrRevoked: the credential's authorization was withdrawn.
+	ErrRevoked = errors.New("token: authorization revoked")
 )
 
 // UnavailableError reports that a credential has no valid token to hand

@@ -42,6 +42,9 @@ type Config struct {
 	// refused waits before trying again on its own (default 1h). A changed
 	// configuration retries at once.
 	ConfigRetry time.Duration
+	// TicketRetry is how often a credential waiting for a pushed ticket
+	// tries again on its own (default 1m); a ticket's arrival wakes it.
+	TicketRetry time.Duration
 	// FetchTimeout bounds one upstream call (default 15s).
 	FetchTimeout time.Duration
 	// LockTTL is the per-credential lease (default 1m); it must exceed
@@ -73,6 +76,7 @@ func (c *Config) setDefaults() {
 	def(&c.BaseBackoff, time.Second)
 	def(&c.MaxBackoff, 5*time.Minute)
 	def(&c.ConfigRetry, time.Hour)
+	def(&c.TicketRetry, time.Minute)
 	def(&c.FetchTimeout, 15*time.Second)
 	def(&c.LockTTL, time.Minute)
 	if c.Concurrency <= 0 {
@@ -160,7 +164,7 @@ func (m *Manager) add(c Credential) error {
 		return errors.New("token: a credential needs an ID and a Source")
 	}
 	e := &entry{cred: c}
-	e.snap.Store(&Snapshot{ID: c.ID, Kind: c.Kind})
+	e.snap.Store(&Snapshot{ID: c.ID, Kind: c.Kind, Owner: c.Owner})
 	if _, dup := m.entries.LoadOrStore(c.ID, e); dup {
 		return fmt.Errorf("token: duplicate credential id %q", c.ID)
 	}
@@ -249,6 +253,9 @@ func (m *Manager) Token(id string) (*Snapshot, error) {
 	}
 	s := e.snap.Load()
 	if !s.Valid(time.Now()) {
+		if s.Revoked {
+			return nil, ErrRevoked
+		}
 		return nil, &UnavailableError{ID: id, Cause: s.Cause}
 	}
 	return s, nil
@@ -284,7 +291,7 @@ func (m *Manager) Ready() bool {
 	ready := true
 	m.entries.Range(func(_, v any) bool {
 		s := v.(*entry).snap.Load()
-		if !s.Valid(now) && (s.Cause == nil || s.Cause.Class == causeStore) {
+		if !s.Valid(now) && !s.Revoked && (s.Cause == nil || s.Cause.Class == causeStore) {
 			ready = false
 		}
 		return ready
@@ -311,6 +318,9 @@ func (m *Manager) Invalidate(ctx context.Context, id, stale string) (*Snapshot, 
 	e, err := m.entry(id)
 	if err != nil {
 		return nil, err
+	}
+	if e.snap.Load().Revoked {
+		return nil, ErrRevoked
 	}
 	s, err := m.refresh(ctx, e, stale, true)
 	if err != nil {

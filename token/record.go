@@ -29,6 +29,17 @@ type record struct {
 	BlockedUntil time.Time `json:"blocked_until,omitzero"`
 	// Fingerprint is the credential's settings when the block was set.
 	Fingerprint string `json:"fingerprint,omitempty"`
+
+	// State is a StatefulSource's durable value (an authorizer's refresh
+	// token). It is written in the same compare-and-swap as the token it
+	// produced, so a crash can never keep one without the other.
+	State string `json:"state,omitempty"`
+	// Owner and Kind describe credentials created at run time (an
+	// authorizer belongs to a component), so they are found again at start.
+	Owner string `json:"owner,omitempty"`
+	Kind  string `json:"kind,omitempty"`
+	// Revoked marks an authorization withdrawn: never refreshed or served.
+	Revoked bool `json:"revoked,omitempty"`
 }
 
 // Cause is why a credential has no fresh token, as shown in status.

@@ -50,13 +50,10 @@ func (m *Manager) refresh(ctx context.Context, e *entry, base string, force bool
 		}
 		f := e.flight
 		if f == nil {
-			if !m.enter() {
+			if f = m.launch(e, base, force); f == nil {
 				e.mu.Unlock()
 				return nil, ErrClosed
 			}
-			f = &flight{force: force, done: make(chan struct{})}
-			e.flight = f
-			go m.fly(e, f, base)
 		}
 		e.mu.Unlock()
 
@@ -70,6 +67,34 @@ func (m *Manager) refresh(ctx context.Context, e *entry, base string, force bool
 		if f.err != nil || !force || f.force || f.snap.Token != base {
 			return f.snap, f.err
 		}
+	}
+}
+
+// launch starts a flight replacing base; e.mu must be held and no flight
+// running. It returns nil once the Manager is closed.
+func (m *Manager) launch(e *entry, base string, force bool) *flight {
+	if !m.enter() {
+		return nil
+	}
+	f := &flight{force: force, done: make(chan struct{})}
+	e.flight = f
+	go m.fly(e, f, base)
+	return f
+}
+
+// InvalidateAsync is Invalidate without waiting: it starts the refresh of
+// stale if stale is still current and none is running. A refresher that
+// learns its dependency's token was refused (an authorizer's component
+// token) uses it, rather than wait on a refresh from inside another.
+func (m *Manager) InvalidateAsync(id, stale string) {
+	e, err := m.entry(id)
+	if err != nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.snap.Load().Token == stale && e.flight == nil {
+		m.launch(e, stale, true)
 	}
 }
 
@@ -103,7 +128,7 @@ func (m *Manager) settle(e *entry, rec record, ver uint64, next time.Time, cause
 	if e.timer != nil {
 		e.timer.Stop()
 	}
-	if m.ctx.Err() == nil {
+	if m.ctx.Err() == nil && !rec.Revoked {
 		e.timer = time.AfterFunc(time.Until(next), func() { m.tick(e) })
 	}
 }
@@ -154,6 +179,9 @@ func (m *Manager) attempt(ctx context.Context, e *entry, base string, force bool
 	}
 
 	now := time.Now()
+	if rec.Revoked {
+		return outcome{rec: rec, ver: ver, err: ErrRevoked}
+	}
 	if rec.BlockedUntil.After(now) && rec.Fingerprint == e.cred.Fingerprint {
 		return outcome{rec: rec, ver: ver, next: rec.BlockedUntil,
 			err: &BlockedError{ID: id, Until: rec.BlockedUntil, Cause: rec.Cause}}
@@ -170,7 +198,7 @@ func (m *Manager) attempt(ctx context.Context, e *entry, base string, force bool
 	if ferr != nil && !isLimited {
 		next = m.failed(e, &rec, ferr)
 	}
-	nv, err := m.cfg.Store.Put(ctx, recordKey(id), rec.encode(), ver)
+	nv, err := m.put(ctx, id, rec, ver)
 	switch {
 	case errors.Is(err, store.ErrConflict):
 		// Someone wrote while we fetched: our lease lapsed. Theirs wins;
@@ -192,6 +220,25 @@ func (m *Manager) attempt(ctx context.Context, e *entry, base string, force bool
 		o.err = &FetchError{ID: id, Err: ferr}
 	}
 	return o
+}
+
+// put writes rec over version ver, retrying a failing store a few times:
+// a fetched token, and with it perhaps a new refresh token, must not be
+// lost to a blip. A conflict is final.
+func (m *Manager) put(ctx context.Context, id string, rec record, ver uint64) (uint64, error) {
+	var err error
+	for i := range 3 {
+		var nv uint64
+		if nv, err = m.cfg.Store.Put(ctx, recordKey(id), rec.encode(), ver); err == nil || errors.Is(err, store.ErrConflict) {
+			return nv, err
+		}
+		select {
+		case <-time.After(time.Duration(i+1) * 200 * time.Millisecond):
+		case <-ctx.Done():
+			return 0, err
+		}
+	}
+	return 0, err
 }
 
 // adoptable reports whether the stored record already answers the need:
@@ -245,7 +292,15 @@ func (m *Manager) call(ctx context.Context, e *entry, rec *record, force bool) (
 	defer cancel()
 	now := time.Now()
 	rec.countFetch(now, force)
-	tok, err := e.cred.Source.Fetch(ctx, force)
+	ss, ok := e.cred.Source.(StatefulSource)
+	if !ok {
+		tok, err := e.cred.Source.Fetch(ctx, force)
+		return tok, now, err
+	}
+	tok, state, err := ss.FetchState(ctx, force, rec.State)
+	if err == nil && state != "" {
+		rec.State = state
+	}
 	return tok, now, err
 }
 
@@ -267,7 +322,10 @@ func (m *Manager) failed(e *entry, rec *record, err error) time.Time {
 		rec.BlockedUntil = nextBeijingMidnight(now).Add(m.plan.spread(time.Minute))
 	case wechat.MinuteQuota:
 		return now.Add(m.plan.spread(time.Minute))
-	case wechat.Config, wechat.Ticket, wechat.Revoked:
+	case wechat.Ticket:
+		// Waiting for WeChat's next ticket push; its arrival wakes us.
+		return now.Add(m.plan.spread(m.cfg.TicketRetry))
+	case wechat.Config, wechat.Revoked:
 		rec.BlockedUntil = now.Add(m.plan.spread(m.cfg.ConfigRetry))
 	default:
 		return now.Add(m.plan.backoff(c.Failures, now, rec.ExpiresAt))
@@ -334,7 +392,10 @@ func (m *Manager) logRefresh(e *entry, f *flight, o outcome, d time.Duration) {
 		m.log.Info("refresh", append(attrs, "result", "ok", "token", prefix(s.Token), "expires_at", s.ExpiresAt.UTC(), "next", s.NextRefresh.UTC())...)
 	case c != nil:
 		level := slog.LevelWarn
-		if c.Failures > 1 {
+		switch {
+		case c.Class == wechat.Revoked.String():
+			level = slog.LevelError // an authorization is lost: say it loudly, every time
+		case c.Failures > 1:
 			level = slog.LevelDebug
 		}
 		m.log.Log(context.Background(), level, "refresh", append(attrs, "result", c.Class, "errcode", c.ErrCode,

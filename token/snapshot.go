@@ -7,6 +7,10 @@ import "time"
 type Snapshot struct {
 	ID   string
 	Kind string
+	// Owner is the component of an authorizer; empty otherwise.
+	Owner string
+	// Revoked: the authorization was withdrawn; nothing is served.
+	Revoked bool
 	// Token is empty until the first successful fetch.
 	Token     string
 	IssuedAt  time.Time
@@ -39,7 +43,7 @@ func (s *Snapshot) ExpiresIn(now time.Time) time.Duration {
 func (m *Manager) snapshot(e *entry, rec record, next time.Time, cause *Cause) *Snapshot {
 	now := time.Now()
 	s := &Snapshot{
-		ID: e.cred.ID, Kind: e.cred.Kind,
+		ID: e.cred.ID, Kind: e.cred.Kind, Owner: e.cred.Owner, Revoked: rec.Revoked,
 		Token: rec.Token, IssuedAt: rec.IssuedAt, ExpiresAt: rec.ExpiresAt,
 		NextRefresh: next,
 		Cause:       cause,

@@ -57,6 +57,11 @@ func (e *HTTPError) Error() string {
 // ErrBadResponse reports a 2xx body that is neither a token nor an error.
 var ErrBadResponse = errors.New("wechat: malformed response")
 
+// ErrNoTicket reports that a third-party platform holds no valid
+// component_verify_ticket to fetch its token with. It is classed Ticket,
+// like WeChat's own 61005 and 61006.
+var ErrNoTicket = errors.New("wechat: no valid component_verify_ticket yet")
+
 // Class is what a token server should do about a failed call.
 type Class int
 
@@ -97,6 +102,9 @@ func (c Class) String() string {
 func Classify(err error) Class {
 	var api *APIError
 	if !errors.As(err, &api) {
+		if errors.Is(err, ErrNoTicket) {
+			return Ticket
+		}
 		return Retry
 	}
 	switch api.ErrCode {

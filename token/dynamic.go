@@ -1,0 +1,170 @@
+package token
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/wxtoken/wxtoken/store"
+	"github.com/wxtoken/wxtoken/wechat"
+)
+
+// Credentials created at run time: a third-party platform's authorizers
+// appear when an account owner authorizes the platform, carry a refresh
+// token that must never be lost, and disappear when authorization is
+// withdrawn.
+
+// ErrOwned reports a credential id already used by another owner, or by a
+// configured credential.
+var ErrOwned = errors.New("token: credential id already in use")
+
+// Seed is a token obtained outside the refresh loop (an authorization
+// code exchanged for the first access token), with the durable state
+// that refreshes it.
+type Seed struct {
+	Token wechat.Token
+	State string
+}
+
+// Add starts managing c. With a seed, the seed's token and state are
+// stored durably (replacing what was stored for c, and lifting a
+// revocation) before they are served; without one, c's stored record is
+// loaded as at Start. Adding an id that exists with the same owner updates
+// it; another owner's id is refused with ErrOwned.
+func (m *Manager) Add(ctx context.Context, c Credential, seed *Seed) error {
+	if c.ID == "" || c.Source == nil {
+		return errors.New("token: a credential needs an ID and a Source")
+	}
+	fresh := &entry{cred: c}
+	fresh.snap.Store(&Snapshot{ID: c.ID, Kind: c.Kind, Owner: c.Owner})
+	v, loaded := m.entries.LoadOrStore(c.ID, fresh)
+	e := v.(*entry)
+	if loaded && e.cred.Owner != c.Owner {
+		return fmt.Errorf("%w: %q belongs to %s", ErrOwned, c.ID, ownerName(e.cred.Owner))
+	}
+	if seed == nil {
+		rec, ver, err := m.load(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		if rec.Owner != c.Owner {
+			m.dropIfNew(e, fresh)
+			return fmt.Errorf("%w: %q is stored for %s", ErrOwned, c.ID, ownerName(rec.Owner))
+		}
+		e.mu.Lock()
+		m.settle(e, rec, ver, m.planned(e, rec, time.Now()), nil)
+		e.mu.Unlock()
+		return nil
+	}
+	err := m.update(ctx, e, func(rec *record) error {
+		if rec.Owner != c.Owner && (rec.Owner != "" || rec.Token != "") {
+			return fmt.Errorf("%w: %q is stored for %s", ErrOwned, c.ID, ownerName(rec.Owner))
+		}
+		now := time.Now()
+		rec.Token, rec.IssuedAt, rec.ExpiresAt = seed.Token.Value, now, now.Add(seed.Token.ExpiresIn)
+		rec.RefreshAt = m.plan.refreshAt(now, rec.ExpiresAt)
+		rec.State, rec.Owner, rec.Kind, rec.Revoked = seed.State, c.Owner, c.Kind, false
+		rec.Cause, rec.BlockedUntil = nil, time.Time{}
+		return nil
+	})
+	if err != nil {
+		m.dropIfNew(e, fresh)
+	}
+	return err
+}
+
+func (m *Manager) dropIfNew(e, fresh *entry) {
+	if e == fresh {
+		m.entries.CompareAndDelete(e.cred.ID, fresh)
+	}
+}
+
+func ownerName(owner string) string {
+	if owner == "" {
+		return "a configured credential"
+	}
+	return "component " + owner
+}
+
+// Revoke marks the credential's authorization withdrawn: its token and
+// state are erased from the store, it is no longer refreshed, and Token
+// answers ErrRevoked. A later Add with a seed restores it.
+func (m *Manager) Revoke(ctx context.Context, id string) error {
+	e, err := m.entry(id)
+	if err != nil {
+		return err
+	}
+	return m.update(ctx, e, func(rec *record) error {
+		*rec = record{Owner: rec.Owner, Kind: rec.Kind, Revoked: true, Day: rec.Day, Fetches: rec.Fetches}
+		return nil
+	})
+}
+
+// update applies change to the credential's stored record under its
+// lease and publishes the result.
+func (m *Manager) update(ctx context.Context, e *entry, change func(*record) error) error {
+	lease, err := m.cfg.Store.Lock(ctx, "lock/"+recordKey(e.cred.ID), m.cfg.LockTTL)
+	if err != nil {
+		return err
+	}
+	defer lease.Unlock(context.WithoutCancel(ctx))
+	rec, ver, err := m.load(ctx, e.cred.ID)
+	if err != nil {
+		return err
+	}
+	if err := change(&rec); err != nil {
+		return err
+	}
+	nv, err := m.cfg.Store.Put(ctx, recordKey(e.cred.ID), rec.encode(), ver)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	m.settle(e, rec, nv, m.planned(e, rec, time.Now()), nil)
+	e.mu.Unlock()
+	return nil
+}
+
+// Restore adds every credential stored by owner in an earlier run, built
+// by mk from its id, and returns how many. Authorizers come back this way
+// after a restart, with their refresh tokens.
+func (m *Manager) Restore(ctx context.Context, owner string, mk func(id string) Credential) (int, error) {
+	keys, err := m.cfg.Store.List(ctx, recordKey(""))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, k := range keys {
+		ent, err := m.cfg.Store.Get(ctx, k)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		rec, err := decodeRecord(ent.Value)
+		if err != nil || rec.Owner != owner {
+			continue
+		}
+		if err := m.Add(ctx, mk(k[len(recordKey("")):]), nil); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// Wake moves the credential's next refresh to now if it has no valid
+// token: a ticket it was waiting for has arrived.
+func (m *Manager) Wake(id string) {
+	e, err := m.entry(id)
+	if err != nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s := e.snap.Load(); !s.Valid(time.Now()) && !s.Revoked && e.flight == nil {
+		m.settle(e, e.rec, e.ver, time.Now(), s.Cause)
+	}
+}
