@@ -117,15 +117,18 @@ func TestCancelledCallerDoesNotCancelRefresh(t *testing.T) {
 // TestServesThroughFaults uses every token handed out against the fake
 // across many short refresh cycles while the fake fails for a while:
 // no caller may see a dead token, and the valid one keeps being served.
-// Tokens live 60 s and are refreshed after about 48 s; the faults last 6 s
-// and calls time out after 2 s, so the retries fit in what is left.
+// Tokens live 60 s and are refreshed after 39 to 45 s; the faults last
+// 6 s and calls time out after 2 s, so the retries fit in what is left.
 func TestServesThroughFaults(t *testing.T) {
 	faults := []wxtest.Fault{{ErrCode: -1}, {Status: 502}, {Hang: true}, {Delay: 1500 * time.Millisecond}}
 	for _, ft := range faults {
 		t.Run(fmtFault(ft), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				h := newHarness(t, wxtest.Config{Lifetime: 60 * time.Second, Overlap: 10 * time.Second},
-					func(c *Config) { c.Overlap = 10 * time.Second; c.FetchTimeout = 2 * time.Second; c.LockTTL = 5 * time.Second })
+					func(c *Config) {
+						c.Overlap, c.RefreshAt = 10*time.Second, 0.7
+						c.FetchTimeout, c.LockTTL = 2*time.Second, 5*time.Second
+					})
 				m := h.start(t, h.classic("wx1"))
 				served, refused, cycles := 0, 0, 0
 				var faultEnds time.Time
