@@ -63,7 +63,7 @@ func (m *Manager) Add(ctx context.Context, c Credential, seed *Seed) error {
 		}
 		now := time.Now()
 		rec.Token, rec.IssuedAt, rec.ExpiresAt = seed.Token.Value, now, now.Add(seed.Token.ExpiresIn)
-		rec.RefreshAt = m.plan.refreshAt(now, rec.ExpiresAt)
+		rec.RefreshAt = m.plan.refreshAt(now, rec.IssuedAt, rec.ExpiresAt)
 		rec.State, rec.Owner, rec.Kind, rec.Revoked = seed.State, c.Owner, c.Kind, false
 		rec.Cause, rec.BlockedUntil = nil, time.Time{}
 		return nil

@@ -23,15 +23,18 @@ func (p *planner) float() float64 {
 	return p.rand.Float64()*2 - 1
 }
 
-// refreshAt plans the proactive refresh of a token valid until expires,
-// at a jittered fraction of what is left of its life. For a fresh token
-// that is the fraction of its lifetime; a stable token fetched again
-// unchanged is planned over its remaining life, converging on the moment
-// WeChat renews it.
-func (p *planner) refreshAt(now, expires time.Time) time.Time {
+// refreshAt plans the proactive refresh of a token issued at issued and
+// valid until expires, at a jittered fraction of what is left of its life.
+// For a fresh token that is the fraction of its lifetime; a stable token
+// fetched again unchanged is planned over its remaining life, converging
+// on the moment WeChat renews it. Either way the plan leaves at least one
+// safety margin before the token stops being served (itself a margin
+// before expiry), so a refresh never starts after its token is withdrawn.
+func (p *planner) refreshAt(now, issued, expires time.Time) time.Time {
 	left := expires.Sub(now)
 	frac := p.at + p.jitter*p.float()
 	d := time.Duration(float64(left) * frac)
+	d = min(d, left-2*margin(expires.Sub(issued)))
 	return now.Add(max(d, time.Second))
 }
 

@@ -280,7 +280,7 @@ func (m *Manager) fetch(ctx context.Context, e *entry, rec *record, base string,
 		rec.Token, rec.IssuedAt = tok.Value, now
 	}
 	rec.ExpiresAt = now.Add(tok.ExpiresIn)
-	rec.RefreshAt = m.plan.refreshAt(now, rec.ExpiresAt)
+	rec.RefreshAt = m.plan.refreshAt(now, rec.IssuedAt, rec.ExpiresAt)
 	rec.Cause, rec.BlockedUntil, rec.Fingerprint = nil, time.Time{}, ""
 	return err
 }
