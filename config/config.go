@@ -33,6 +33,8 @@ type Config struct {
 	Refresh Refresh `yaml:"refresh"`
 	// Log sets the log level and format.
 	Log Log `yaml:"log"`
+	// Callbacks tunes the endpoints WeChat pushes to.
+	Callbacks Callbacks `yaml:"callbacks"`
 	// Credentials are the tokens to keep fresh.
 	Credentials []Credential `yaml:"credentials"`
 	// Clients are the business servers allowed to ask for them.
@@ -77,10 +79,25 @@ type Log struct {
 	Format string `yaml:"format"`
 }
 
+// Callbacks tunes the endpoints WeChat pushes to.
+type Callbacks struct {
+	// MaxSkew is how far a push's timestamp may be from our clock, either
+	// way, before it is refused as stale or replayed (default 5m).
+	MaxSkew time.Duration `yaml:"max_skew"`
+}
+
+// Callback is the "server configuration" of an Official Account or WeCom
+// application: the token and, for encrypted mode, the EncodingAESKey.
+type Callback struct {
+	Token          string `yaml:"token"`
+	EncodingAESKey string `yaml:"encoding_aes_key"`
+}
+
 // Credential kinds and modes.
 const (
-	KindMP    = "mp"
-	KindWeCom = "wecom"
+	KindMP        = "mp"
+	KindWeCom     = "wecom"
+	KindComponent = "component"
 
 	ModeStable  = "stable"
 	ModeClassic = "classic"
@@ -98,6 +115,14 @@ type Credential struct {
 	Secret string `yaml:"secret"`
 	// Mode is stable (default) or classic, for kind mp.
 	Mode string `yaml:"mode"`
+	// Callback enables server URL verification for kinds mp and wecom.
+	Callback *Callback `yaml:"callback"`
+
+	// ComponentAppID, Token and EncodingAESKey configure kind component,
+	// a third-party platform; ID defaults to ComponentAppID.
+	ComponentAppID string `yaml:"component_appid"`
+	Token          string `yaml:"token"`
+	EncodingAESKey string `yaml:"encoding_aes_key"`
 }
 
 // LogValue keeps the secret out of logs.
@@ -112,7 +137,8 @@ type Client struct {
 	// SHA-256 in hex, so that the file holds no usable key.
 	Key       string `yaml:"key"`
 	KeySHA256 string `yaml:"key_sha256"`
-	// Allow lists credential ids; "*" allows all.
+	// Allow lists credential ids; "*" allows all, and "<component id>/*"
+	// every authorizer of that third-party platform.
 	Allow []string `yaml:"allow"`
 }
 

@@ -53,6 +53,29 @@ func TestParseGood(t *testing.T) {
 	}
 }
 
+func TestParseComponent(t *testing.T) {
+	c, err := Parse([]byte(`
+credentials:
+  - kind: component
+    component_appid: wxcomp
+    secret: s
+    token: t
+    encoding_aes_key: abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG
+  - kind: mp
+    appid: wx1
+    secret: s
+    callback: {token: t}
+clients:
+  - {name: platform-web, key: 0123456789abcdef, allow: [wxcomp, wxcomp/*]}
+`), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Credentials[0].ID != "wxcomp" || c.Callbacks.MaxSkew != 5*time.Minute {
+		t.Fatalf("component id = %q, max_skew = %s; want defaults wxcomp and 5m", c.Credentials[0].ID, c.Callbacks.MaxSkew)
+	}
+}
+
 func TestParseEmptyIsDefaults(t *testing.T) {
 	c, err := Parse(nil, env(nil))
 	if err != nil {
@@ -80,7 +103,7 @@ func TestParseBad(t *testing.T) {
 		{"refresh.jitter", "refresh: {jitter: 0.7}\n", "refresh.jitter"},
 		{"negative duration", "refresh: {max_backoff: -1s}\n", "refresh.max_backoff: must not be negative"},
 		{"log level", "log: {level: loud}\n", "log.level"},
-		{"kind", base("  - {id: x, kind: oa, appid: wx1, secret: s}\n", ""), "credentials[0] (x).kind: want mp or wecom"},
+		{"kind", base("  - {id: x, kind: oa, appid: wx1, secret: s}\n", ""), "credentials[0] (x).kind: want mp, wecom or component"},
 		{"id", base("  - {id: 'bad id!', kind: mp, appid: wx1, secret: s}\n", ""), ".id: want [A-Za-z0-9._-]"},
 		{"appid", base("  - {id: x, kind: mp, secret: s}\n", ""), "credentials[0] (x).appid: required"},
 		{"secret", base("  - {kind: mp, appid: wx1}\n", ""), "(wx1).secret: required"},
@@ -98,6 +121,16 @@ func TestParseBad(t *testing.T) {
 		{"client dup name", base(okCred, okClient+"  - {name: c, key: 0123456789abcdeX, allow: [wx1]}\n"), "duplicate name"},
 		{"client dup key", base(okCred, okClient+"  - {name: d, key: 0123456789abcdef, allow: [wx1]}\n"), "same key as another client"},
 		{"not yaml", "listen: [\n", "yaml"},
+		{"component appid", base("  - {kind: component, secret: s, token: t, encoding_aes_key: abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG}\n", ""), "credentials[0].component_appid: required"},
+		{"component token", base("  - {kind: component, component_appid: wxc, secret: s, encoding_aes_key: abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG}\n", ""), "(wxc).token: required"},
+		{"component key", base("  - {kind: component, component_appid: wxc, secret: s, token: t, encoding_aes_key: short}\n", ""), "(wxc).encoding_aes_key: want the platform's 43-character"},
+		{"component extra", base("  - {kind: component, component_appid: wxc, appid: wx1, secret: s, token: t, encoding_aes_key: abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG}\n", ""), "(wxc).kind: kind component takes"},
+		{"token on mp", base("  - {kind: mp, appid: wx1, secret: s, token: t}\n", ""), "(wx1).component_appid: component_appid, token and encoding_aes_key are for kind component"},
+		{"callback token", base("  - {kind: mp, appid: wx1, secret: s, callback: {encoding_aes_key: abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG}}\n", ""), "(wx1).callback.token: required"},
+		{"callback key", base("  - {kind: mp, appid: wx1, secret: s, callback: {token: t, encoding_aes_key: nope}}\n", ""), "(wx1).callback.encoding_aes_key: want the 43-character"},
+		{"wecom callback key", base("  - {id: w, kind: wecom, corpid: ww, secret: s, callback: {token: t}}\n", ""), "(w).callback.encoding_aes_key: required for kind wecom"},
+		{"allow component", base(okCred, "  - {name: c, key: 0123456789abcdef, allow: [wx1/*]}\n"), "unknown credential \"wx1/*\""},
+		{"max skew", "callbacks: {max_skew: -1s}\n", "callbacks.max_skew: must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

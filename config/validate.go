@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/wxtoken/wxtoken/wechat"
 )
@@ -33,8 +35,14 @@ func (c *Config) SetDefaults() {
 	if c.Log.Format == "" {
 		c.Log.Format = "text"
 	}
+	if c.Callbacks.MaxSkew == 0 {
+		c.Callbacks.MaxSkew = 5 * time.Minute
+	}
 	for i := range c.Credentials {
 		cr := &c.Credentials[i]
+		if cr.Kind == KindComponent && cr.ID == "" {
+			cr.ID = cr.ComponentAppID
+		}
 		if cr.Kind == KindMP {
 			if cr.ID == "" {
 				cr.ID = cr.AppID
@@ -85,8 +93,15 @@ func (c *Config) Validate() error {
 	if !slices.Contains([]string{"text", "json"}, c.Log.Format) {
 		bad("log.format", "want text or json, got %q", c.Log.Format)
 	}
+	if c.Callbacks.MaxSkew < 0 {
+		bad("callbacks.max_skew", "must not be negative")
+	}
 	ids := map[string]bool{}
+	components := map[string]bool{}
 	for i, cr := range c.Credentials {
+		if cr.Kind == KindComponent {
+			components[cr.ID] = true
+		}
 		f := fmt.Sprintf("credentials[%d]", i)
 		if cr.ID != "" {
 			f = fmt.Sprintf("credentials[%d] (%s)", i, cr.ID)
@@ -104,7 +119,7 @@ func (c *Config) Validate() error {
 		if cl.Name != "" {
 			f = fmt.Sprintf("clients[%d] (%s)", i, cl.Name)
 		}
-		errs = append(errs, cl.validate(f, ids)...)
+		errs = append(errs, cl.validate(f, ids, components)...)
 		if names[cl.Name] {
 			bad(f+".name", "duplicate name %q", cl.Name)
 		}
@@ -129,7 +144,23 @@ func (cr Credential) validate(f string) []error {
 	if cr.Secret == "" {
 		bad("secret", "required")
 	}
+	if cr.Kind != KindComponent && (cr.ComponentAppID != "" || cr.Token != "" || cr.EncodingAESKey != "") {
+		bad("component_appid", "component_appid, token and encoding_aes_key are for kind component (use callback: for mp and wecom)")
+	}
 	switch cr.Kind {
+	case KindComponent:
+		if cr.ComponentAppID == "" {
+			bad("component_appid", "required for kind component")
+		}
+		if cr.AppID != "" || cr.CorpID != "" || cr.Mode != "" || cr.Callback != nil {
+			bad("kind", "kind component takes component_appid, secret, token and encoding_aes_key only")
+		}
+		if cr.Token == "" {
+			bad("token", "required for kind component: the message token of the platform")
+		}
+		if !validAESKey(cr.EncodingAESKey) {
+			bad("encoding_aes_key", "want the platform's 43-character EncodingAESKey")
+		}
 	case KindMP:
 		if cr.AppID == "" {
 			bad("appid", "required for kind mp")
@@ -151,12 +182,33 @@ func (cr Credential) validate(f string) []error {
 			bad("mode", "not used by kind wecom")
 		}
 	default:
-		bad("kind", "want mp or wecom, got %q", cr.Kind)
+		bad("kind", "want mp, wecom or component, got %q", cr.Kind)
+	}
+	if cb := cr.Callback; cb != nil {
+		if cb.Token == "" {
+			bad("callback.token", "required")
+		}
+		if cb.EncodingAESKey != "" && !validAESKey(cb.EncodingAESKey) {
+			bad("callback.encoding_aes_key", "want the 43-character EncodingAESKey")
+		}
+		if cr.Kind == KindWeCom && cb.EncodingAESKey == "" {
+			bad("callback.encoding_aes_key", "required for kind wecom: WeCom callbacks are always encrypted")
+		}
 	}
 	return errs
 }
 
-func (cl Client) validate(f string, ids map[string]bool) []error {
+// validAESKey checks an EncodingAESKey's shape; callback.NewCrypter is the
+// final judge when the server starts.
+func validAESKey(k string) bool {
+	if len(k) != 43 {
+		return false
+	}
+	_, err := base64.StdEncoding.DecodeString(k + "=")
+	return err == nil
+}
+
+func (cl Client) validate(f string, ids, components map[string]bool) []error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s.%s: %s", f, field, fmt.Sprintf(format, args...)))
@@ -182,6 +234,9 @@ func (cl Client) validate(f string, ids map[string]bool) []error {
 		bad("allow", "required: credential ids, or \"*\"")
 	}
 	for _, id := range cl.Allow {
+		if comp, ok := strings.CutSuffix(id, "/*"); ok && components[comp] {
+			continue
+		}
 		if id != "*" && !ids[id] {
 			bad("allow", "unknown credential %q", id)
 		}
