@@ -23,7 +23,11 @@ type client struct {
 	allow map[string]bool
 }
 
-func (c *client) allowed(id string) bool { return c.all || c.allow[id] }
+// allowed reports whether the client may use credential id, owned by the
+// component owner ("" for configured credentials).
+func (c *client) allowed(id, owner string) bool {
+	return c.all || c.allow[id] || (owner != "" && c.allow[owner+"/*"])
+}
 
 // clients indexes clients by key hash. Looking a key up by its hash is not
 // a timing leak worth guarding: the hash of a guess reveals nothing about

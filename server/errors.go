@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/wxtoken/wxtoken/callback"
+	"github.com/wxtoken/wxtoken/component"
 	"github.com/wxtoken/wxtoken/token"
 	"github.com/wxtoken/wxtoken/wechat"
 )
@@ -59,7 +61,27 @@ func classify(err error) (int, apiError) {
 		blocked *token.BlockedError
 		fetch   *token.FetchError
 	)
+	var stale *staleError
 	switch {
+	case errors.Is(err, errSignature), errors.Is(err, callback.ErrSignature):
+		return http.StatusUnauthorized, apiError{Code: "bad_signature", Message: err.Error()}
+	case errors.As(err, &stale):
+		return http.StatusBadRequest, apiError{Code: "stale_timestamp", Message: err.Error()}
+	case errors.Is(err, errReplay):
+		return http.StatusConflict, apiError{Code: "replayed", Message: err.Error()}
+	case errors.Is(err, callback.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge, apiError{Code: "too_large", Message: err.Error()}
+	case errors.Is(err, callback.ErrMalformed), errors.Is(err, callback.ErrCiphertext),
+		errors.Is(err, callback.ErrPadding), errors.Is(err, callback.ErrReceiveID):
+		return http.StatusBadRequest, apiError{Code: "bad_message", Message: err.Error()}
+	case errors.Is(err, token.ErrRevoked):
+		return http.StatusGone, apiError{Code: "revoked", Message: "the account withdrew its authorization"}
+	case errors.Is(err, token.ErrOwned):
+		return http.StatusConflict, apiError{Code: "conflict", Message: err.Error()}
+	case errors.Is(err, component.ErrInvalidImport):
+		return http.StatusBadRequest, apiError{Code: "bad_request", Message: err.Error()}
+	case errors.Is(err, component.ErrWrongPlatform):
+		return http.StatusBadRequest, apiError{Code: "bad_message", Message: err.Error()}
 	case errors.Is(err, errNoKey), errors.Is(err, errBadKey):
 		return http.StatusUnauthorized, apiError{Code: "unauthorized", Message: err.Error()}
 	case errors.Is(err, errForbidden):
@@ -89,6 +111,8 @@ func classify(err error) (int, apiError) {
 		return http.StatusServiceUnavailable, apiError{Code: "timeout", Message: "gave up waiting for the refresh"}
 	case errors.Is(err, token.ErrClosed):
 		return http.StatusServiceUnavailable, apiError{Code: "shutting_down", Message: "server is shutting down"}
+	case errors.As(err, new(*notStored)):
+		return http.StatusServiceUnavailable, apiError{Code: "not_stored", Message: err.Error()}
 	}
 	return http.StatusInternalServerError, apiError{Code: "internal", Message: "internal error"}
 }
@@ -113,3 +137,10 @@ func retryAfter(err error) time.Duration {
 	}
 	return 0
 }
+
+// notStored is a push whose content could not be acted on and stored
+// (no component token yet, the store failing): WeChat delivers it again.
+type notStored struct{ err error }
+
+func (e *notStored) Error() string { return "push not stored, deliver again: " + e.err.Error() }
+func (e *notStored) Unwrap() error { return e.err }

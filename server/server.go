@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -36,6 +37,13 @@ type Config struct {
 	// ReportTimeout bounds how long a report waits for its refresh
 	// (default 30s); the refresh itself goes on for the other waiters.
 	ReportTimeout time.Duration
+	// Callbacks are the endpoints WeChat calls.
+	Callbacks []Callback
+	// MaxSkew is the accepted distance of a callback's timestamp from our
+	// clock, either way (default 5m).
+	MaxSkew time.Duration
+	// Platforms are the third-party platforms, by credential id.
+	Platforms map[string]Platform
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -46,6 +54,11 @@ type Server struct {
 	maxBody int64
 	timeout time.Duration
 	mux     *http.ServeMux
+
+	callbacks map[string]*Callback
+	maxSkew   time.Duration
+	nonces    *nonces
+	platforms map[string]Platform
 }
 
 // New returns a Server for cfg.
@@ -60,6 +73,21 @@ func New(cfg Config) (*Server, error) {
 		maxBody: cfg.MaxBody,
 		timeout: cfg.ReportTimeout,
 		mux:     http.NewServeMux(),
+
+		callbacks: map[string]*Callback{},
+		maxSkew:   cfg.MaxSkew,
+		platforms: cfg.Platforms,
+	}
+	if s.maxSkew <= 0 {
+		s.maxSkew = 5 * time.Minute
+	}
+	s.nonces = newNonces(s.maxSkew)
+	for i := range cfg.Callbacks {
+		cb := &cfg.Callbacks[i]
+		if cb.Kind != "mp" && cb.Crypter == nil {
+			return nil, fmt.Errorf("server: callback %s/%s needs a Crypter", cb.Kind, cb.ID)
+		}
+		s.callbacks[callbackKey(cb.Kind, cb.ID)] = cb
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -73,6 +101,15 @@ func New(cfg Config) (*Server, error) {
 	s.mux.Handle("GET /v1/tokens/{id}", s.handle(s.getToken))
 	s.mux.Handle("POST /v1/tokens/{id}/invalidate", s.handle(s.invalidate))
 	s.mux.Handle("GET /v1/tokens", s.handle(s.listTokens))
+	s.mux.Handle("POST /v1/components/{id}/preauthcode", s.handle(s.preAuthCode))
+	s.mux.Handle("GET /v1/components/{id}/authorizers", s.handle(s.listAuthorizers))
+	s.mux.Handle("POST /v1/components/{id}/authorizers", s.handle(s.importAuthorizers))
+	for _, kind := range []string{"mp", "wecom"} {
+		s.mux.Handle("GET /callback/"+kind+"/{id}", s.handle(s.verifyURL(kind)))
+	}
+	for _, kind := range []string{"mp", "wecom", "component"} {
+		s.mux.Handle("POST /callback/"+kind+"/{id}", s.handle(s.receive(kind)))
+	}
 	s.mux.Handle("GET /healthz", s.handle(s.healthz))
 	s.mux.Handle("GET /readyz", s.handle(s.readyz))
 	s.mux.Handle("/", s.handle(func(w http.ResponseWriter, r *http.Request) error { return errNotFound }))
@@ -92,22 +129,32 @@ func (s *Server) handle(h func(http.ResponseWriter, *http.Request) error) http.H
 }
 
 // authorize authenticates the request and checks that its client may use
-// id. A client that may not see id gets 403 whether or not id exists, so
-// keys cannot probe for other credentials.
-func (s *Server) authorize(r *http.Request, id string) (*client, error) {
+// id, owned by owner. A client that may not see id gets 403 whether or not
+// id exists, so keys cannot probe for other credentials.
+func (s *Server) authorize(r *http.Request, id, owner string) (*client, error) {
 	c, err := s.clients.authenticate(r)
 	if err != nil {
 		return nil, err
 	}
-	if !c.allowed(id) {
+	if !c.allowed(id, owner) {
 		return nil, errForbidden
 	}
 	return c, nil
 }
 
+// authorizeToken is authorize for a token request: an authorizer may be
+// allowed through its component.
+func (s *Server) authorizeToken(r *http.Request, id string) (*client, error) {
+	owner := ""
+	if snap, err := s.tokens.Snapshot(id); err == nil {
+		owner = snap.Owner
+	}
+	return s.authorize(r, id, owner)
+}
+
 func (s *Server) getToken(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	if _, err := s.authorize(r, id); err != nil {
+	if _, err := s.authorizeToken(r, id); err != nil {
 		return err
 	}
 	snap, err := s.tokens.Token(id)
@@ -125,7 +172,7 @@ type report struct {
 
 func (s *Server) invalidate(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	c, err := s.authorize(r, id)
+	c, err := s.authorizeToken(r, id)
 	if err != nil {
 		return err
 	}

@@ -41,6 +41,7 @@ func writeToken(w http.ResponseWriter, s *token.Snapshot) {
 type status struct {
 	ID           string       `json:"id"`
 	Kind         string       `json:"kind"`
+	Owner        string       `json:"component,omitempty"`
 	State        string       `json:"state"`
 	IssuedAt     *time.Time   `json:"issued_at,omitempty"`
 	ExpiresAt    *time.Time   `json:"expires_at,omitempty"`
@@ -58,26 +59,33 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) error {
 	now := time.Now()
 	list := []status{}
 	for _, id := range s.tokens.IDs() {
-		if !c.allowed(id) {
+		snap, err := s.tokens.Snapshot(id)
+		if err != nil || !c.allowed(id, snap.Owner) {
 			continue
 		}
-		snap, err := s.tokens.Snapshot(id)
-		if err != nil {
-			continue // removed meanwhile
-		}
-		st := status{ID: snap.ID, Kind: snap.Kind, State: "ok", FetchesToday: snap.Fetches,
-			ForcedToday: snap.Forced, Cause: snap.Cause}
-		if !snap.Valid(now) {
-			st.State = "unavailable"
-		}
-		if snap.Token != "" {
-			st.IssuedAt, st.ExpiresAt = utc(snap.IssuedAt), utc(snap.ExpiresAt)
-		}
-		st.NextRefresh = utc(snap.NextRefresh)
+		st := statusOf(snap, now)
 		list = append(list, st)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"credentials": list})
 	return nil
+}
+
+func statusOf(snap *token.Snapshot, now time.Time) status {
+	st := status{ID: snap.ID, Kind: snap.Kind, Owner: snap.Owner, State: "ok", FetchesToday: snap.Fetches,
+		ForcedToday: snap.Forced, Cause: snap.Cause}
+	switch {
+	case snap.Revoked:
+		st.State = "revoked"
+	case !snap.Valid(now):
+		st.State = "unavailable"
+	}
+	if snap.Token != "" {
+		st.IssuedAt, st.ExpiresAt = utc(snap.IssuedAt), utc(snap.ExpiresAt)
+	}
+	if !snap.Revoked {
+		st.NextRefresh = utc(snap.NextRefresh)
+	}
+	return st
 }
 
 func utc(t time.Time) *time.Time {

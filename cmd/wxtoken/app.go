@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/wxtoken/wxtoken/callback"
+	"github.com/wxtoken/wxtoken/component"
 	"github.com/wxtoken/wxtoken/config"
 	"github.com/wxtoken/wxtoken/server"
 	"github.com/wxtoken/wxtoken/store"
@@ -53,6 +55,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		hc = &http.Client{Timeout: cfg.Upstream.Timeout}
 	}
 	up := &wechat.Client{HTTP: hc, API: cfg.Upstream.API, WeCom: cfg.Upstream.WeCom}
+	creds, platforms := credentials(cfg.Credentials, up, m.store, m.Logger)
+	callbacks, err := callbacks(cfg.Credentials, platforms)
+	if err != nil {
+		return err
+	}
 	m.tokens, err = token.New(token.Config{
 		Store:            m.store,
 		Logger:           m.Logger,
@@ -64,18 +71,26 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ConfigRetry:      cfg.Refresh.ConfigRetry,
 		FetchTimeout:     cfg.Upstream.Timeout,
 		Concurrency:      cfg.Refresh.Concurrency,
-	}, credentials(cfg.Credentials, up))
+	}, creds)
 	if err != nil {
 		return err
 	}
 	if err := m.tokens.Start(ctx); err != nil {
 		return fmt.Errorf("load stored tokens: %w", err)
 	}
+	apiPlatforms := map[string]server.Platform{}
+	for id, p := range platforms {
+		if err := p.Start(ctx, m.tokens); err != nil {
+			return err
+		}
+		apiPlatforms[id] = p
+	}
 	var clients []server.Client
 	for _, c := range cfg.Clients {
 		clients = append(clients, server.Client{Name: c.Name, KeyHash: c.KeyHash(), Allow: c.Allow})
 	}
-	api, err := server.New(server.Config{Tokens: m.tokens, Clients: clients, Logger: m.Logger})
+	api, err := server.New(server.Config{Tokens: m.tokens, Clients: clients, Logger: m.Logger,
+		Callbacks: callbacks, MaxSkew: cfg.Callbacks.MaxSkew, Platforms: apiPlatforms})
 	if err != nil {
 		return err
 	}
@@ -135,12 +150,18 @@ func (m *Main) Close() error {
 	return errors.Join(errs...)
 }
 
-// credentials turns configured credentials into the manager's.
-func credentials(list []config.Credential, up *wechat.Client) []token.Credential {
+// credentials turns configured credentials into the manager's, and
+// builds the third-party platforms among them.
+func credentials(list []config.Credential, up *wechat.Client, s store.Store, log *slog.Logger) ([]token.Credential, map[string]*component.Platform) {
 	var out []token.Credential
+	platforms := map[string]*component.Platform{}
 	for _, c := range list {
 		tc := token.Credential{ID: c.ID, Kind: c.Kind}
 		switch {
+		case c.Kind == config.KindComponent:
+			p := component.New(component.Config{ID: c.ID, AppID: c.ComponentAppID, Secret: c.Secret}, up, s, log)
+			platforms[c.ID] = p
+			tc = p.Credential()
 		case c.Kind == config.KindWeCom:
 			tc.Source = &token.WeComSource{Client: up, CorpID: c.CorpID, Secret: c.Secret}
 			tc.Fingerprint = token.Fingerprint(c.Kind, c.CorpID, c.Secret, up.WeCom)
@@ -154,5 +175,33 @@ func credentials(list []config.Credential, up *wechat.Client) []token.Credential
 		}
 		out = append(out, tc)
 	}
-	return out
+	return out, platforms
+}
+
+// callbacks builds the endpoints WeChat calls: each platform's push URL and
+// each mp or wecom credential's server URL.
+func callbacks(list []config.Credential, platforms map[string]*component.Platform) ([]server.Callback, error) {
+	var out []server.Callback
+	for _, c := range list {
+		cb := server.Callback{Kind: c.Kind, ID: c.ID}
+		var key, receiver string
+		switch {
+		case c.Kind == config.KindComponent:
+			cb.Token, key, receiver = c.Token, c.EncodingAESKey, c.ComponentAppID
+			cb.Handler = platforms[c.ID]
+		case c.Callback != nil:
+			cb.Token, key, receiver = c.Callback.Token, c.Callback.EncodingAESKey, c.AppID+c.CorpID
+		default:
+			continue
+		}
+		if key != "" {
+			cr, err := callback.NewCrypter(cb.Token, key, receiver)
+			if err != nil {
+				return nil, fmt.Errorf("credential %s: %w", c.ID, err)
+			}
+			cb.Crypter = cr
+		}
+		out = append(out, cb)
+	}
+	return out, nil
 }

@@ -1,0 +1,82 @@
+package component
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strconv"
+
+	"github.com/wxtoken/wxtoken/token"
+)
+
+// authPage is WeChat's authorization page for a pre_auth_code.
+func authPage(appid, preAuthCode, redirectURI string, authType int) string {
+	q := url.Values{"component_appid": {appid}, "pre_auth_code": {preAuthCode}, "redirect_uri": {redirectURI}}
+	if authType > 0 {
+		q.Set("auth_type", strconv.Itoa(authType))
+	}
+	return "https://mp.weixin.qq.com/cgi-bin/componentloginpage?" + q.Encode()
+}
+
+// Import is one authorizer carried over from another system.
+type Import struct {
+	AppID        string `json:"authorizer_appid"`
+	RefreshToken string `json:"authorizer_refresh_token"`
+}
+
+// MaxImport bounds one Import call.
+const MaxImport = 1000
+
+// ErrInvalidImport reports an import list to fix before anything is
+// imported.
+var ErrInvalidImport = errors.New("component: invalid import")
+
+// Import adds authorizers with their refresh tokens. Each is stored
+// durably and refreshed at once. It stops at the first failure and
+// reports how many were imported.
+func (p *Platform) Import(ctx context.Context, list []Import) (int, error) {
+	if len(list) > MaxImport {
+		return 0, fmt.Errorf("%w: at most %d authorizers per import, got %d", ErrInvalidImport, MaxImport, len(list))
+	}
+	for i, a := range list {
+		if a.AppID == "" || a.RefreshToken == "" {
+			return 0, fmt.Errorf("%w: authorizers[%d]: authorizer_appid and authorizer_refresh_token are required", ErrInvalidImport, i)
+		}
+	}
+	for i, a := range list {
+		if err := p.checkOwner(a.AppID); err != nil {
+			return i, err
+		}
+		if err := p.tokens.Add(ctx, p.authorizer(a.AppID), &token.Seed{State: a.RefreshToken}); err != nil {
+			return i, fmt.Errorf("authorizers[%d] (%s): %w", i, a.AppID, err)
+		}
+	}
+	return len(list), nil
+}
+
+// Page lists this platform's authorizers in appid order: up to limit after
+// the appid cursor (exclusive), and the cursor of the next page ("" at the
+// end).
+func (p *Platform) Page(ids []string, cursor string, limit int) (page []*token.Snapshot, next string) {
+	var own []string
+	for _, id := range ids {
+		s, err := p.tokens.Snapshot(id)
+		if err == nil && s.Owner == p.cfg.ID && id > cursor {
+			own = append(own, id)
+		}
+	}
+	sort.Strings(own)
+	for _, id := range own {
+		if len(page) == limit {
+			return page, page[len(page)-1].ID
+		}
+		s, err := p.tokens.Snapshot(id)
+		if errors.Is(err, token.ErrUnknown) {
+			continue
+		}
+		page = append(page, s)
+	}
+	return page, ""
+}

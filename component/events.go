@@ -1,0 +1,136 @@
+package component
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/wxtoken/wxtoken/callback"
+	"github.com/wxtoken/wxtoken/token"
+)
+
+// ErrWrongPlatform reports a push addressed to another component appid.
+var ErrWrongPlatform = errors.New("component: push for another platform")
+
+// ErrOtherOwner reports an authorizer already held by another platform
+// (or configured as a credential of its own); it is refused, not merged.
+var ErrOtherOwner = token.ErrOwned
+
+// Handle acts on one decrypted push. It returns only once what the push
+// carried is stored durably, so the caller may then answer "success";
+// an error means WeChat should deliver it again. Unknown InfoTypes are
+// ignored without error.
+func (p *Platform) Handle(ctx context.Context, ev callback.Event) error {
+	if ev.AppID != "" && ev.AppID != p.cfg.AppID {
+		return ErrWrongPlatform
+	}
+	switch ev.InfoType {
+	case callback.InfoComponentVerifyTicket:
+		return p.onTicket(ctx, ev)
+	case callback.InfoAuthorized, callback.InfoUpdateAuthorized:
+		return p.onAuthorized(ctx, ev.AuthorizerAppID, ev.AuthorizationCode)
+	case callback.InfoUnauthorized:
+		return p.onUnauthorized(ctx, ev.AuthorizerAppID)
+	}
+	p.log.Debug("push ignored", "credential", p.cfg.ID, "info_type", ev.InfoType)
+	return nil
+}
+
+func (p *Platform) onTicket(ctx context.Context, ev callback.Event) error {
+	t := ticket{Value: ev.ComponentVerifyTicket, Created: time.Unix(ev.CreateTime, 0), ReceivedAt: time.Now()}
+	stored, err := saveTicket(ctx, p.store, p.cfg.ID, t)
+	if err != nil {
+		return fmt.Errorf("component %s: store ticket: %w", p.cfg.ID, err)
+	}
+	if stored {
+		p.log.Debug("ticket stored", "credential", p.cfg.ID, "created", t.Created.UTC())
+		p.tokens.Wake(p.cfg.ID)
+	} else {
+		p.log.Info("older ticket ignored", "credential", p.cfg.ID, "created", t.Created.UTC())
+	}
+	return nil
+}
+
+// onAuthorized exchanges the authorization code for the authorizer's
+// tokens and stores its refresh token before anything is served.
+func (p *Platform) onAuthorized(ctx context.Context, appid, code string) error {
+	if appid == "" || code == "" {
+		return fmt.Errorf("component %s: authorization push without appid or code", p.cfg.ID)
+	}
+	if err := p.checkOwner(appid); err != nil {
+		return err
+	}
+	ct, err := p.tokens.Token(p.cfg.ID)
+	if err != nil {
+		return fmt.Errorf("component %s: no component token to query the authorization: %w", p.cfg.ID, err)
+	}
+	auth, err := p.up.QueryAuth(ctx, ct.Token, p.cfg.AppID, code)
+	if err != nil {
+		return fmt.Errorf("component %s: api_query_auth for %s: %w", p.cfg.ID, appid, err)
+	}
+	if auth.AuthorizerAppID != appid {
+		return fmt.Errorf("component %s: code for %s answered authorizer %s", p.cfg.ID, appid, auth.AuthorizerAppID)
+	}
+	err = p.tokens.Add(ctx, p.authorizer(appid), &token.Seed{Token: auth.Token, State: auth.RefreshToken})
+	if err != nil {
+		p.log.Error("authorization refused", "credential", appid, "component", p.cfg.ID, "err", err)
+		return err
+	}
+	p.log.Info("authorized", "credential", appid, "component", p.cfg.ID, "func_info", auth.FuncInfo)
+	return nil
+}
+
+func (p *Platform) onUnauthorized(ctx context.Context, appid string) error {
+	if err := p.checkOwner(appid); err != nil {
+		if errors.Is(err, token.ErrUnknown) {
+			return nil // never held here: nothing to revoke
+		}
+		return err
+	}
+	if _, err := p.tokens.Snapshot(appid); errors.Is(err, token.ErrUnknown) {
+		return nil
+	}
+	if err := p.tokens.Revoke(ctx, appid); err != nil {
+		return fmt.Errorf("component %s: revoke %s: %w", p.cfg.ID, appid, err)
+	}
+	p.log.Warn("unauthorized: authorizer revoked", "credential", appid, "component", p.cfg.ID)
+	return nil
+}
+
+// checkOwner refuses an appid that another owner holds.
+func (p *Platform) checkOwner(appid string) error {
+	s, err := p.tokens.Snapshot(appid)
+	if errors.Is(err, token.ErrUnknown) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if s.Owner != p.cfg.ID {
+		return fmt.Errorf("%w: %s is held by %s", ErrOtherOwner, appid, owner(s.Owner))
+	}
+	return nil
+}
+
+func owner(o string) string {
+	if o == "" {
+		return "a configured credential"
+	}
+	return "component " + o
+}
+
+// PreAuth creates a pre_auth_code and the authorization page URL that
+// sends the account owner back to redirectURI.
+func (p *Platform) PreAuth(ctx context.Context, redirectURI string, authType int) (code string, expiresIn time.Duration, pageURL string, err error) {
+	ct, err := p.tokens.Token(p.cfg.ID)
+	if err != nil {
+		return "", 0, "", err
+	}
+	tok, err := p.up.PreAuthCode(ctx, ct.Token, p.cfg.AppID)
+	if err != nil {
+		return "", 0, "", err
+	}
+	return tok.Value, tok.ExpiresIn, authPage(p.cfg.AppID, tok.Value, redirectURI, authType), nil
+}
+

@@ -1,0 +1,165 @@
+package component
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/wxtoken/wxtoken/store"
+	"github.com/wxtoken/wxtoken/token"
+	"github.com/wxtoken/wxtoken/wechat"
+)
+
+// Kinds of the credentials this package creates.
+const (
+	KindComponent  = "component"
+	KindAuthorizer = "authorizer"
+)
+
+// Tokens is what a Platform needs of the token manager.
+type Tokens interface {
+	Token(id string) (*token.Snapshot, error)
+	Snapshot(id string) (*token.Snapshot, error)
+	Add(ctx context.Context, c token.Credential, seed *token.Seed) error
+	Revoke(ctx context.Context, id string) error
+	Restore(ctx context.Context, owner string, mk func(id string) token.Credential) (int, error)
+	Wake(id string)
+	InvalidateAsync(id, stale string)
+}
+
+var _ Tokens = (*token.Manager)(nil)
+
+// Config is one third-party platform.
+type Config struct {
+	// ID names the platform's component credential.
+	ID string
+	// AppID and Secret are the platform's component_appid and secret.
+	AppID, Secret string
+	// PushInterval bounds how often api_start_push_ticket is called when
+	// no usable ticket is held (default 10m, WeChat's push period).
+	PushInterval time.Duration
+}
+
+// Platform is one third-party platform's ticket and authorizers.
+type Platform struct {
+	cfg    Config
+	up     *wechat.Client
+	store  store.Store
+	tokens Tokens
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	lastPush time.Time // last api_start_push_ticket call
+}
+
+// New returns a Platform. Credential must be given to the token manager
+// before Start.
+func New(cfg Config, up *wechat.Client, s store.Store, log *slog.Logger) *Platform {
+	if cfg.PushInterval <= 0 {
+		cfg.PushInterval = 10 * time.Minute
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Platform{cfg: cfg, up: up, store: s, log: log}
+}
+
+// ID is the platform's credential id.
+func (p *Platform) ID() string { return p.cfg.ID }
+
+// AppID is the platform's component_appid.
+func (p *Platform) AppID() string { return p.cfg.AppID }
+
+// Credential is the component_access_token credential.
+func (p *Platform) Credential() token.Credential {
+	return token.Credential{ID: p.cfg.ID, Kind: KindComponent, Source: (*componentSource)(p),
+		Fingerprint: token.Fingerprint(KindComponent, p.cfg.AppID, p.cfg.Secret, p.up.API)}
+}
+
+// Start attaches the token manager and brings back the authorizers stored
+// in earlier runs.
+func (p *Platform) Start(ctx context.Context, tokens Tokens) error {
+	p.tokens = tokens
+	n, err := tokens.Restore(ctx, p.cfg.ID, p.authorizer)
+	if err != nil {
+		return fmt.Errorf("component %s: restore authorizers: %w", p.cfg.ID, err)
+	}
+	p.log.Info("component started", "credential", p.cfg.ID, "authorizers", n)
+	return nil
+}
+
+// authorizer is the credential of one authorizer of this platform.
+func (p *Platform) authorizer(appid string) token.Credential {
+	return token.Credential{ID: appid, Kind: KindAuthorizer, Owner: p.cfg.ID,
+		Source: &authorizerSource{p: p, appid: appid}}
+}
+
+// componentSource fetches the component_access_token with the stored
+// ticket, asking WeChat to push one when there is none.
+type componentSource Platform
+
+func (s *componentSource) Fetch(ctx context.Context, force bool) (wechat.Token, error) {
+	p := (*Platform)(s)
+	t, _, err := loadTicket(ctx, p.store, p.cfg.ID)
+	if err != nil {
+		return wechat.Token{}, err
+	}
+	if !t.usable(time.Now()) {
+		p.askForTicket(ctx)
+		return wechat.Token{}, wechat.ErrNoTicket
+	}
+	return p.up.ComponentToken(ctx, p.cfg.AppID, p.cfg.Secret, t.Value)
+}
+
+// askForTicket calls api_start_push_ticket at most once per PushInterval.
+func (p *Platform) askForTicket(ctx context.Context) {
+	p.mu.Lock()
+	if time.Since(p.lastPush) < p.cfg.PushInterval {
+		p.mu.Unlock()
+		return
+	}
+	p.lastPush = time.Now()
+	p.mu.Unlock()
+	err := p.up.StartPushTicket(ctx, p.cfg.AppID, p.cfg.Secret)
+	p.log.Warn("no usable component_verify_ticket; asked WeChat to push one", "credential", p.cfg.ID,
+		"errcode", wechat.ErrCode(err), "err", errString(err))
+}
+
+// authorizerSource refreshes an authorizer's token with its refresh token
+// and the platform's component token.
+type authorizerSource struct {
+	p     *Platform
+	appid string
+}
+
+func (s *authorizerSource) Fetch(ctx context.Context, force bool) (wechat.Token, error) {
+	return wechat.Token{}, errors.New("component: an authorizer needs its refresh token")
+}
+
+func (s *authorizerSource) FetchState(ctx context.Context, force bool, refresh string) (wechat.Token, string, error) {
+	if refresh == "" {
+		return wechat.Token{}, "", &wechat.APIError{ErrCode: wechat.CodeRefreshInvalid, ErrMsg: "no authorizer_refresh_token stored"}
+	}
+	ct, err := s.p.tokens.Token(s.p.cfg.ID)
+	if err != nil {
+		return wechat.Token{}, "", fmt.Errorf("component token unavailable: %v", err)
+	}
+	tok, next, err := s.p.up.AuthorizerToken(ctx, ct.Token, s.p.cfg.AppID, s.appid, refresh)
+	if wechat.Classify(err) == wechat.Stale {
+		// The component token, not the authorizer, was refused: refresh
+		// it and retry this one shortly, without blocking on it here.
+		s.p.tokens.InvalidateAsync(s.p.cfg.ID, ct.Token)
+		return wechat.Token{}, "", fmt.Errorf("component token refused (errcode %d); refreshing it", wechat.ErrCode(err))
+	}
+	return tok, next, err
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

@@ -1,0 +1,151 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/wxtoken/wxtoken/callback"
+)
+
+// Callback is one endpoint WeChat calls: an Official Account's or WeCom
+// application's server URL (verification), or a third-party platform's
+// authorization-event URL (pushes).
+type Callback struct {
+	// Kind is "mp", "wecom" or "component"; the URL is /callback/{kind}/{id}.
+	Kind, ID string
+	// Token is the message token configured at WeChat.
+	Token string
+	// Crypter opens encrypted messages; nil for a plain-mode mp endpoint.
+	Crypter *callback.Crypter
+	// Handler acts on a component's decrypted pushes.
+	Handler EventHandler
+}
+
+// EventHandler acts on a decrypted push; it returns once what the push
+// carried is stored durably.
+type EventHandler interface {
+	Handle(ctx context.Context, ev callback.Event) error
+}
+
+// Errors of callback requests.
+var (
+	errSignature = errors.New("signature does not match")
+	errReplay    = errors.New("nonce already used: a replayed push")
+)
+
+type staleError struct{ skew time.Duration }
+
+func (e *staleError) Error() string {
+	return fmt.Sprintf("timestamp is %s away from our clock, beyond the allowed window", e.skew.Round(time.Second))
+}
+
+func callbackKey(kind, id string) string { return kind + "/" + id }
+
+// checkTime refuses a missing, malformed or out-of-window timestamp.
+func (s *Server) checkTime(ts string) error {
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return &badRequest{"timestamp must be Unix seconds"}
+	}
+	if skew := time.Since(time.Unix(sec, 0)); skew.Abs() > s.maxSkew {
+		return &staleError{skew}
+	}
+	return nil
+}
+
+func (s *Server) lookupCallback(r *http.Request, kind string) (*Callback, error) {
+	cb := s.callbacks[callbackKey(kind, r.PathValue("id"))]
+	if cb == nil {
+		return nil, errNotFound
+	}
+	return cb, nil
+}
+
+// verifyURL answers WeChat's server URL verification: plain mode for mp
+// (echo echostr when the signature matches), encrypted for wecom (answer
+// the decrypted echostr).
+func (s *Server) verifyURL(kind string) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		cb, err := s.lookupCallback(r, kind)
+		if err != nil {
+			return err
+		}
+		q := r.URL.Query()
+		ts, nonce, echo := q.Get("timestamp"), q.Get("nonce"), q.Get("echostr")
+		if err := s.checkTime(ts); err != nil {
+			return err
+		}
+		var out []byte
+		if kind == "wecom" {
+			if out, err = cb.Crypter.VerifyURL(q.Get("msg_signature"), ts, nonce, echo); err != nil {
+				return err
+			}
+		} else {
+			if !callback.VerifySignature(cb.Token, ts, nonce, q.Get("signature")) {
+				return errSignature
+			}
+			out = []byte(echo)
+		}
+		writeText(w, out)
+		return nil
+	}
+}
+
+// receive takes a POST from WeChat: it checks the timestamp window and the
+// signature, decrypts where encrypted, refuses replayed nonces, hands a
+// component's event to its handler, and answers "success" only once the
+// handler has stored what the push carried.
+func (s *Server) receive(kind string) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		cb, err := s.lookupCallback(r, kind)
+		if err != nil {
+			return err
+		}
+		q := r.URL.Query()
+		ts, nonce := q.Get("timestamp"), q.Get("nonce")
+		if err := s.checkTime(ts); err != nil {
+			return err
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, callback.MaxBodySize))
+		if err != nil {
+			return err
+		}
+		var plain []byte
+		switch {
+		case cb.Crypter != nil && (kind != "mp" || q.Get("encrypt_type") == "aes"):
+			if plain, err = cb.Crypter.DecryptMessage(q.Get("msg_signature"), ts, nonce, body); err != nil {
+				return err
+			}
+		case !callback.VerifySignature(cb.Token, ts, nonce, q.Get("signature")):
+			return errSignature
+		}
+		key := cb.Kind + "/" + cb.ID + "/" + ts + "/" + nonce
+		if !s.nonces.add(key, time.Now()) {
+			return errReplay
+		}
+		if cb.Handler != nil {
+			ev, err := callback.ParseEvent(plain)
+			if err != nil {
+				s.nonces.forget(key)
+				return err
+			}
+			if err := cb.Handler.Handle(r.Context(), ev); err != nil {
+				s.nonces.forget(key) // WeChat delivers it again
+				return &notStored{err}
+			}
+		}
+		writeText(w, []byte("success"))
+		return nil
+	}
+}
+
+func writeText(w http.ResponseWriter, b []byte) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(b)
+}
