@@ -9,8 +9,9 @@ import (
 
 // SetWhitelist sets the IPs allowed to call the token endpoints. With none,
 // every caller is allowed; otherwise classic and stable calls from another
-// address answer 40164 and gettoken calls answer 60020, both naming the
-// caller's IP as the platform does. Requests made through Client come from
+// address answer 40164, gettoken calls answer 60020 and the third-party
+// platform's endpoints answer 61004, all naming the caller's IP as the
+// platform does. Requests made through Client come from
 // 127.0.0.1. The list replaces any earlier one and applies to every account,
 // as one egress IP usually serves them all.
 func (f *Fake) SetWhitelist(ips ...string) {

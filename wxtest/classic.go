@@ -27,8 +27,9 @@ func (f *Fake) serveClassic(w http.ResponseWriter, r *http.Request) {
 }
 
 // classic makes the checks in the order the outcome is least surprising:
-// the request's shape, the account, the day's quota (which every call to a
-// known app uses up, whatever follows), the caller's IP, then the secret.
+// the request's shape, the account (61024 for a component appid, as
+// WECHAT.md says), the day's quota (which every call to a known app uses up,
+// whatever follows), the caller's IP, then the secret.
 func (f *Fake) classic(r *http.Request, q url.Values) any {
 	if q.Get("grant_type") != grantType {
 		return fail(codeInvalidGrantType)
@@ -36,6 +37,10 @@ func (f *Fake) classic(r *http.Request, q url.Values) any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := f.cfg.now()
+	if f.component(q.Get("appid")) != nil {
+		// A third-party platform gets its token from api_component_token.
+		return fail(codeComponentAppID)
+	}
 	a := f.app(q.Get("appid"))
 	if a == nil {
 		return fail(codeInvalidAppID)

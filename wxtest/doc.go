@@ -5,8 +5,10 @@
 // the real WeChat.
 //
 // A Fake is built with New, given accounts with AddApp (Official Accounts and
-// Mini Programs) and AddCorp (WeCom applications), and then either mounted in
-// an http.Server or httptest.Server, or called in-process through Client.
+// Mini Programs), AddCorp (WeCom applications) and AddComponent (Open
+// Platform third-party platforms), and then either mounted in an http.Server
+// or httptest.Server, or called in-process through Client. Close stops the
+// pushes it runs in the background.
 // Client needs no sockets, so tests that run under testing/synctest can use
 // it and still let the bubble's fake clock advance. Any URL host works with
 // Client, including the real ones.
@@ -42,7 +44,8 @@
 //     (with appid and appsecret) reset an app's daily call count, ten times a
 //     Beijing calendar month, then 48006.
 //
-// Any other path is a plain 404. The token endpoints insist on their method
+// The third-party platform's endpoints are described below. Any other path
+// is a plain 404. The token endpoints insist on their method
 // (GET for token and gettoken, POST for stable_token) and answer 43002
 // otherwise, so that a client sending the wrong one finds out in tests.
 //
@@ -50,6 +53,48 @@
 // shaped like one of the fake's tokens, 40001 for an unknown token or one
 // replaced longer than Config.Overlap ago, and 42001 for one past its
 // lifetime or ended early with Expire.
+//
+// # Third-party platforms
+//
+// A component (WECHAT.md §4) is added with AddComponent and given the URL
+// its pushes go to with SetPushTarget. The fake pushes like WeChat: a POST
+// with timestamp, nonce, msg_signature, encrypt_type=aes and signature in
+// the query and an <xml><AppId/><Encrypt/></xml> envelope, sealed with the
+// component's token and EncodingAESKey for the component appid; only an
+// HTTP 200 answer of exactly "success" counts as delivered. PushTicket
+// pushes a component_verify_ticket; Authorize, UpdateAuthorization and
+// Unauthorize play an account owner and push the authorization events;
+// PushRaw sends any plaintext, and lets a test tamper with the request.
+//
+//   - POST /cgi-bin/component/api_start_push_ticket: checks the appid (40013)
+//     and secret (40125), answers ok, and pushes a ticket 100 ms later from
+//     a goroutine that Close stops; after Close it answers -1.
+//   - POST /cgi-bin/component/api_component_token: a new token per call; the
+//     one it replaces stays valid for Config.Overlap. A ticket is accepted
+//     for 12 hours from its push while it is the current or the previous
+//     one; an older one answers 61005, a value never pushed 61006. Calls
+//     count toward Config.DailyLimit (45009) and meet faults.
+//   - POST /cgi-bin/component/api_create_preauthcode: a pre-auth code valid
+//     for 1800 s. Authorize spends the newest unused one.
+//   - POST /cgi-bin/component/api_query_auth: exchanges an authorization
+//     code, once and within 3600 s, for an authorizer access token and the
+//     refresh token; 61009 for a code unknown, spent or withdrawn, 61010 for
+//     an expired one.
+//   - POST /cgi-bin/component/api_authorizer_token: a new authorizer access
+//     token per call (the old one stays valid for Config.Overlap) and the
+//     refresh token, which rotates as SetRefreshTokenRotation says; 61023
+//     for any refresh token that does not work for the pair, including one
+//     of another component's authorization. Faults apply, by authorizer
+//     appid, then component appid.
+//
+// The last three take the component token as ?component_access_token= or
+// the newer ?access_token=. They answer as token uses do for a missing,
+// malformed, replaced or expired token, 61014 for a token that is not a
+// component's, 40013 when the body names another component, and 61004 for
+// a caller off the whitelist. Component and authorizer access tokens work
+// at the token-using endpoints like any other, and count in Stats of the
+// component or the authorizer appid. The classic and stable token
+// endpoints answer 61024 for a component appid.
 //
 // # Faults and limits
 //

@@ -1,6 +1,7 @@
 package wxtest
 
 import (
+	"context"
 	"crypto/rand"
 	"io"
 	"net/http"
@@ -113,6 +114,19 @@ type Fake struct {
 	faults    map[string]*faultState
 	whitelist map[string]bool
 	serial    uint64
+
+	// targets and rotation hold SetPushTarget and SetRefreshTokenRotation,
+	// by component appid; they may be set before AddComponent.
+	targets  map[string]pushTarget
+	rotation map[string]int
+
+	// life ends the pushes that api_start_push_ticket runs in the
+	// background; stop cancels it, wg waits for them, and closed keeps
+	// Close's wait from racing a new one.
+	life   context.Context
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+	closed bool
 }
 
 // account is an appid or a corpid, with everything the fake keeps about it.
@@ -127,6 +141,10 @@ type account struct {
 	// corp holds the current token of each WeCom application secret of a
 	// corpid; nil when the id is not a corp.
 	corp map[string]*token
+
+	// component holds a third-party platform's state; nil when the id is
+	// not a component. Its secret is kept in secret, like an app's.
+	component *componentState
 
 	classic *token
 	stable  *token
@@ -151,7 +169,8 @@ type Stats struct {
 	Issued int
 
 	// GoodUses counts calls to token-using endpoints (getcallbackip,
-	// get_api_domain_ip, getticket, clear_quota) made with a valid token.
+	// get_api_domain_ip, getticket, clear_quota, and for a component the
+	// component endpoints that take its token) made with a valid token.
 	GoodUses int
 
 	// DeadUses counts token uses answered 40001, 42001 or 40014 where the
@@ -161,16 +180,43 @@ type Stats struct {
 	// TicketCalls counts getticket calls made with this account's tokens,
 	// valid or not.
 	TicketCalls int
+
+	// ComponentTokenCalls, StartPushCalls, PreAuthCodeCalls and
+	// QueryAuthCalls count calls received at api_component_token,
+	// api_start_push_ticket, api_create_preauthcode and api_query_auth that
+	// name this component appid in their body, failed ones included.
+	ComponentTokenCalls, StartPushCalls, PreAuthCodeCalls, QueryAuthCalls int
+
+	// AuthorizerTokenCalls counts api_authorizer_token calls, failed ones
+	// included: for a component appid, all that name it as component_appid;
+	// for an authorizer appid the fake knows, all that name it as
+	// authorizer_appid.
+	AuthorizerTokenCalls int
+
+	// Pushes counts the component_verify_ticket and authorization-event
+	// pushes the fake made to this component's target, on its own or for
+	// PushTicket, Authorize, UpdateAuthorization and Unauthorize (PushRaw
+	// is not counted). PushFailures counts those among them that could not
+	// be sent or were not acknowledged with "success".
+	Pushes, PushFailures int
 }
 
 // New returns a Fake with no accounts, no faults and no whitelist.
+//
+// A Fake that has served api_start_push_ticket runs pushes in the background;
+// Close stops them.
 func New(cfg Config) *Fake {
+	life, stop := context.WithCancel(context.Background())
 	return &Fake{
 		cfg:       cfg,
 		accounts:  make(map[string]*account),
 		tokens:    make(map[string]*token),
 		faults:    make(map[string]*faultState),
 		whitelist: make(map[string]bool),
+		targets:   make(map[string]pushTarget),
+		rotation:  make(map[string]int),
+		life:      life,
+		stop:      stop,
 	}
 }
 
@@ -192,6 +238,16 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.serveClearQuota(w, r)
 	case "/cgi-bin/clear_quota/v2":
 		f.serveClearQuotaV2(w, r)
+	case "/cgi-bin/component/api_start_push_ticket":
+		f.serveStartPushTicket(w, r)
+	case "/cgi-bin/component/api_component_token":
+		f.serveComponentToken(w, r)
+	case "/cgi-bin/component/api_create_preauthcode":
+		f.servePreAuthCode(w, r)
+	case "/cgi-bin/component/api_query_auth":
+		f.serveQueryAuth(w, r)
+	case "/cgi-bin/component/api_authorizer_token":
+		f.serveAuthorizerToken(w, r)
 	default:
 		http.NotFound(w, r)
 	}
@@ -234,7 +290,8 @@ func (f *Fake) account(id string) *account {
 	return a
 }
 
-// Stats returns the counters of an appid or corpid; an unknown id has none.
+// Stats returns the counters of an appid, corpid or component appid; an
+// unknown id has none.
 func (f *Fake) Stats(appid string) Stats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -245,8 +302,10 @@ func (f *Fake) Stats(appid string) Stats {
 }
 
 // FreezeSecret freezes an app's AppSecret: its classic and stable calls with
-// the right secret then answer 40243 until AddApp sets the secret again.
-// Unknown ids are ignored, and so are WeCom corps, which have no such state.
+// the right secret then answer 40243 until AddApp sets the secret again. A
+// component's secret freezes the same way, for api_component_token and
+// api_start_push_ticket, until AddComponent. Unknown ids are ignored, and so
+// are WeCom corps, which have no such state.
 func (f *Fake) FreezeSecret(appid string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -8,9 +8,10 @@ import (
 )
 
 // Fault is a failure injected into the token-issuing endpoints (classic
-// token, stable_token and WeCom gettoken). It acts before any other check:
-// a faulted call issues no token and uses no quota, but it is counted in
-// the endpoint's Stats counter.
+// token, stable_token, WeCom gettoken, and the third-party platform's
+// api_component_token and api_authorizer_token). It acts before any other
+// check: a faulted call issues no token and uses no quota, but it is counted
+// in the endpoint's Stats counter.
 //
 // Delay applies first. After it, Hang wins over Status, and Status over
 // ErrCode; a Fault with only a Delay lets the call proceed normally.
@@ -46,10 +47,12 @@ type faultState struct {
 	left int // meaningful only when Count > 0
 }
 
-// SetFault injects ft into the token-issuing calls of appid (an appid or
-// corpid), or of every account when appid is "". It replaces any fault set
-// earlier for the same scope. A fault for an account wins over the one for
-// every account.
+// SetFault injects ft into the token-issuing calls of appid (an appid,
+// corpid, component appid or authorizer appid), or of every account when
+// appid is "". It replaces any fault set earlier for the same scope. A fault
+// for an account wins over the one for every account. An api_authorizer_token
+// call meets the fault of its authorizer appid, else that of its component
+// appid, else the one for every account.
 func (f *Fake) SetFault(appid string, ft Fault) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -64,16 +67,18 @@ func (f *Fake) ClearFault(appid string) {
 	delete(f.faults, appid)
 }
 
-// takeFault returns the fault that applies to a call for appid, using up
-// one of its Count.
-func (f *Fake) takeFault(appid string) (Fault, bool) {
+// takeFault returns the fault that applies to a call for the given ids,
+// the first id with a fault winning, else the fault for every account, and
+// uses up one of its Count.
+func (f *Fake) takeFault(ids ...string) (Fault, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	key := appid
-	fs := f.faults[key]
-	if fs == nil {
-		key = ""
-		fs = f.faults[key]
+	key, fs := "", f.faults[""]
+	for _, id := range ids {
+		if found := f.faults[id]; found != nil {
+			key, fs = id, found
+			break
+		}
 	}
 	if fs == nil {
 		return Fault{}, false
@@ -87,10 +92,10 @@ func (f *Fake) takeFault(appid string) (Fault, bool) {
 	return fs.Fault, true
 }
 
-// applyFault runs the fault for a call of appid, if there is one, and
-// reports whether it answered (or abandoned) the call.
-func (f *Fake) applyFault(w http.ResponseWriter, r *http.Request, appid string) bool {
-	ft, found := f.takeFault(appid)
+// applyFault runs the fault for a call of the given ids (see takeFault), if
+// there is one, and reports whether it answered (or abandoned) the call.
+func (f *Fake) applyFault(w http.ResponseWriter, r *http.Request, ids ...string) bool {
+	ft, found := f.takeFault(ids...)
 	if !found {
 		return false
 	}

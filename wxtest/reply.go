@@ -25,6 +25,16 @@ const (
 	codeDataFormat        = 47001
 	codeClearQuotaLimit   = 48006
 	codeWeComIPDenied     = 60020
+
+	// Third-party platform codes; WECHAT.md §2 and §4.
+	codeComponentIP        = 61004
+	codeTicketExpired      = 61005
+	codeTicketInvalid      = 61006
+	codeAuthCodeInvalid    = 61009
+	codeAuthCodeExpired    = 61010
+	codeNeedComponentToken = 61014
+	codeRefreshInvalid     = 61023
+	codeComponentAppID     = 61024
 )
 
 // errmsgs holds the platform's wording for each code, so that a fault given
@@ -54,6 +64,15 @@ var errmsgs = map[int]string{
 	89503:                 "this ip needs to be confirmed by the administrator",
 	89506:                 "this ip is refused by the administrator, retry in 24 hours",
 	89507:                 "this ip is refused by the administrator, retry in 1 hour",
+
+	// The third-party platform's own wording; 61024 is above.
+	codeComponentIP:        "access clientip is not registered",
+	codeTicketExpired:      "component ticket is expired",
+	codeTicketInvalid:      "component ticket is invalid",
+	codeAuthCodeInvalid:    "code is invalid",
+	codeAuthCodeExpired:    "code is expired",
+	codeNeedComponentToken: "must use component token for component api",
+	codeRefreshInvalid:     "refresh_token is invalid",
 }
 
 // apiError is the body of every WeChat error answer, sent with HTTP 200.

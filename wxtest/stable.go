@@ -89,6 +89,11 @@ func (f *Fake) stable(r *http.Request, req stableRequest) any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := f.cfg.now()
+	if f.component(req.AppID) != nil {
+		// The docs name only the classic endpoint; the fake assumes the
+		// stable one refuses a component appid the same way.
+		return fail(codeComponentAppID)
+	}
 	a := f.app(req.AppID)
 	if a == nil {
 		return fail(codeInvalidAppID)

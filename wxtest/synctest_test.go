@@ -1,6 +1,7 @@
 package wxtest
 
 import (
+	"context"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -34,6 +35,71 @@ func TestSynctest(t *testing.T) {
 		next := mustToken(t, c.stable(appID, appSecret, false))
 		if next == stable {
 			t.Errorf("stable call after expiry returned the expired token")
+		}
+	})
+}
+
+// TestSynctestComponent runs a third-party platform inside a bubble: the
+// background push of api_start_push_ticket, pushes to a receiver reached
+// through HandlerClient, and half a day of ticket life in no real time.
+func TestSynctestComponent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := New(Config{})
+		defer f.Close()
+		f.AddComponent(testComponent)
+		recv := newReceiver(testComponent)
+		f.SetPushTarget(componentAppID, "https://platform.example/wechat/component", HandlerClient(recv))
+		c := caller{t: t, c: f.Client(), base: "https://api.weixin.qq.com"}
+
+		if r := c.startPush(componentAppID, componentSecret); r.ErrCode != 0 {
+			t.Fatalf("start_push_ticket: %s", r.Body)
+		}
+		synctest.Wait()
+		if n := len(recv.all()); n != 0 {
+			t.Fatalf("%d pushes before the delay", n)
+		}
+		time.Sleep(startPushDelay)
+		synctest.Wait()
+		evs := recv.all()
+		if len(evs) != 1 || evs[0].ComponentVerifyTicket == "" {
+			t.Fatalf("after the delay: events %+v, refused %v", evs, recv.refusals())
+		}
+		ticket := evs[0].ComponentVerifyTicket
+
+		ctok := c.componentToken(componentAppID, componentSecret, ticket).ComponentAccessToken
+		code, err := f.Authorize(context.Background(), componentAppID, authorizerAppID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		auth := c.queryAuth(ctok, componentAppID, code)
+		if auth.ErrCode != 0 {
+			t.Fatalf("query_auth: %s", auth.Body)
+		}
+
+		time.Sleep(2 * time.Hour)
+		if got := c.use(auth.Info.AccessToken); got != codeTokenExpired {
+			t.Errorf("authorizer token after 2 h: %d, want %d", got, codeTokenExpired)
+		}
+		if r := c.authorizerToken(ctok, componentAppID, authorizerAppID, auth.Info.RefreshToken); r.ErrCode != codeTokenExpired {
+			t.Errorf("refresh with an expired component token: %s, want errcode %d", r.Body, codeTokenExpired)
+		}
+		if r := c.componentToken(componentAppID, componentSecret, ticket); r.ErrCode != 0 {
+			t.Errorf("ticket after 2 h: %s", r.Body)
+		}
+
+		time.Sleep(10 * time.Hour)
+		if r := c.componentToken(componentAppID, componentSecret, ticket); r.ErrCode != codeTicketExpired {
+			t.Errorf("ticket after 12 h: %s, want errcode %d", r.Body, codeTicketExpired)
+		}
+
+		// Close drops a push still waiting for its delay.
+		if r := c.startPush(componentAppID, componentSecret); r.ErrCode != 0 {
+			t.Fatalf("start_push_ticket: %s", r.Body)
+		}
+		f.Close()
+		time.Sleep(time.Minute)
+		if got := f.Stats(componentAppID); len(recv.all()) != 2 || got.Pushes != 2 || got.PushFailures != 0 {
+			t.Errorf("after Close: %d events, Stats %+v; want only the Authorize push added", len(recv.all()), got)
 		}
 	})
 }

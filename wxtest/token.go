@@ -118,7 +118,11 @@ func wellFormed(s string) bool {
 // use. It returns the token's account (nil for a token that is not the
 // fake's) and, if the use fails, the answer to give. The caller holds f.mu.
 func (f *Fake) useToken(r *http.Request, now time.Time) (*account, apiError, bool) {
-	value := r.URL.Query().Get("access_token")
+	return f.useValue(r.URL.Query().Get("access_token"), now)
+}
+
+// useValue is useToken for a token value however the call carried it.
+func (f *Fake) useValue(value string, now time.Time) (*account, apiError, bool) {
 	if value == "" {
 		return nil, fail(codeTokenMissing), false
 	}

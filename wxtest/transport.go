@@ -22,7 +22,15 @@ const clientAddr = "127.0.0.1:49152"
 // A request whose context ends while the fake is still working on it (a
 // Delay or Hang fault) fails with the context's error, as over a network.
 func (f *Fake) Client() *http.Client {
-	return &http.Client{Transport: transport{h: f}}
+	return HandlerClient(f)
+}
+
+// HandlerClient returns an http.Client whose requests are served by h
+// in-process, as Client's are by the Fake. Tests under testing/synctest
+// give one to SetPushTarget, so that pushes reach the handler that receives
+// them without a socket.
+func HandlerClient(h http.Handler) *http.Client {
+	return &http.Client{Transport: transport{h: h}}
 }
 
 // transport is an http.RoundTripper that calls a handler directly.
