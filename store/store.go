@@ -51,18 +51,36 @@ type Entry struct {
 //     returns does not lose it.
 //   - List returns the keys with the given prefix, sorted.
 //   - Keys are non-empty strings of at most 512 bytes; values at most 1 MiB.
+//   - Watch reports writes as the Watcher doc says; storetest.RunShared
+//     checks, for shared backends, that it reports a peer's writes too.
 //
 // The Locker half lets exactly one refresher work on a credential at a
-// time across everything that shares the store.
+// time across everything that shares the store; the Watcher half lets the
+// others learn of its result without polling for it.
 type Store interface {
 	Get(ctx context.Context, key string) (Entry, error)
 	Put(ctx context.Context, key string, value []byte, expect uint64) (uint64, error)
 	Delete(ctx context.Context, key string, expect uint64) error
 	List(ctx context.Context, prefix string) ([]string, error)
 	Locker
-	// Close releases the store's resources. Calls after Close return
-	// ErrClosed.
+	Watcher
+	// Close releases the store's resources and ends every Watch. Calls
+	// after Close return ErrClosed.
 	Close() error
+}
+
+// Watcher is implemented by stores that report changes, so instances
+// sharing a store can serve a new token as soon as a peer stores it.
+type Watcher interface {
+	// Watch delivers the key of every successful Put or Delete under prefix, by anyone
+	// sharing the store, made after Watch returns, until ctx is done; then the channel is closed.
+	// Delivery is best effort: when notifications may have been lost (a slow reader, a lost
+	// connection), Watch sends "" meaning "anything may have changed, re-read"; readers
+	// therefore also re-read periodically.
+	//
+	// Closing the store closes the channel too. A reader that stops
+	// reading never blocks a writer: it gets "" once it reads again.
+	Watch(ctx context.Context, prefix string) (<-chan string, error)
 }
 
 // Locker hands out named, time-limited leases.

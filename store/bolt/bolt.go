@@ -27,6 +27,7 @@ var bucket = []byte("kv")
 type Store struct {
 	db *bbolt.DB
 	store.LocalLocker
+	hub store.Hub
 }
 
 var _ store.Store = (*Store)(nil)
@@ -59,7 +60,16 @@ func Open(dir string) (*Store, error) {
 }
 
 // Close implements store.Store.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.hub.Close()
+	return s.db.Close()
+}
+
+// Watch implements store.Store. Only this process can write the file, so
+// its own writes are all there is to report.
+func (s *Store) Watch(ctx context.Context, prefix string) (<-chan string, error) {
+	return s.hub.Watch(ctx, prefix)
+}
 
 // Get implements store.Store.
 func (s *Store) Get(ctx context.Context, key string) (store.Entry, error) {
@@ -100,6 +110,7 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, expect uint64
 	if err != nil {
 		return 0, wrap(err)
 	}
+	s.hub.Notify(key)
 	return next, nil
 }
 
@@ -122,7 +133,11 @@ func (s *Store) Delete(ctx context.Context, key string, expect uint64) error {
 		}
 		return b.Delete([]byte(key))
 	})
-	return wrap(err)
+	if err != nil {
+		return wrap(err)
+	}
+	s.hub.Notify(key)
+	return nil
 }
 
 // List implements store.Store.

@@ -17,6 +17,7 @@ import (
 // Store is an in-memory store.Store. The zero value is not ready; use New.
 type Store struct {
 	store.LocalLocker
+	hub store.Hub
 
 	mu     sync.Mutex
 	m      map[string]store.Entry
@@ -67,6 +68,7 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, expect uint64
 	}
 	v := expect + 1
 	s.m[key] = store.Entry{Value: bytes.Clone(value), Version: v}
+	s.hub.Notify(key) // under s.mu, so watchers see writes in order
 	return v, nil
 }
 
@@ -84,6 +86,7 @@ func (s *Store) Delete(ctx context.Context, key string, expect uint64) error {
 		return store.ErrConflict
 	}
 	delete(s.m, key)
+	s.hub.Notify(key)
 	return nil
 }
 
@@ -103,10 +106,16 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 	return keys, nil
 }
 
+// Watch implements store.Store.
+func (s *Store) Watch(ctx context.Context, prefix string) (<-chan string, error) {
+	return s.hub.Watch(ctx, prefix)
+}
+
 // Close implements store.Store.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.closed = true
+	s.mu.Unlock()
+	s.hub.Close()
 	return nil
 }

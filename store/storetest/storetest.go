@@ -16,7 +16,7 @@ import (
 )
 
 // Run runs the suite. newStore returns a fresh, empty store for each
-// subtest; the suite closes it.
+// subtest; the suite closes it. Shared backends also run RunShared.
 func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	tests := []struct {
 		name string
@@ -35,6 +35,12 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"LockExpires", testLockExpires},
 		{"LockExtend", testLockExtend},
 		{"LocksIndependent", testLocksIndependent},
+		{"Fencing", func(t *testing.T, s store.Store) { testFencing(t, s, s) }},
+		{"WatchPutDelete", testWatchPutDelete},
+		{"WatchPrefix", testWatchPrefix},
+		{"WatchCancel", testWatchCancel},
+		{"WatchSlowReader", testWatchSlowReader},
+		{"WatchClosed", testWatchClosed},
 		{"Closed", testClosed},
 	}
 	for _, tt := range tests {
