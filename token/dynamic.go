@@ -128,8 +128,10 @@ func (m *Manager) update(ctx context.Context, e *entry, change func(*record) err
 
 // Restore adds every credential stored by owner in an earlier run, built
 // by mk from its id, and returns how many. Authorizers come back this way
-// after a restart, with their refresh tokens.
+// after a restart, with their refresh tokens. Authorizers a peer instance
+// adds later are taken up with mk too.
 func (m *Manager) Restore(ctx context.Context, owner string, mk func(id string) Credential) (int, error) {
+	m.owners.set(owner, mk)
 	keys, err := m.cfg.Store.List(ctx, recordKey(""))
 	if err != nil {
 		return 0, err

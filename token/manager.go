@@ -50,6 +50,9 @@ type Config struct {
 	// LockTTL is the per-credential lease (default 1m); it must exceed
 	// FetchTimeout, as a refresh holds the lease through one or two calls.
 	LockTTL time.Duration
+	// Resync is how often every record is re-read from the store, in case
+	// a change notification was lost (default 1m).
+	Resync time.Duration
 	// Concurrency bounds simultaneous upstream fetches (default 16).
 	Concurrency int
 	// Rand is the source of jitter; nil means a randomly seeded one.
@@ -79,6 +82,7 @@ func (c *Config) setDefaults() {
 	def(&c.TicketRetry, time.Minute)
 	def(&c.FetchTimeout, 15*time.Second)
 	def(&c.LockTTL, time.Minute)
+	def(&c.Resync, time.Minute)
 	if c.Concurrency <= 0 {
 		c.Concurrency = 16
 	}
@@ -108,6 +112,7 @@ type Manager struct {
 	sem  chan struct{} // bounds upstream fetches
 
 	entries sync.Map // id → *entry
+	owners  owners
 
 	ctx    context.Context // cancelled by Close: ends refreshes
 	cancel context.CancelFunc
@@ -172,9 +177,13 @@ func (m *Manager) add(c Credential) error {
 }
 
 // Start loads every credential's stored record, so tokens that are still
-// valid are served at once without a fetch, and plans each refresh. It
-// returns after the records are loaded; fetches happen in the background.
+// valid are served at once without a fetch, plans each refresh, and starts
+// following the store for peers' refreshes. It returns after the records
+// are loaded; fetches happen in the background.
 func (m *Manager) Start(ctx context.Context) error {
+	if m.enter() {
+		go m.follow()
+	}
 	var errs []error
 	m.entries.Range(func(_, v any) bool {
 		e := v.(*entry)

@@ -1,0 +1,133 @@
+package token
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Instances sharing a store learn of each other's refreshes from the
+// store's change notifications, and re-read everything periodically in
+// case a notification was lost. A record newer than the one held replaces
+// it; a refresh in flight is left alone, since it reads the store itself.
+
+// owners maps a component id to the function building its authorizers'
+// credentials, so a peer's new authorizer can be taken up here too.
+type owners struct {
+	mu sync.Mutex
+	mk map[string]func(id string) Credential
+}
+
+func (o *owners) set(owner string, mk func(string) Credential) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.mk == nil {
+		o.mk = make(map[string]func(string) Credential)
+	}
+	o.mk[owner] = mk
+}
+
+func (o *owners) get(owner string) func(string) Credential {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.mk[owner]
+}
+
+// follow watches the store and re-reads on every change until the Manager
+// closes. It runs in its own goroutine, owned by the Manager.
+func (m *Manager) follow() {
+	defer m.wg.Done()
+	ctx := m.ctx
+	resync := time.NewTicker(m.cfg.Resync)
+	defer resync.Stop()
+	var changes <-chan string
+	for {
+		if changes == nil {
+			ch, err := m.cfg.Store.Watch(ctx, recordKey(""))
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				m.log.Warn("store watch failed; relying on periodic re-reads", "err", err)
+			} else {
+				changes = ch
+				m.resyncAll(ctx) // what changed while not watching
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case key, ok := <-changes:
+			switch {
+			case !ok:
+				changes = nil // re-watch on the next round
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(m.cfg.BaseBackoff):
+				}
+			case key == "":
+				m.resyncAll(ctx)
+			default:
+				m.adopt(ctx, strings.TrimPrefix(key, recordKey("")))
+			}
+		case <-resync.C:
+			m.resyncAll(ctx)
+		}
+	}
+}
+
+// resyncAll re-reads every record, taking up authorizers a peer created.
+func (m *Manager) resyncAll(ctx context.Context) {
+	keys, err := m.cfg.Store.List(ctx, recordKey(""))
+	if err != nil {
+		return // the store is down; refreshes report it
+	}
+	for _, k := range keys {
+		m.adopt(ctx, strings.TrimPrefix(k, recordKey("")))
+	}
+}
+
+// adopt takes id's stored record if it is newer than the one held. The
+// version is compared before the record is decoded: most notifications
+// are of our own writes, and a periodic re-read of thousands of
+// authorizers must cost little.
+func (m *Manager) adopt(ctx context.Context, id string) {
+	e, err := m.entry(id)
+	if errors.Is(err, ErrUnknown) {
+		m.takeUp(ctx, id)
+		return
+	}
+	ent, err := m.cfg.Store.Get(ctx, recordKey(id))
+	if err != nil {
+		return
+	}
+	e.mu.Lock()
+	held := e.ver
+	e.mu.Unlock()
+	if ent.Version <= held {
+		return
+	}
+	rec, err := decodeRecord(ent.Value)
+	if err != nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if ent.Version > e.ver && e.flight == nil && rec.Owner == e.cred.Owner {
+		m.settle(e, rec, ent.Version, m.planned(e, rec, time.Now()), nil)
+	}
+}
+
+// takeUp adds a credential a peer created for a known owner.
+func (m *Manager) takeUp(ctx context.Context, id string) {
+	rec, _, err := m.load(ctx, id)
+	if err != nil || rec.Owner == "" {
+		return
+	}
+	if mk := m.owners.get(rec.Owner); mk != nil {
+		m.Add(ctx, mk(id), nil)
+	}
+}
