@@ -133,4 +133,3 @@ func (p *Platform) PreAuth(ctx context.Context, redirectURI string, authType int
 	}
 	return tok.Value, tok.ExpiresIn, authPage(p.cfg.AppID, tok.Value, redirectURI, authType), nil
 }
-

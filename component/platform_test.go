@@ -1,0 +1,305 @@
+package component_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/wxtoken/wxtoken/callback"
+	"github.com/wxtoken/wxtoken/component"
+	"github.com/wxtoken/wxtoken/server"
+	"github.com/wxtoken/wxtoken/store"
+	"github.com/wxtoken/wxtoken/store/memory"
+	"github.com/wxtoken/wxtoken/token"
+	"github.com/wxtoken/wxtoken/wechat"
+	"github.com/wxtoken/wxtoken/wxtest"
+)
+
+var comp = wxtest.Component{AppID: "wxcomp00000001", Secret: "comp-secret", Token: "comp-token",
+	EncodingAESKey: "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"}
+
+// platform is a third-party platform served by a real API, with WeChat's
+// pushes delivered in process so that it runs under testing/synctest.
+type platform struct {
+	fake   *wxtest.Fake
+	up     *wechat.Client
+	store  store.Store
+	tokens *token.Manager
+	p      *component.Platform
+}
+
+func startPlatform(t *testing.T, fc wxtest.Config, st store.Store, fake *wxtest.Fake, opts ...func(*token.Config)) *platform {
+	return startPlatformWith(t, fc, st, fake, nil, opts...)
+}
+
+// startPlatformWith is startPlatform with the upstream transport wrapped.
+func startPlatformWith(t *testing.T, fc wxtest.Config, st store.Store, fake *wxtest.Fake,
+	wrap func(http.RoundTripper) http.RoundTripper, opts ...func(*token.Config)) *platform {
+	t.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if fake == nil {
+		fake = wxtest.New(fc)
+		fake.AddComponent(comp)
+		t.Cleanup(fake.Close)
+	}
+	pl := &platform{fake: fake, store: st}
+	hc := fake.Client()
+	if wrap != nil {
+		hc.Transport = wrap(hc.Transport)
+	}
+	pl.up = &wechat.Client{HTTP: hc, API: "http://wechat"}
+	pl.p = component.New(component.Config{ID: "plat", AppID: comp.AppID, Secret: comp.Secret}, pl.up, st, quiet)
+	cfg := token.Config{Store: st, Logger: quiet}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	m, err := token.New(cfg, []token.Credential{pl.p.Credential()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl.tokens = m
+	if err := m.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := pl.p.Start(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	cr, err := callback.NewCrypter(comp.Token, comp.EncodingAESKey, comp.AppID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := server.New(server.Config{Tokens: m, Logger: quiet, Callbacks: []server.Callback{
+		{Kind: "component", ID: "plat", Token: comp.Token, Crypter: cr, Handler: pl.p}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.SetPushTarget(comp.AppID, "http://wxtoken/callback/component/plat", wxtest.HandlerClient(api))
+	return pl
+}
+
+// use calls WeChat with id's current token and reports whether one was
+// handed out; a dead token handed out fails the test.
+func (pl *platform) use(t *testing.T, id string) bool {
+	s, err := pl.tokens.Token(id)
+	if err != nil {
+		return false
+	}
+	if _, err := pl.up.CallbackIP(t.Context(), s.Token); err != nil {
+		t.Errorf("%s: served token failed upstream: %v", id, err)
+	}
+	return true
+}
+
+// TestPlatformLifecycle runs the whole flow against the fake: no ticket at
+// first start, so one is asked for; ticket push → component token →
+// authorization event → authorizer token served → refreshes rotating the
+// refresh token → unauthorized → no longer served.
+func TestPlatformLifecycle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pl := startPlatform(t, wxtest.Config{Lifetime: time.Hour}, memory.New(), nil)
+		pl.fake.SetRefreshTokenRotation(comp.AppID, 1)
+		time.Sleep(time.Second) // start_push_ticket, then the push
+		if st := pl.fake.Stats(comp.AppID); st.StartPushCalls != 1 || st.Pushes != 1 {
+			t.Fatalf("stats %+v: want one api_start_push_ticket and one push", st)
+		}
+		if !pl.use(t, "plat") {
+			t.Fatal("no component token after the ticket push")
+		}
+
+		if _, err := pl.fake.Authorize(t.Context(), comp.AppID, "wxauth01"); err != nil {
+			t.Fatalf("authorize: %v", err)
+		}
+		if !pl.use(t, "wxauth01") {
+			t.Fatal("authorizer token not served after the authorization event")
+		}
+		for range 6 * 60 { // six hours of use, six refreshes
+			time.Sleep(time.Minute)
+			if !pl.use(t, "wxauth01") || !pl.use(t, "plat") {
+				t.Fatalf("a token was not served at %s", time.Now().Format(time.TimeOnly))
+			}
+			pl.fake.PushTicket(t.Context(), comp.AppID) // WeChat pushes every ten minutes; once a minute here is plenty
+		}
+		st := pl.fake.Stats("wxauth01")
+		if st.DeadUses != 0 || st.AuthorizerTokenCalls < 6 {
+			t.Fatalf("authorizer stats %+v: want ≥ 6 refreshes and no dead use", st)
+		}
+		rec := storedRecord(t, pl.store, "wxauth01")
+		if rec.State != pl.fake.AuthorizerRefreshToken(comp.AppID, "wxauth01") {
+			t.Fatal("stored refresh token is not WeChat's newest after rotations")
+		}
+
+		if err := pl.fake.Unauthorize(t.Context(), comp.AppID, "wxauth01"); err != nil {
+			t.Fatalf("unauthorize: %v", err)
+		}
+		if _, err := pl.tokens.Token("wxauth01"); !errors.Is(err, token.ErrRevoked) {
+			t.Fatalf("Token after unauthorized = %v, want ErrRevoked", err)
+		}
+		calls := pl.fake.Stats("wxauth01").AuthorizerTokenCalls
+		time.Sleep(3 * time.Hour)
+		if got := pl.fake.Stats("wxauth01").AuthorizerTokenCalls; got != calls {
+			t.Fatalf("a revoked authorizer was refreshed %d times", got-calls)
+		}
+		if rec := storedRecord(t, pl.store, "wxauth01"); rec.State != "" || rec.Token != "" || !rec.Revoked {
+			t.Fatal("a revoked authorizer's tokens are still stored")
+		}
+	})
+}
+
+type record struct {
+	Token   string `json:"token"`
+	State   string `json:"state"`
+	Revoked bool   `json:"revoked"`
+}
+
+func storedRecord(t *testing.T, s store.Store, id string) record {
+	t.Helper()
+	e, err := s.Get(context.Background(), "token/"+id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r record
+	if err := jsonUnmarshal(e.Value, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestRestartUsesStoredTicket: a new instance on the same store fetches
+// the component token with the stored ticket at once, without asking
+// WeChat for a push, and brings back the authorizers with their refresh
+// tokens.
+func TestRestartUsesStoredTicket(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := memory.New()
+		fake := wxtest.New(wxtest.Config{Lifetime: time.Hour})
+		fake.AddComponent(comp)
+		defer fake.Close()
+		ctx, stop := context.WithCancel(t.Context())
+		first := startPlatform(t, wxtest.Config{}, st, fake)
+		time.Sleep(time.Second)
+		fake.Authorize(ctx, comp.AppID, "wxauth01")
+		if !first.use(t, "wxauth01") {
+			t.Fatal("no authorizer token")
+		}
+		first.tokens.Close()
+		stop()
+		time.Sleep(2 * time.Hour) // both tokens expired meanwhile
+
+		before := fake.Stats(comp.AppID)
+		second := startPlatform(t, wxtest.Config{}, st, fake)
+		time.Sleep(5 * time.Second) // the authorizer retries once the component token is back
+		if !second.use(t, "plat") || !second.use(t, "wxauth01") {
+			t.Fatal("tokens not served after restart without a new push")
+		}
+		after := fake.Stats(comp.AppID)
+		if after.StartPushCalls != before.StartPushCalls || after.Pushes != before.Pushes {
+			t.Fatalf("restart asked for a ticket: %+v → %+v", before, after)
+		}
+	})
+}
+
+// TestSecondComponentRefused: an authorizer held by one platform cannot be
+// claimed by another: the push is refused, nothing is merged.
+func TestSecondComponentRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := memory.New()
+		pl := startPlatform(t, wxtest.Config{}, st, nil)
+		time.Sleep(time.Second)
+		pl.fake.Authorize(t.Context(), comp.AppID, "wxauth01")
+		quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+		other := component.New(component.Config{ID: "other", AppID: "wxother", Secret: "s"}, pl.up, st, quiet)
+		if err := other.Start(t.Context(), pl.tokens); err != nil {
+			t.Fatal(err)
+		}
+		_, err := other.Import(t.Context(), []component.Import{{AppID: "wxauth01", RefreshToken: "stolen"}})
+		if !errors.Is(err, token.ErrOwned) {
+			t.Fatalf("second platform importing a held authorizer: %v, want ErrOwned", err)
+		}
+		if s, _ := pl.tokens.Snapshot("wxauth01"); s.Owner != "plat" {
+			t.Fatalf("owner = %q after a refused claim, want plat", s.Owner)
+		}
+		if rec := storedRecord(t, st, "wxauth01"); rec.State == "stolen" {
+			t.Fatal("the refused claim overwrote the refresh token")
+		}
+	})
+}
+
+// TestTenThousandAuthorizers keeps 10,000 authorizers fresh over three
+// token lifetimes with at most Concurrency upstream calls at once.
+func TestTenThousandAuthorizers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10,000 authorizers")
+	}
+	synctest.Test(t, func(t *testing.T) {
+		const n, limit = 10_000, 8
+		var inflight, peak atomic.Int64
+		fake := wxtest.New(wxtest.Config{Lifetime: 2 * time.Hour, DailyLimit: 1 << 30})
+		fake.AddComponent(comp)
+		defer fake.Close()
+		count := func(rt http.RoundTripper) http.RoundTripper { return countingTransport{rt, &inflight, &peak} }
+		pl := startPlatformWith(t, wxtest.Config{}, memory.New(), fake, count, func(c *token.Config) { c.Concurrency = limit })
+		time.Sleep(time.Second)
+		for i := range n {
+			if _, err := fake.Authorize(t.Context(), comp.AppID, fmt.Sprintf("wxa%05d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Slow answers make the refreshes of the 720 s window overlap well
+		// past the bound, so the bound is what keeps them in line.
+		fake.SetFault(comp.AppID, wxtest.Fault{Delay: 400 * time.Millisecond})
+		stale := 0
+		for hour := range 6 {
+			time.Sleep(time.Hour)
+			fake.PushTicket(t.Context(), comp.AppID)
+			for i := range n {
+				id := fmt.Sprintf("wxa%05d", i)
+				if _, err := pl.tokens.Token(id); err != nil {
+					stale++
+					if stale < 5 {
+						t.Errorf("hour %d: %s: %v", hour+1, id, err)
+					}
+				}
+			}
+		}
+		calls := 0
+		for i := range n {
+			calls += fake.Stats(fmt.Sprintf("wxa%05d", i)).AuthorizerTokenCalls
+		}
+		if stale > 0 {
+			t.Fatalf("%d authorizer-hours without a valid token", stale)
+		}
+		// Six hours of 2 h tokens refreshed at 0.8: three to four each.
+		if calls < 3*n || calls > 4*n {
+			t.Fatalf("%d authorizer refreshes for %d authorizers in 6 h, want 3 to 4 each", calls, n)
+		}
+		if p := peak.Load(); p != limit {
+			t.Fatalf("peak concurrent upstream calls = %d, want the bound %d reached and never passed", p, limit)
+		}
+		t.Logf("%d authorizers, %d refreshes in 6 h, peak %d concurrent upstream calls (bound %d)", n, calls, peak.Load(), limit)
+	})
+}
+
+// countingTransport records the peak number of calls in flight.
+type countingTransport struct {
+	rt             http.RoundTripper
+	inflight, peak *atomic.Int64
+}
+
+func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	n := c.inflight.Add(1)
+	defer c.inflight.Add(-1)
+	for p := c.peak.Load(); n > p && !c.peak.CompareAndSwap(p, n); p = c.peak.Load() {
+	}
+	return c.rt.RoundTrip(r)
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
