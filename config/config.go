@@ -27,6 +27,9 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// DataDir holds the embedded store (default ./data).
 	DataDir string `yaml:"data_dir"`
+	// Store selects where state lives: the embedded file (default) or
+	// Redis, shared by several instances.
+	Store Store `yaml:"store"`
 	// Upstream overrides WeChat's hosts, for tests and proxies.
 	Upstream Upstream `yaml:"upstream"`
 	// Refresh tunes the refresh policy; the defaults suit WeChat.
@@ -41,10 +44,42 @@ type Config struct {
 	Clients []Client `yaml:"clients"`
 }
 
+// Store kinds.
+const (
+	StoreBolt  = "bolt"
+	StoreRedis = "redis"
+)
+
+// Store selects and configures the store.
+type Store struct {
+	// Type is bolt (default: one file in data_dir, one instance) or redis
+	// (several instances sharing one Redis).
+	Type string `yaml:"type"`
+	// Addrs are Redis addresses: one server; the Sentinels (with
+	// master_name); or Cluster nodes.
+	Addrs      []string `yaml:"addrs"`
+	Username   string   `yaml:"username"`
+	Password   string   `yaml:"password"`
+	DB         int      `yaml:"db"`
+	MasterName string   `yaml:"master_name"`
+	// Cluster forces Cluster mode with a single configuration endpoint.
+	Cluster bool `yaml:"cluster"`
+	// TLS connects with TLS (system roots).
+	TLS bool `yaml:"tls"`
+	// KeyPrefix starts every key (default "wxtoken:").
+	KeyPrefix string `yaml:"key_prefix"`
+	// AllowNoPersistence accepts a Redis without appendonly. Tickets and
+	// refresh tokens are then lost when Redis restarts.
+	AllowNoPersistence bool `yaml:"allow_no_persistence"`
+}
+
 // Upstream names WeChat's hosts.
 type Upstream struct {
 	// API is the Official Account host (default https://api.weixin.qq.com).
 	API string `yaml:"api"`
+	// APIFailover are hosts tried in order when API cannot be reached
+	// (default https://api2.weixin.qq.com when API is the default).
+	APIFailover []string `yaml:"api_failover"`
 	// WeCom is the WeCom host (default https://qyapi.weixin.qq.com).
 	WeCom string `yaml:"wecom"`
 	// Timeout bounds one upstream call (default 15s).

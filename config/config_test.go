@@ -45,7 +45,7 @@ func TestParseGood(t *testing.T) {
 	if c.Refresh.MinForceInterval != 45*time.Second {
 		t.Errorf("min_force_interval = %v, want 45s", c.Refresh.MinForceInterval)
 	}
-	if c.Upstream.API != "https://api.weixin.qq.com" || c.Log.Level != "info" {
+	if c.Upstream.API != "https://api.weixin.qq.com" || len(c.Upstream.APIFailover) != 1 || c.Log.Level != "info" || c.Store.Type != "bolt" {
 		t.Errorf("defaults not applied: %+v %+v", c.Upstream, c.Log)
 	}
 	if c.Clients[1].KeyHash() != c.Clients[1].KeyHash() || c.Clients[0].KeyHash() == [32]byte{} {
@@ -131,6 +131,12 @@ func TestParseBad(t *testing.T) {
 		{"wecom callback key", base("  - {id: w, kind: wecom, corpid: ww, secret: s, callback: {token: t}}\n", ""), "(w).callback.encoding_aes_key: required for kind wecom"},
 		{"allow component", base(okCred, "  - {name: c, key: 0123456789abcdef, allow: [wx1/*]}\n"), "unknown credential \"wx1/*\""},
 		{"max skew", "callbacks: {max_skew: -1s}\n", "callbacks.max_skew: must not be negative"},
+		{"store type", "store: {type: etcd}\n", "store.type: want bolt or redis"},
+		{"redis addrs", "store: {type: redis}\n", "store.addrs: required for store.type redis"},
+		{"redis addr", "store: {type: redis, addrs: [nope]}\n", "store.addrs[0]: want host:port"},
+		{"bolt addrs", "store: {addrs: ['127.0.0.1:6379']}\n", "store.addrs: only for store.type redis"},
+		{"sentinel and cluster", "store: {type: redis, addrs: ['a:1'], master_name: m, cluster: true}\n", "store.cluster: Sentinel"},
+		{"failover url", "upstream: {api_failover: [nope]}\n", "upstream.api_failover[0]: want an http(s) URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

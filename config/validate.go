@@ -25,6 +25,12 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Upstream.API == "" {
 		c.Upstream.API = wechat.DefaultAPI
+		if c.Upstream.APIFailover == nil {
+			c.Upstream.APIFailover = []string{wechat.DefaultAPIFailover}
+		}
+	}
+	if c.Store.Type == "" {
+		c.Store.Type = StoreBolt
 	}
 	if c.Upstream.WeCom == "" {
 		c.Upstream.WeCom = wechat.DefaultWeCom
@@ -70,6 +76,31 @@ func (c *Config) Validate() error {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 			bad(field, "want an http(s) URL, got %q", u)
 		}
+	}
+	for i, u := range c.Upstream.APIFailover {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			bad(fmt.Sprintf("upstream.api_failover[%d]", i), "want an http(s) URL, got %q", u)
+		}
+	}
+	switch c.Store.Type {
+	case StoreBolt:
+		if len(c.Store.Addrs) > 0 {
+			bad("store.addrs", "only for store.type redis")
+		}
+	case StoreRedis:
+		if len(c.Store.Addrs) == 0 {
+			bad("store.addrs", "required for store.type redis")
+		}
+		for i, a := range c.Store.Addrs {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				bad(fmt.Sprintf("store.addrs[%d]", i), "want host:port, got %q", a)
+			}
+		}
+		if c.Store.MasterName != "" && c.Store.Cluster {
+			bad("store.cluster", "Sentinel (master_name) and Cluster exclude each other")
+		}
+	default:
+		bad("store.type", "want bolt or redis, got %q", c.Store.Type)
 	}
 	if c.Upstream.Timeout < 0 {
 		bad("upstream.timeout", "must not be negative")

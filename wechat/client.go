@@ -16,6 +16,8 @@ import (
 const (
 	DefaultAPI   = "https://api.weixin.qq.com"
 	DefaultWeCom = "https://qyapi.weixin.qq.com"
+	// DefaultAPIFailover is WeChat's second entry to the same API.
+	DefaultAPIFailover = "https://api2.weixin.qq.com"
 )
 
 // maxBody bounds what is read of any upstream answer; token answers are a
@@ -40,6 +42,9 @@ type Client struct {
 	HTTP *http.Client
 	// API is the base URL of the Official Account host; "" means DefaultAPI.
 	API string
+	// APIFailover are base URLs of the same API, tried in order when API
+	// cannot be reached.
+	APIFailover []string
 	// WeCom is the base URL of the WeCom host; "" means DefaultWeCom.
 	WeCom string
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"github.com/wxtoken/wxtoken/server"
 	"github.com/wxtoken/wxtoken/store"
 	"github.com/wxtoken/wxtoken/store/bolt"
+	redisstore "github.com/wxtoken/wxtoken/store/redis"
 	"github.com/wxtoken/wxtoken/token"
 	"github.com/wxtoken/wxtoken/wechat"
 )
@@ -47,14 +49,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			m.Close()
 		}
 	}()
-	if m.store, err = bolt.Open(cfg.DataDir); err != nil {
+	if m.store, err = openStore(ctx, cfg.Store, cfg.DataDir, m.Logger); err != nil {
 		return err
 	}
 	hc := m.HTTP
 	if hc == nil {
 		hc = &http.Client{Timeout: cfg.Upstream.Timeout}
 	}
-	up := &wechat.Client{HTTP: hc, API: cfg.Upstream.API, WeCom: cfg.Upstream.WeCom}
+	up := &wechat.Client{HTTP: hc, API: cfg.Upstream.API, APIFailover: cfg.Upstream.APIFailover, WeCom: cfg.Upstream.WeCom}
 	creds, platforms := credentials(cfg.Credentials, up, m.store, m.Logger)
 	callbacks, err := callbacks(cfg.Credentials, platforms)
 	if err != nil {
@@ -204,4 +206,20 @@ func callbacks(list []config.Credential, platforms map[string]*component.Platfor
 		out = append(out, cb)
 	}
 	return out, nil
+}
+
+// openStore opens the configured store: the embedded file, or Redis.
+func openStore(ctx context.Context, c config.Store, dataDir string, log *slog.Logger) (store.Store, error) {
+	if c.Type != config.StoreRedis {
+		return bolt.Open(dataDir)
+	}
+	rc := redisstore.Config{Addrs: c.Addrs, Username: c.Username, Password: c.Password, DB: c.DB,
+		MasterName: c.MasterName, Cluster: c.Cluster, KeyPrefix: c.KeyPrefix,
+		AllowNoPersistence: c.AllowNoPersistence, Logger: log}
+	if c.TLS {
+		rc.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return redisstore.Open(ctx, rc)
 }
