@@ -104,6 +104,13 @@ type Refresh struct {
 	ConfigRetry time.Duration `yaml:"config_retry"`
 	// Concurrency bounds simultaneous upstream calls (default 16).
 	Concurrency int `yaml:"concurrency"`
+	// LockTTL is the per-credential lease in the store (default 1m); it
+	// must exceed upstream.timeout. An instance that dies while refreshing
+	// is taken over once it expires.
+	LockTTL time.Duration `yaml:"lock_ttl"`
+	// Resync is how often every record is re-read from the store in case
+	// a change notification was lost (default 1m).
+	Resync time.Duration `yaml:"resync"`
 }
 
 // Log configures logging.

@@ -131,6 +131,7 @@ func TestParseBad(t *testing.T) {
 		{"wecom callback key", base("  - {id: w, kind: wecom, corpid: ww, secret: s, callback: {token: t}}\n", ""), "(w).callback.encoding_aes_key: required for kind wecom"},
 		{"allow component", base(okCred, "  - {name: c, key: 0123456789abcdef, allow: [wx1/*]}\n"), "unknown credential \"wx1/*\""},
 		{"max skew", "callbacks: {max_skew: -1s}\n", "callbacks.max_skew: must not be negative"},
+		{"lock ttl", "upstream: {timeout: 5s}\nrefresh: {lock_ttl: 5s}\n", "refresh.lock_ttl: must exceed upstream.timeout (5s)"},
 		{"store type", "store: {type: etcd}\n", "store.type: want bolt or redis"},
 		{"redis addrs", "store: {type: redis}\n", "store.addrs: required for store.type redis"},
 		{"redis addr", "store: {type: redis, addrs: [nope]}\n", "store.addrs[0]: want host:port"},

@@ -73,6 +73,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ConfigRetry:      cfg.Refresh.ConfigRetry,
 		FetchTimeout:     cfg.Upstream.Timeout,
 		Concurrency:      cfg.Refresh.Concurrency,
+		LockTTL:          cfg.Refresh.LockTTL,
+		Resync:           cfg.Refresh.Resync,
 	}, creds)
 	if err != nil {
 		return err
