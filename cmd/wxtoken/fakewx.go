@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,6 +36,10 @@ func fakewxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var apps, corps pairs
 	fs.Var(&apps, "app", "an Official Account or Mini Program as appid:secret (repeatable)")
 	fs.Var(&corps, "corp", "a WeCom application as corpid:secret (repeatable)")
+	var comps components
+	fs.Var(&comps, "component", "a third-party platform as appid:secret:token:encoding_aes_key (repeatable)")
+	pushTo := fs.String("push-to", "", "URL template for pushes to platforms; {appid} is replaced, e.g. http://127.0.0.1:8750/callback/component/{appid}")
+	ticketEvery := fs.Duration("ticket-every", 10*time.Minute, "how often each platform is pushed a component_verify_ticket (with --push-to)")
 	var fc wxtest.Config
 	fs.DurationVar(&fc.Lifetime, "lifetime", 7200*time.Second, "lifetime of issued tokens")
 	fs.DurationVar(&fc.Overlap, "overlap", 5*time.Minute, "how long a replaced token stays valid")
@@ -49,12 +54,60 @@ func fakewxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	for _, c := range corps {
 		fake.AddCorp(c[0], c[1])
 	}
+	defer fake.Close()
+	for _, c := range comps {
+		fake.AddComponent(c)
+		if *pushTo != "" {
+			fake.SetPushTarget(c.AppID, strings.ReplaceAll(*pushTo, "{appid}", c.AppID), nil)
+		}
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "fake WeChat listening on http://%s (%d apps, %d WeCom apps)\n", ln.Addr(), len(apps), len(corps))
+	fmt.Fprintf(stdout, "fake WeChat listening on http://%s (%d apps, %d WeCom apps, %d platforms)\n", ln.Addr(), len(apps), len(corps), len(comps))
+	if *pushTo != "" && len(comps) > 0 {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() { // owned here: ends with ctx, waited for above
+			defer close(done)
+			pushTickets(ctx, fake, comps, *ticketEvery, stdout)
+		}()
+	}
 	return serveUntil(ctx, ln, fake)
+}
+
+// pushTickets pushes each platform a ticket now and then every period,
+// as WeChat does, until ctx is done.
+func pushTickets(ctx context.Context, fake *wxtest.Fake, comps components, every time.Duration, out io.Writer) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		for _, c := range comps {
+			if _, err := fake.PushTicket(ctx, c.AppID); err != nil && ctx.Err() == nil {
+				fmt.Fprintf(out, "ticket push to %s failed: %v\n", c.AppID, err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// components is a repeatable "appid:secret:token:encoding_aes_key" flag.
+type components []wxtest.Component
+
+func (c *components) String() string { return fmt.Sprint(len(*c)) }
+
+func (c *components) Set(v string) error {
+	parts := strings.Split(v, ":")
+	if len(parts) != 4 || slices.Contains(parts, "") {
+		return errors.New(`want "appid:secret:token:encoding_aes_key"`)
+	}
+	*c = append(*c, wxtest.Component{AppID: parts[0], Secret: parts[1], Token: parts[2], EncodingAESKey: parts[3]})
+	return nil
 }
 
 // serveUntil serves h on ln until ctx is done.
