@@ -34,7 +34,9 @@ func TestFakewxCommand(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	var out syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"fakewx", "--listen", "127.0.0.1:0", "--app", "wx1:s1"}, &out, io.Discard) }()
+	go func() {
+		done <- run(ctx, []string{"fakewx", "--listen", "127.0.0.1:0", "--app", "wx1:s1"}, &out, io.Discard)
+	}()
 	var addr string
 	for deadline := time.Now().Add(10 * time.Second); addr == ""; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {

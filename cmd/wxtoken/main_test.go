@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,9 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -121,46 +118,20 @@ func TestRestartServesStored(t *testing.T) {
 // TestKill9ServesStored runs the real binary, kills it with SIGKILL and
 // starts it again: the stored tokens are served with no fetch.
 func TestKill9ServesStored(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "wxtoken")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	fake, up := upstream(t, wxtest.Config{})
 	dir := t.TempDir()
 	path := filepath.Join(dir, "wxtoken.yaml")
-	start := func() (*exec.Cmd, string) {
-		// Port 0 is not known to the test: let the log tell the address.
-		os.WriteFile(path, []byte(configYAML(filepath.Join(dir, "data"), "127.0.0.1:0", up, 0)), 0o600)
-		cmd := exec.Command(bin, "serve", "--config", path)
-		cmd.Env = append(os.Environ(), "WX1_SECRET=secret1", "WX2_SECRET=secret2")
-		stderr, _ := cmd.StderrPipe()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		addr := make(chan string, 1)
-		go func() {
-			sc := bufio.NewScanner(stderr)
-			for sc.Scan() {
-				if _, rest, ok := strings.Cut(sc.Text(), "msg=listening addr="); ok {
-					addr <- strings.Fields(rest)[0]
-				}
-			}
-		}()
-		select {
-		case a := <-addr:
-			return cmd, a
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			t.Fatal("server did not start")
-		}
-		return nil, ""
-	}
-	cmd, addr := start()
+	os.WriteFile(path, []byte(configYAML(filepath.Join(dir, "data"), "127.0.0.1:0", up, 0)), 0o600)
+	t.Setenv("WX1_SECRET", "secret1")
+	t.Setenv("WX2_SECRET", "secret2")
+
+	cmd, addr := startBinary(t, bin, path)
 	a := getToken(t, addr, "wx1")
 	cmd.Process.Kill() // SIGKILL: no shutdown code runs
 	cmd.Wait()
 
-	cmd, addr = start()
+	cmd, addr = startBinary(t, bin, path)
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	if b := getToken(t, addr, "wx1"); b.AccessToken != a.AccessToken {
 		t.Fatal("token changed across kill -9")
