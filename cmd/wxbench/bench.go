@@ -60,7 +60,7 @@ func (res *result) err() error {
 // bench sets up both targets, loads them in turn and prints the report.
 func bench(ctx context.Context, o options, stdout, stderr io.Writer) (res *result, err error) {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	st, err := startStack(ctx, log)
+	st, err := startStack(ctx, log, o.redis)
 	if err != nil {
 		return nil, err
 	}

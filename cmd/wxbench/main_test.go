@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/wxtoken/wxtoken/store/redis/redistest"
 	"runtime"
 	"strings"
 	"testing"
@@ -13,9 +14,19 @@ import (
 // failed, the bodies were the same size, and nothing was left running.
 // Timings are not checked.
 func TestSmoke(t *testing.T) {
+	smoke(t, "")
+}
+
+// TestSmokeRedis runs the same with wxtoken's state in a real Redis.
+func TestSmokeRedis(t *testing.T) {
+	srv := redistest.New(t, redistest.Options{})
+	smoke(t, srv.Addr())
+}
+
+func smoke(t *testing.T, redis string) {
 	before := runtime.NumGoroutine()
 	var stdout, stderr bytes.Buffer
-	o := options{conns: 4, duration: 300 * time.Millisecond, rounds: 1, warmup: 100 * time.Millisecond}
+	o := options{conns: 4, duration: 300 * time.Millisecond, rounds: 1, warmup: 100 * time.Millisecond, redis: redis}
 	res, err := bench(t.Context(), o, &stdout, &stderr)
 	t.Logf("output:\n%s%s", stdout.String(), stderr.String())
 	if err != nil {

@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/wxtoken/wxtoken/server"
+	"github.com/wxtoken/wxtoken/store"
 	"github.com/wxtoken/wxtoken/store/bolt"
+	redisstore "github.com/wxtoken/wxtoken/store/redis"
 	"github.com/wxtoken/wxtoken/token"
 	"github.com/wxtoken/wxtoken/wechat"
 	"github.com/wxtoken/wxtoken/wxtest"
@@ -82,14 +84,14 @@ func (s *service) close() error {
 type stack struct {
 	key    string // the client's bearer key
 	dir    string
-	store  *bolt.Store
+	store  store.Store
 	tokens *token.Manager
 	api    *service
 }
 
 // startStack starts the wxtoken side and waits until the API has a token
 // to serve.
-func startStack(ctx context.Context, log *slog.Logger) (st *stack, err error) {
+func startStack(ctx context.Context, log *slog.Logger, redisAddr string) (st *stack, err error) {
 	st = &stack{key: rand.Text()}
 	defer func() {
 		if err != nil {
@@ -102,11 +104,19 @@ func startStack(ctx context.Context, log *slog.Logger) (st *stack, err error) {
 	// this keeps its sockets out of the numbers.
 	up := &wechat.Client{HTTP: fake.Client(), API: "http://wxtest.invalid"}
 
-	if st.dir, err = os.MkdirTemp("", "wxbench-"); err != nil {
-		return st, err
-	}
-	if st.store, err = bolt.Open(st.dir); err != nil {
-		return st, err
+	if redisAddr != "" {
+		st.store, err = redisstore.Open(ctx, redisstore.Config{Addrs: []string{redisAddr},
+			KeyPrefix: "wxbench:" + rand.Text() + ":", AllowNoPersistence: true, Logger: log})
+		if err != nil {
+			return st, err
+		}
+	} else {
+		if st.dir, err = os.MkdirTemp("", "wxbench-"); err != nil {
+			return st, err
+		}
+		if st.store, err = bolt.Open(st.dir); err != nil {
+			return st, err
+		}
 	}
 	cred := token.Credential{
 		ID:          credID,
