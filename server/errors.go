@@ -111,6 +111,8 @@ func classify(err error) (int, apiError) {
 		return http.StatusServiceUnavailable, apiError{Code: "timeout", Message: "gave up waiting for the refresh"}
 	case errors.Is(err, token.ErrClosed):
 		return http.StatusServiceUnavailable, apiError{Code: "shutting_down", Message: "server is shutting down"}
+	case errors.As(err, new(*token.StoreError)):
+		return http.StatusServiceUnavailable, apiError{Code: "store_unavailable", Message: err.Error()}
 	case errors.As(err, new(*notStored)):
 		return http.StatusServiceUnavailable, apiError{Code: "not_stored", Message: err.Error()}
 	}

@@ -68,3 +68,14 @@ type FetchError struct {
 
 func (e *FetchError) Error() string { return fmt.Sprintf("token: %s: refresh failed: %v", e.ID, e.Err) }
 func (e *FetchError) Unwrap() error { return e.Err }
+
+// StoreError is a refresh that could not coordinate through the store. No
+// fetch was made: an instance that cannot reach its peers' state must not
+// fetch on its own.
+type StoreError struct {
+	ID  string
+	Err error
+}
+
+func (e *StoreError) Error() string { return fmt.Sprintf("token: %s: store unavailable: %v", e.ID, e.Err) }
+func (e *StoreError) Unwrap() error { return e.Err }

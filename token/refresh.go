@@ -343,7 +343,7 @@ func (m *Manager) storeFailed(e *entry, err error) outcome {
 	c := m.storeCause(e, err)
 	e.mu.Unlock()
 	now := time.Now()
-	return outcome{rec: rec, ver: ver, cause: c, err: err,
+	return outcome{rec: rec, ver: ver, cause: c, err: &StoreError{ID: e.cred.ID, Err: err},
 		next: now.Add(m.plan.backoff(c.Failures, now, rec.ExpiresAt))}
 }
 
