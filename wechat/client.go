@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,7 +36,14 @@ type Token struct {
 }
 
 // Client calls WeChat's credential endpoints. The zero value uses the
-// real hosts and http.DefaultClient. It is safe for concurrent use.
+// real hosts and http.DefaultClient. It is safe for concurrent use, and is
+// meant to be shared by pointer: it must not be copied after first use (go
+// vet reports copies), since it keeps the state of its API hosts.
+//
+// Calls to the API host fail over to APIFailover when the active host
+// cannot be reached, and CheckHealth or RunHealthChecks bring them back to
+// API once it answers again; Upstreams reports where calls go. The WeCom
+// host has no failover.
 type Client struct {
 	// HTTP is the client used for every call; nil means
 	// http.DefaultClient. Callers bound each call with its context.
@@ -43,10 +51,14 @@ type Client struct {
 	// API is the base URL of the Official Account host; "" means DefaultAPI.
 	API string
 	// APIFailover are base URLs of the same API, tried in order when API
-	// cannot be reached.
+	// cannot be reached. API and APIFailover are read once, at the first
+	// call; changing them later has no effect.
 	APIFailover []string
 	// WeCom is the base URL of the WeCom host; "" means DefaultWeCom.
 	WeCom string
+
+	// ups is the state of the API hosts, created at first use.
+	ups atomic.Pointer[upstreams]
 }
 
 func (c *Client) httpClient() *http.Client {
@@ -85,7 +97,7 @@ type tokenReply struct {
 func (c *Client) ClassicToken(ctx context.Context, appid, secret string) (Token, error) {
 	q := url.Values{"grant_type": {"client_credential"}, "appid": {appid}, "secret": {secret}}
 	var r tokenReply
-	if err := c.do(ctx, "token", http.MethodGet, c.api()+"/cgi-bin/token?"+q.Encode(), nil, &r); err != nil {
+	if err := c.doAPI(ctx, "token", http.MethodGet, "/cgi-bin/token?"+q.Encode(), nil, &r); err != nil {
 		return Token{}, err
 	}
 	return r.token(r.AccessToken)
@@ -105,7 +117,7 @@ func (c *Client) StableToken(ctx context.Context, appid, secret string, force bo
 		return Token{}, err
 	}
 	var r tokenReply
-	if err := c.do(ctx, "stable_token", http.MethodPost, c.api()+"/cgi-bin/stable_token", body, &r); err != nil {
+	if err := c.doAPI(ctx, "stable_token", http.MethodPost, "/cgi-bin/stable_token", body, &r); err != nil {
 		return Token{}, err
 	}
 	return r.token(r.AccessToken)
@@ -127,7 +139,7 @@ func (c *Client) WeComToken(ctx context.Context, corpid, secret string) (Token, 
 func (c *Client) Ticket(ctx context.Context, accessToken, typ string) (Token, error) {
 	q := url.Values{"access_token": {accessToken}, "type": {typ}}
 	var r tokenReply
-	if err := c.do(ctx, "getticket", http.MethodGet, c.api()+"/cgi-bin/ticket/getticket?"+q.Encode(), nil, &r); err != nil {
+	if err := c.doAPI(ctx, "getticket", http.MethodGet, "/cgi-bin/ticket/getticket?"+q.Encode(), nil, &r); err != nil {
 		return Token{}, err
 	}
 	return r.token(r.Ticket)
@@ -142,7 +154,7 @@ func (c *Client) CallbackIP(ctx context.Context, accessToken string) ([]string, 
 		ErrMsg  string   `json:"errmsg"`
 		IPList  []string `json:"ip_list"`
 	}
-	if err := c.do(ctx, "getcallbackip", http.MethodGet, c.api()+"/cgi-bin/getcallbackip?"+q.Encode(), nil, &r); err != nil {
+	if err := c.doAPI(ctx, "getcallbackip", http.MethodGet, "/cgi-bin/getcallbackip?"+q.Encode(), nil, &r); err != nil {
 		return nil, err
 	}
 	if r.ErrCode != 0 {
@@ -161,24 +173,35 @@ func (r *tokenReply) token(value string) (Token, error) {
 	return Token{Value: value, ExpiresIn: time.Duration(r.ExpiresIn) * time.Second}, nil
 }
 
-// do sends one request and decodes a JSON answer into out. Errors never
-// carry the URL (see scrub); a non-2xx status is an *HTTPError.
+// do sends one request to u and decodes a JSON answer into out. Errors
+// never carry the URL (see scrub); a non-2xx status is an *HTTPError.
 func (c *Client) do(ctx context.Context, op, method, u string, body []byte, out any) error {
+	resp, err := c.send(ctx, method, u, body)
+	if err != nil {
+		return scrub(op, err)
+	}
+	return decode(op, resp, out)
+}
+
+// send makes one request. The error, if any, is net/http's: it carries
+// the URL until scrubbed.
+func (c *Client) send(ctx context.Context, method, u string, body []byte) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
-		return scrub(op, err)
+		return nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.httpClient().Do(req)
-	if err != nil {
-		return scrub(op, err)
-	}
+	return c.httpClient().Do(req)
+}
+
+// decode reads a JSON answer into out and closes the body.
+func decode(op string, resp *http.Response, out any) error {
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))

@@ -128,9 +128,8 @@ func (c *Client) postJSON(ctx context.Context, op, path, componentToken string, 
 	if err != nil {
 		return err
 	}
-	u := c.api() + path
 	if componentToken != "" {
-		u += "?" + url.Values{"component_access_token": {componentToken}}.Encode()
+		path += "?" + url.Values{"component_access_token": {componentToken}}.Encode()
 	}
-	return c.do(ctx, op, http.MethodPost, u, b, out)
+	return c.doAPI(ctx, op, http.MethodPost, path, b, out)
 }

@@ -7,4 +7,8 @@
 // server acts on: retry with backoff, stop until the daily quota resets,
 // stop and alert for a configuration error, or refresh a stale token.
 // Secrets and tokens never appear in the errors this package returns.
+//
+// Calls to the API host fail over to a second entry to the same API
+// (api2.weixin.qq.com) when the first cannot be reached, and health checks
+// bring them back; see Client.
 package wechat

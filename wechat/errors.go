@@ -3,7 +3,6 @@ package wechat
 import (
 	"errors"
 	"fmt"
-	"net/url"
 )
 
 // Error codes a token server acts on. WECHAT.md §2 lists their meanings.
@@ -140,9 +139,5 @@ func ErrCode(err error) int {
 // carries the AppSecret in its query. What remains (dial errors, timeouts,
 // cancellation) is kept and stays matchable with errors.Is.
 func scrub(op string, err error) error {
-	var uerr *url.Error
-	if errors.As(err, &uerr) {
-		err = uerr.Err
-	}
-	return fmt.Errorf("wechat: %s: %w", op, err)
+	return fmt.Errorf("wechat: %s: %w", op, transportError(err))
 }

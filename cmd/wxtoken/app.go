@@ -35,6 +35,10 @@ type Main struct {
 	srv    *http.Server
 	ln     net.Listener
 	served chan error
+	// stopHealth and healthDone stop and await the API hosts' health
+	// checks, run when there are failover hosts.
+	stopHealth context.CancelFunc
+	healthDone chan struct{}
 }
 
 // Run opens the store, loads the stored tokens (serving them at once),
@@ -57,6 +61,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		hc = &http.Client{Timeout: cfg.Upstream.Timeout}
 	}
 	up := &wechat.Client{HTTP: hc, API: cfg.Upstream.API, APIFailover: cfg.Upstream.APIFailover, WeCom: cfg.Upstream.WeCom}
+	if len(cfg.Upstream.APIFailover) > 0 {
+		var hctx context.Context
+		hctx, m.stopHealth = context.WithCancel(context.Background())
+		m.healthDone = make(chan struct{})
+		go func() {
+			defer close(m.healthDone)
+			up.RunHealthChecks(hctx, 30*time.Second)
+		}()
+	}
 	creds, platforms := credentials(cfg.Credentials, up, m.store, m.Logger)
 	callbacks, err := callbacks(cfg.Credentials, platforms)
 	if err != nil {
@@ -129,8 +142,8 @@ func (m *Main) Wait(ctx context.Context) error {
 	}
 }
 
-// Close stops the API (letting requests in flight finish), the refreshes
-// and the store, in that order.
+// Close stops the API (letting requests in flight finish), the upstream
+// health checks, the refreshes and the store, in that order.
 func (m *Main) Close() error {
 	var errs []error
 	if m.srv != nil {
@@ -144,6 +157,10 @@ func (m *Main) Close() error {
 		}
 	} else if m.ln != nil {
 		m.ln.Close()
+	}
+	if m.stopHealth != nil {
+		m.stopHealth()
+		<-m.healthDone
 	}
 	if m.tokens != nil {
 		errs = append(errs, m.tokens.Close())
