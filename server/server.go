@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wxtoken/wxtoken/token"
+	"github.com/wxtoken/wxtoken/wechat"
 )
 
 // Tokens is what the API needs of the token manager.
@@ -44,6 +45,9 @@ type Config struct {
 	MaxSkew time.Duration
 	// Platforms are the third-party platforms, by credential id.
 	Platforms map[string]Platform
+	// Upstreams reports WeChat's hosts and which one is in use; nil
+	// leaves GET /v1/upstreams empty.
+	Upstreams func() []wechat.UpstreamStatus
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -59,6 +63,7 @@ type Server struct {
 	maxSkew   time.Duration
 	nonces    *nonces
 	platforms map[string]Platform
+	upstreams func() []wechat.UpstreamStatus
 }
 
 // New returns a Server for cfg.
@@ -77,6 +82,7 @@ func New(cfg Config) (*Server, error) {
 		callbacks: map[string]*Callback{},
 		maxSkew:   cfg.MaxSkew,
 		platforms: cfg.Platforms,
+		upstreams: cfg.Upstreams,
 	}
 	if s.maxSkew <= 0 {
 		s.maxSkew = 5 * time.Minute
@@ -101,6 +107,7 @@ func New(cfg Config) (*Server, error) {
 	s.mux.Handle("GET /v1/tokens/{id}", s.handle(s.getToken))
 	s.mux.Handle("POST /v1/tokens/{id}/invalidate", s.handle(s.invalidate))
 	s.mux.Handle("GET /v1/tokens", s.handle(s.listTokens))
+	s.mux.Handle("GET /v1/upstreams", s.handle(s.listUpstreams))
 	s.mux.Handle("POST /v1/components/{id}/preauthcode", s.handle(s.preAuthCode))
 	s.mux.Handle("GET /v1/components/{id}/authorizers", s.handle(s.listAuthorizers))
 	s.mux.Handle("POST /v1/components/{id}/authorizers", s.handle(s.importAuthorizers))
@@ -213,6 +220,30 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	if dec.More() {
 		return &badRequest{"malformed JSON: trailing data after the object"}
 	}
+	return nil
+}
+
+// listUpstreams shows WeChat's hosts, which is in use and how healthy
+// each is, to any client.
+func (s *Server) listUpstreams(w http.ResponseWriter, r *http.Request) error {
+	if _, err := s.clients.authenticate(r); err != nil {
+		return err
+	}
+	type upstream struct {
+		URL       string     `json:"url"`
+		Active    bool       `json:"active"`
+		Healthy   bool       `json:"healthy"`
+		LastCheck *time.Time `json:"last_check,omitempty"`
+		LastError string     `json:"last_error,omitempty"`
+		Failovers int        `json:"failovers"`
+	}
+	list := []upstream{}
+	if s.upstreams != nil {
+		for _, u := range s.upstreams() {
+			list = append(list, upstream{u.URL, u.Active, u.Healthy, utc(u.LastCheck), u.LastError, u.Failovers})
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"upstreams": list})
 	return nil
 }
 

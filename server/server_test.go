@@ -234,6 +234,12 @@ func TestListAndProbes(t *testing.T) {
 	if strings.Contains(r.body, snap.Token) {
 		t.Fatal("the status list contains a token")
 	}
+	if r := e.do(t, "GET", "/v1/upstreams", shopKey, ""); r.status != 200 || r.body != "{\"upstreams\":[]}\n" {
+		t.Fatalf("upstreams without a reporter = %d %s", r.status, r.body)
+	}
+	if r := e.do(t, "GET", "/v1/upstreams", "", ""); r.status != 401 {
+		t.Fatalf("upstreams without a key = %d, want 401", r.status)
+	}
 	if r := e.do(t, "GET", "/healthz", "", ""); r.status != 200 {
 		t.Fatalf("healthz = %d", r.status)
 	}

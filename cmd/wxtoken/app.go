@@ -107,7 +107,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		clients = append(clients, server.Client{Name: c.Name, KeyHash: c.KeyHash(), Allow: c.Allow})
 	}
 	api, err := server.New(server.Config{Tokens: m.tokens, Clients: clients, Logger: m.Logger,
-		Callbacks: callbacks, MaxSkew: cfg.Callbacks.MaxSkew, Platforms: apiPlatforms})
+		Callbacks: callbacks, MaxSkew: cfg.Callbacks.MaxSkew, Platforms: apiPlatforms, Upstreams: up.Upstreams})
 	if err != nil {
 		return err
 	}
