@@ -77,5 +77,7 @@ type StoreError struct {
 	Err error
 }
 
-func (e *StoreError) Error() string { return fmt.Sprintf("token: %s: store unavailable: %v", e.ID, e.Err) }
+func (e *StoreError) Error() string {
+	return fmt.Sprintf("token: %s: store unavailable: %v", e.ID, e.Err)
+}
 func (e *StoreError) Unwrap() error { return e.Err }

@@ -34,8 +34,16 @@ func (p *planner) refreshAt(now, issued, expires time.Time) time.Time {
 	left := expires.Sub(now)
 	frac := p.at + p.jitter*p.float()
 	d := time.Duration(float64(left) * frac)
-	d = min(d, left-2*margin(expires.Sub(issued)))
-	return now.Add(max(d, time.Second))
+	safe := left - 2*margin(expires.Sub(issued))
+	d = min(d, safe)
+	if d < time.Second {
+		// Near the end of a token's life (a stable token fetched again
+		// unchanged): at most a second away, never past the safe point;
+		// a short floor keeps a source that keeps answering the same
+		// dying token from being called in a tight loop.
+		d = max(min(time.Second, safe), 200*time.Millisecond)
+	}
+	return now.Add(d)
 }
 
 // backoff is the wait before retry number n (1-based) of a transient

@@ -18,13 +18,14 @@ func TestRefreshAtBeforeWithdrawal(t *testing.T) {
 	issued := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, life := range []time.Duration{60 * time.Second, 7200 * time.Second} {
 		expires := issued.Add(life)
-		for _, used := range []float64{0, 0.5, 0.8, 0.95, 0.99} {
+		for _, used := range []float64{0, 0.5, 0.8, 0.95, 0.97, 0.98, 0.99, 0.995} {
 			now := issued.Add(time.Duration(float64(life) * used))
 			for range 1000 {
 				at := p.refreshAt(now, issued, expires)
 				left := expires.Sub(now)
-				if at.Before(now.Add(time.Second)) || (left > 3*margin(life) && at.After(expires.Add(-2*margin(life)))) {
-					t.Fatalf("life %s, %.0f%% used: planned %s before expiry", life, used*100, expires.Sub(at))
+				withdrawn := expires.Add(-margin(life))
+				if at.Before(now.Add(200*time.Millisecond)) || (left > margin(life)+200*time.Millisecond && !at.Before(withdrawn)) {
+					t.Fatalf("life %s, %.1f%% used: planned %s before expiry, %s before withdrawal", life, used*100, expires.Sub(at), withdrawn.Sub(at))
 				}
 				if used == 0 && (at.Sub(now) < time.Duration(0.75*float64(life)) || at.Sub(now) > time.Duration(0.85*float64(life))) {
 					t.Fatalf("life %s: fresh token planned at %s, outside [0.75, 0.85]", life, at.Sub(now))

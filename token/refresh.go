@@ -30,11 +30,14 @@ type flight struct {
 
 // outcome is what one refresh attempt decided.
 type outcome struct {
-	rec   record
-	ver   uint64
-	next  time.Time
-	cause *Cause // nil: rec.Cause
-	err   error
+	// fetched: WeChat was called (otherwise a peer's record was adopted,
+	// or the refresh was refused before any call).
+	fetched bool
+	rec     record
+	ver     uint64
+	next    time.Time
+	cause   *Cause // nil: rec.Cause
+	err     error
 }
 
 // refresh replaces base, the token the caller holds or the one due for its
@@ -212,7 +215,7 @@ func (m *Manager) attempt(ctx context.Context, e *entry, base string, force bool
 		m.log.Error("store write failed", "credential", id, "kind", e.cred.Kind, "err", err)
 		nv = ver
 	}
-	o := outcome{rec: rec, ver: nv, next: next}
+	o := outcome{fetched: true, rec: rec, ver: nv, next: next}
 	switch {
 	case isLimited:
 		o.err = limited
@@ -388,6 +391,8 @@ func (m *Manager) logRefresh(e *entry, f *flight, o outcome, d time.Duration) {
 		c = o.rec.Cause
 	}
 	switch {
+	case o.err == nil && !o.fetched:
+		m.log.Debug("refresh adopted", append(attrs, "token", prefix(s.Token), "next", s.NextRefresh.UTC())...)
 	case o.err == nil:
 		m.log.Info("refresh", append(attrs, "result", "ok", "token", prefix(s.Token), "expires_at", s.ExpiresAt.UTC(), "next", s.NextRefresh.UTC())...)
 	case c != nil:

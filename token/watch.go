@@ -54,6 +54,7 @@ func (m *Manager) follow() {
 			} else {
 				changes = ch
 				m.resyncAll(ctx) // what changed while not watching
+				m.retryStoreFailures()
 			}
 		}
 		select {
@@ -70,6 +71,7 @@ func (m *Manager) follow() {
 				}
 			case key == "":
 				m.resyncAll(ctx)
+				m.retryStoreFailures()
 			default:
 				m.adopt(ctx, strings.TrimPrefix(key, recordKey("")))
 			}
@@ -77,6 +79,22 @@ func (m *Manager) follow() {
 			m.resyncAll(ctx)
 		}
 	}
+}
+
+// retryStoreFailures moves the refresh of every credential that failed on
+// the store to now: the store is back (its subscription reconnected), and
+// waiting out a backoff that grew during the outage would keep serving
+// nothing for minutes. Peers do the same; the lease lets one fetch.
+func (m *Manager) retryStoreFailures() {
+	m.entries.Range(func(_, v any) bool {
+		e := v.(*entry)
+		e.mu.Lock()
+		if e.storeFailures > 0 && e.flight == nil {
+			m.settle(e, e.rec, e.ver, time.Now(), e.snap.Load().Cause)
+		}
+		e.mu.Unlock()
+		return true
+	})
 }
 
 // resyncAll re-reads every record, taking up authorizers a peer created.

@@ -21,7 +21,7 @@ const (
 	feedPingTimeout = 5 * time.Second
 	confirmTimeout  = 10 * time.Second // for the first subscription's confirmation
 	feedRetryMin    = 100 * time.Millisecond
-	feedRetryMax    = 5 * time.Second
+	feedRetryMax    = time.Second // a returning Redis is noticed within a second
 )
 
 // feedHealth holds the health-check intervals, shortened by tests.
