@@ -227,17 +227,26 @@ func forceNew(t *testing.T, hc *http.Client, addr, id, stale string) string {
 // not once per instance, and no business server ever holds a dead token.
 func TestClusterOneFetchPerCycle(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs 30 s of real time")
+		t.Skip("runs 66 s of real time")
 	}
+	for _, n := range []int{1, 3, 5} {
+		t.Run(fmt.Sprintf("%d instances", n), func(t *testing.T) {
+			oneFetchPerCycle(t, n, 22*time.Second)
+		})
+	}
+}
+
+// oneFetchPerCycle runs instances wxtokens on one Redis under load for
+// the given time and checks the fetches against one per refresh cycle.
+func oneFetchPerCycle(t *testing.T, instances int, load time.Duration) {
 	const (
 		lifetime, overlap = 10 * time.Second, 4 * time.Second
-		load              = 30 * time.Second
 		clients           = 100
 	)
 	fake, up := upstream(t, wxtest.Config{Lifetime: lifetime, Overlap: overlap, StableRenewBefore: stableRenewBefore})
 	rs := redistest.New(t, redistest.Options{})
 	begin := time.Now()
-	nodes := startNodes(t, 3, clusterConfig{Redis: rs.Addr(), Upstream: up,
+	nodes := startNodes(t, instances, clusterConfig{Redis: rs.Addr(), Upstream: up,
 		Refresh: fmt.Sprintf("{overlap: %s, min_force_interval: 1s}", overlap)})
 	hc := newHTTPClient(t)
 	for _, n := range nodes {
@@ -295,17 +304,17 @@ func TestClusterOneFetchPerCycle(t *testing.T) {
 	least := 1 + int(read.Sub(first)/(cycleMax+time.Second))
 	most := 1 + int(read.Sub(begin)/cycleMin)
 	if s1.Issued < least || s1.Issued > most || s1.ClassicCalls != s1.Issued {
-		t.Errorf("classic: %d calls issued %d tokens in %v across 3 instances; want %d to %d, one per refresh cycle",
-			s1.ClassicCalls, s1.Issued, read.Sub(begin).Round(time.Second), least, most)
+		t.Errorf("classic: %d calls issued %d tokens in %v across %d instances; want %d to %d, one per refresh cycle",
+			s1.ClassicCalls, s1.Issued, read.Sub(begin).Round(time.Second), instances, least, most)
 	}
 	// A planned stable refresh comes within stableRenewBefore of expiry,
 	// so it is one call issuing one token too.
 	if s2.Issued < least || s2.Issued > most || s2.StableCalls != s2.Issued {
-		t.Errorf("stable: %d calls issued %d tokens in %v across 3 instances; want %d to %d, one per refresh cycle",
-			s2.StableCalls, s2.Issued, read.Sub(begin).Round(time.Second), least, most)
+		t.Errorf("stable: %d calls issued %d tokens in %v across %d instances; want %d to %d, one per refresh cycle",
+			s2.StableCalls, s2.Issued, read.Sub(begin).Round(time.Second), instances, least, most)
 	}
 	expected := 1 + int(read.Sub(first)/((cycleMin+cycleMax)/2))
-	t.Logf("%v, 3 instances, %d clients: %d token GETs, %d uses, 0 dead", read.Sub(begin).Round(time.Millisecond), clients, gets.Load(), uses.Load())
+	t.Logf("%v, %d instances, %d clients: %d token GETs, %d uses, 0 dead", read.Sub(begin).Round(time.Millisecond), instances, clients, gets.Load(), uses.Load())
 	t.Logf("classic: %d fetches, %d tokens (expected %d for one per cycle, bounds %d..%d); stable: %d calls, %d tokens, %d forced",
 		s1.ClassicCalls, s1.Issued, expected, least, most, s2.StableCalls, s2.Issued, s2.StableForced)
 }
