@@ -107,15 +107,21 @@ func (s *componentSource) Fetch(ctx context.Context, force bool) (wechat.Token, 
 	if err != nil {
 		return wechat.Token{}, err
 	}
-	if !t.usable(time.Now()) {
-		p.askForTicket(ctx)
+	now := time.Now()
+	if !t.usable(now) {
+		p.askForTicket(ctx, "no usable component_verify_ticket")
 		return wechat.Token{}, wechat.ErrNoTicket
+	}
+	if age := now.Sub(t.ReceivedAt); age > 3*p.cfg.PushInterval {
+		// Still usable, but WeChat has missed several pushes: the
+		// authorization-event URL may be broken. Ask, and say so.
+		p.askForTicket(ctx, fmt.Sprintf("no ticket pushed for %s", age.Round(time.Minute)))
 	}
 	return p.up.ComponentToken(ctx, p.cfg.AppID, p.cfg.Secret, t.Value)
 }
 
 // askForTicket calls api_start_push_ticket at most once per PushInterval.
-func (p *Platform) askForTicket(ctx context.Context) {
+func (p *Platform) askForTicket(ctx context.Context, why string) {
 	p.mu.Lock()
 	if time.Since(p.lastPush) < p.cfg.PushInterval {
 		p.mu.Unlock()
@@ -124,7 +130,7 @@ func (p *Platform) askForTicket(ctx context.Context) {
 	p.lastPush = time.Now()
 	p.mu.Unlock()
 	err := p.up.StartPushTicket(ctx, p.cfg.AppID, p.cfg.Secret)
-	p.log.Warn("no usable component_verify_ticket; asked WeChat to push one", "credential", p.cfg.ID,
+	p.log.Warn(why+"; asked WeChat to push one", "credential", p.cfg.ID,
 		"errcode", wechat.ErrCode(err), "err", errString(err))
 }
 

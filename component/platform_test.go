@@ -180,7 +180,7 @@ func storedRecord(t *testing.T, s store.Store, id string) record {
 func TestRestartUsesStoredTicket(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := memory.New()
-		fake := wxtest.New(wxtest.Config{Lifetime: time.Hour})
+		fake := wxtest.New(wxtest.Config{Lifetime: 20 * time.Minute})
 		fake.AddComponent(comp)
 		defer fake.Close()
 		ctx, stop := context.WithCancel(t.Context())
@@ -192,7 +192,9 @@ func TestRestartUsesStoredTicket(t *testing.T) {
 		}
 		first.tokens.Close()
 		stop()
-		time.Sleep(2 * time.Hour) // both tokens expired meanwhile
+		// Down long enough for both tokens to expire, not so long that
+		// missed pushes would make it ask for a ticket anyway.
+		time.Sleep(25 * time.Minute)
 
 		before := fake.Stats(comp.AppID)
 		second := startPlatform(t, wxtest.Config{}, st, fake)
@@ -303,3 +305,22 @@ func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// TestMissedPushesAskForTicket: a ticket still usable but not renewed for
+// several push periods (the event URL may be broken) makes the platform
+// ask WeChat for a push when it next refreshes.
+func TestMissedPushesAskForTicket(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pl := startPlatform(t, wxtest.Config{Lifetime: time.Hour}, memory.New(), nil)
+		time.Sleep(time.Second)
+		asked := pl.fake.Stats(comp.AppID).StartPushCalls
+		pl.fake.SetPushTarget(comp.AppID, "http://nowhere.invalid/", wxtest.HandlerClient(http.NotFoundHandler()))
+		time.Sleep(2 * time.Hour) // two component refreshes without a new ticket
+		if got := pl.fake.Stats(comp.AppID).StartPushCalls; got <= asked {
+			t.Fatalf("api_start_push_ticket calls = %d after 2 h without a ticket, want more than %d", got, asked)
+		}
+		if !pl.use(t, "plat") {
+			t.Fatal("the component token stopped being served while its ticket is still usable")
+		}
+	})
+}
