@@ -116,7 +116,7 @@ func (m *Manager) update(ctx context.Context, e *entry, change func(*record) err
 	if err := change(&rec); err != nil {
 		return err
 	}
-	nv, err := m.cfg.Store.Put(ctx, recordKey(e.cred.ID), rec.encode(), ver)
+	nv, err := m.put(ctx, e.cred.ID, rec, ver)
 	if err != nil {
 		return err
 	}

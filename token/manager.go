@@ -32,9 +32,13 @@ type Config struct {
 	// planned refresh will replace.
 	Overlap time.Duration
 	// MinForceInterval is the least time between a fetch and a refresh
-	// that a caller's report forces (default 30s): a misbehaving caller
-	// cannot spend the daily quota.
+	// that a caller's report forces (default 30s).
 	MinForceInterval time.Duration
+	// ForceBudget is how many upstream calls a credential may have made
+	// today (Beijing day) before callers' reports stop forcing refreshes
+	// (default 1000, half of WeChat's classic daily quota): a misbehaving
+	// caller cannot spend the quota planned refreshes need.
+	ForceBudget int
 	// BaseBackoff and MaxBackoff bound retries of transient failures
 	// (defaults 1s and 5m).
 	BaseBackoff, MaxBackoff time.Duration
@@ -76,6 +80,9 @@ func (c *Config) setDefaults() {
 	}
 	def(&c.Overlap, 5*time.Minute)
 	def(&c.MinForceInterval, 30*time.Second)
+	if c.ForceBudget <= 0 {
+		c.ForceBudget = 1000
+	}
 	def(&c.BaseBackoff, time.Second)
 	def(&c.MaxBackoff, 5*time.Minute)
 	def(&c.ConfigRetry, time.Hour)
@@ -136,6 +143,8 @@ type entry struct {
 	// storeFailures counts consecutive store errors, which are never
 	// persisted (the store is what failed).
 	storeFailures int
+	// unsaved: rec holds a fetch the store did not take.
+	unsaved bool
 }
 
 // New returns a Manager for creds. It does not touch the store or WeChat

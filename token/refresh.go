@@ -34,6 +34,7 @@ type outcome struct {
 	// or the refresh was refused before any call).
 	fetched bool
 	rec     record
+	unsaved bool // rec was fetched but could not be stored
 	ver     uint64
 	next    time.Time
 	cause   *Cause // nil: rec.Cause
@@ -109,6 +110,9 @@ func (m *Manager) fly(e *entry, f *flight, base string) {
 
 	e.mu.Lock()
 	if !o.next.IsZero() {
+		if o.fetched {
+			e.unsaved = o.unsaved
+		}
 		m.settle(e, o.rec, o.ver, o.next, o.cause)
 	}
 	f.snap, f.err = e.snap.Load(), o.err
@@ -122,6 +126,12 @@ func (m *Manager) fly(e *entry, f *flight, base string) {
 // settle publishes rec as the entry's state and plans its next refresh.
 // e.mu must be held.
 func (m *Manager) settle(e *entry, rec record, ver uint64, next time.Time, cause *Cause) {
+	if ver < e.ver {
+		// A slower path read the record before a newer write (a
+		// revocation, a re-authorization) was published: keep the newer
+		// state, and its timer.
+		return
+	}
 	if cause == nil {
 		cause = rec.Cause
 		e.storeFailures = 0
@@ -177,6 +187,14 @@ func (m *Manager) attempt(ctx context.Context, e *entry, base string, force bool
 	if rec, ver, err = m.load(ctx, id); err != nil {
 		return m.storeFailed(e, err)
 	}
+	e.mu.Lock()
+	if e.unsaved && ver == e.ver {
+		// Our last fetch could not be stored, and nobody wrote since:
+		// ours is newer than the store's (it may carry a rotated
+		// refresh token), so it is the one to build on.
+		rec = e.rec
+	}
+	e.mu.Unlock()
 	if m.adoptable(rec, base, force) {
 		return outcome{rec: rec, ver: ver, next: m.planned(e, rec, time.Now())}
 	}
@@ -189,9 +207,20 @@ func (m *Manager) attempt(ctx context.Context, e *entry, base string, force bool
 		return outcome{rec: rec, ver: ver, next: rec.BlockedUntil,
 			err: &BlockedError{ID: id, Until: rec.BlockedUntil, Cause: rec.Cause}}
 	}
-	if force && !rec.LastFetch.IsZero() {
-		if wait := rec.LastFetch.Add(m.cfg.MinForceInterval).Sub(now); wait > 0 {
-			return outcome{err: &LimitedError{ID: id, Reason: "refreshed moments ago", RetryAfter: wait}}
+	if force {
+		// A refused report keeps the plan (re-armed: a planned tick may
+		// have joined this flight).
+		planned := outcome{rec: rec, ver: ver, next: m.planned(e, rec, now)}
+		if wait := rec.LastFetch.Add(m.cfg.MinForceInterval).Sub(now); !rec.LastFetch.IsZero() && wait > 0 {
+			planned.err = &LimitedError{ID: id, Reason: "refreshed moments ago", RetryAfter: wait}
+			return planned
+		}
+		if fetches, _ := rec.today(now); fetches >= m.cfg.ForceBudget {
+			// Reports alone must not spend the daily quota that planned
+			// refreshes need (2000 calls, 200 for test accounts).
+			planned.err = &LimitedError{ID: id, Reason: "today's budget for reported refreshes is spent",
+				RetryAfter: time.Until(nextBeijingMidnight(now))}
+			return planned
 		}
 	}
 
@@ -201,7 +230,11 @@ func (m *Manager) attempt(ctx context.Context, e *entry, base string, force bool
 	if ferr != nil && !isLimited {
 		next = m.failed(e, &rec, ferr)
 	}
-	nv, err := m.put(ctx, id, rec, ver)
+	// What WeChat answered must reach the store even if we are closing.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	nv, err := m.put(wctx, id, rec, ver)
+	unsaved := false
 	switch {
 	case errors.Is(err, store.ErrConflict):
 		// Someone wrote while we fetched: our lease lapsed. Theirs wins;
@@ -211,11 +244,12 @@ func (m *Manager) attempt(ctx context.Context, e *entry, base string, force bool
 		return m.reload(ctx, e)
 	case err != nil:
 		// The token is fetched and WeChat will kill the old one: serve it
-		// from memory though it is not stored; the next write stores it.
+		// from memory though it is not stored; the next attempt builds on
+		// it and stores it.
 		m.log.Error("store write failed", "credential", id, "kind", e.cred.Kind, "err", err)
-		nv = ver
+		nv, unsaved = ver, true
 	}
-	o := outcome{fetched: true, rec: rec, ver: nv, next: next}
+	o := outcome{fetched: true, rec: rec, ver: nv, next: next, unsaved: unsaved}
 	switch {
 	case isLimited:
 		o.err = limited

@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -401,6 +402,58 @@ func TestReadyWaitsForFirstToken(t *testing.T) {
 		time.Sleep(time.Minute)
 		if !m.Ready() {
 			t.Fatal("not ready after the upstream recovered")
+		}
+	})
+}
+
+// TestForceBudget: callers' reports stop forcing refreshes once the day's
+// budget is spent, keeping the quota for planned refreshes; the planned
+// refresh goes on.
+func TestForceBudget(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, wxtest.Config{}, func(c *Config) { c.MinForceInterval = time.Second; c.ForceBudget = 4 })
+		m := h.start(t, h.classic("wx1"))
+		synctest.Wait()
+		var err error
+		for range 10 {
+			time.Sleep(2 * time.Second)
+			cur, _ := m.Token("wx1")
+			if _, err = m.Invalidate(t.Context(), "wx1", cur.Token); err != nil {
+				break
+			}
+		}
+		if le, ok := errors.AsType[*LimitedError](err); !ok || !strings.Contains(le.Reason, "budget") {
+			t.Fatalf("reports past the budget: %v, want a LimitedError naming the budget", err)
+		}
+		if calls := h.fake.Stats("wx1").ClassicCalls; calls != 4 {
+			t.Fatalf("fetches = %d, want the budget of 4", calls)
+		}
+		time.Sleep(3 * time.Hour) // the planned refreshes still happen
+		if calls := h.fake.Stats("wx1").ClassicCalls; calls < 5 {
+			t.Fatalf("fetches after 3 h = %d: the refused reports stopped the planned refresh", calls)
+		}
+	})
+}
+
+// TestRevokeNotUndoneByOlderState: a revocation published while an
+// older record is about to be settled is not undone by it.
+func TestRevokeNotUndoneByOlderState(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, wxtest.Config{})
+		m := h.start(t, h.classic("wx1"))
+		synctest.Wait()
+		e, _ := m.entry("wx1")
+		e.mu.Lock()
+		old, oldVer := e.rec, e.ver
+		e.mu.Unlock()
+		if err := m.Revoke(t.Context(), "wx1"); err != nil {
+			t.Fatal(err)
+		}
+		e.mu.Lock()
+		m.settle(e, old, oldVer, time.Now().Add(time.Hour), nil) // a slower path, late
+		e.mu.Unlock()
+		if _, err := m.Token("wx1"); !errors.Is(err, ErrRevoked) {
+			t.Fatalf("Token after a late older settle = %v, want ErrRevoked", err)
 		}
 	})
 }
