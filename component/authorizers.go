@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 
@@ -41,8 +42,8 @@ func (p *Platform) Import(ctx context.Context, list []Import) (int, error) {
 		return 0, fmt.Errorf("%w: at most %d authorizers per import, got %d", ErrInvalidImport, MaxImport, len(list))
 	}
 	for i, a := range list {
-		if a.AppID == "" || a.RefreshToken == "" {
-			return 0, fmt.Errorf("%w: authorizers[%d]: authorizer_appid and authorizer_refresh_token are required", ErrInvalidImport, i)
+		if !validAppID(a.AppID) || a.RefreshToken == "" || len(a.RefreshToken) > 1024 {
+			return 0, fmt.Errorf("%w: authorizers[%d]: want an authorizer_appid of [A-Za-z0-9_-]{1,64} and an authorizer_refresh_token", ErrInvalidImport, i)
 		}
 	}
 	for i, a := range list {
@@ -55,6 +56,13 @@ func (p *Platform) Import(ctx context.Context, list []Import) (int, error) {
 	}
 	return len(list), nil
 }
+
+// appIDPattern is what an authorizer appid may look like. It becomes a
+// credential id: a store key, a URL path segment and a JSON string the
+// API writes unescaped, so nothing else is let in.
+var appIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+func validAppID(s string) bool { return appIDPattern.MatchString(s) }
 
 // Page lists this platform's authorizers in appid order: up to limit after
 // the appid cursor (exclusive), and the cursor of the next page ("" at the

@@ -55,8 +55,8 @@ func (p *Platform) onTicket(ctx context.Context, ev callback.Event) error {
 // onAuthorized exchanges the authorization code for the authorizer's
 // tokens and stores its refresh token before anything is served.
 func (p *Platform) onAuthorized(ctx context.Context, appid, code string) error {
-	if appid == "" || code == "" {
-		return fmt.Errorf("component %s: authorization push without appid or code", p.cfg.ID)
+	if !validAppID(appid) || code == "" {
+		return fmt.Errorf("%w: authorization push with appid %.80q and a code of %d bytes", ErrInvalidImport, appid, len(code))
 	}
 	if err := p.checkOwner(appid); err != nil {
 		return err
@@ -72,7 +72,11 @@ func (p *Platform) onAuthorized(ctx context.Context, appid, code string) error {
 	if auth.AuthorizerAppID != appid {
 		return fmt.Errorf("component %s: code for %s answered authorizer %s", p.cfg.ID, appid, auth.AuthorizerAppID)
 	}
-	err = p.tokens.Add(ctx, p.authorizer(appid), &token.Seed{Token: auth.Token, State: auth.RefreshToken})
+	// The code is spent: what it bought must be stored even if WeChat
+	// gives up on this push meanwhile, or the authorization is lost.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	err = p.tokens.Add(sctx, p.authorizer(appid), &token.Seed{Token: auth.Token, State: auth.RefreshToken})
 	if err != nil {
 		p.log.Error("authorization refused", "credential", appid, "component", p.cfg.ID, "err", err)
 		return err

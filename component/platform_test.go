@@ -324,3 +324,21 @@ func TestMissedPushesAskForTicket(t *testing.T) {
 		}
 	})
 }
+
+// TestImportRefusesBadAppIDs: an imported appid becomes a credential id,
+// a store key and a JSON string written unescaped, so only appid-shaped
+// values are taken, and a bad list imports nothing.
+func TestImportRefusesBadAppIDs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pl := startPlatform(t, wxtest.Config{}, memory.New(), nil)
+		for _, id := range []string{`x","access_token":"y`, "plat/*", "", string(make([]byte, 65)), "has space"} {
+			n, err := pl.p.Import(t.Context(), []component.Import{{AppID: "wxgood", RefreshToken: "r"}, {AppID: id, RefreshToken: "r"}})
+			if !errors.Is(err, component.ErrInvalidImport) || n != 0 {
+				t.Errorf("Import(%q) = %d, %v; want 0, ErrInvalidImport", id, n, err)
+			}
+		}
+		if _, err := pl.tokens.Snapshot("wxgood"); !errors.Is(err, token.ErrUnknown) {
+			t.Fatal("a refused import list imported its valid entries")
+		}
+	})
+}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/wxtoken/wxtoken/callback"
 	"github.com/wxtoken/wxtoken/component"
+	"github.com/wxtoken/wxtoken/store"
 	"github.com/wxtoken/wxtoken/token"
 	"github.com/wxtoken/wxtoken/wechat"
 )
@@ -107,6 +109,13 @@ func classify(err error) (int, apiError) {
 			e.ErrCode, e.ErrMsg = api.ErrCode, api.ErrMsg
 		}
 		return http.StatusBadGateway, e
+	case errors.Is(err, store.ErrInvalid):
+		return http.StatusBadRequest, apiError{Code: "bad_request", Message: "identifier too long"}
+	case errors.As(err, new(*wechat.APIError)):
+		api, _ := errors.AsType[*wechat.APIError](err)
+		return http.StatusBadGateway, apiError{Code: "upstream_error", Message: err.Error(), ErrCode: api.ErrCode, ErrMsg: api.ErrMsg}
+	case errors.As(err, new(*wechat.HTTPError)), errors.Is(err, wechat.ErrBadResponse), errors.As(err, new(net.Error)):
+		return http.StatusBadGateway, apiError{Code: "upstream_error", Message: err.Error()}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, apiError{Code: "timeout", Message: "gave up waiting for the refresh"}
 	case errors.Is(err, token.ErrClosed):
