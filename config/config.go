@@ -97,6 +97,9 @@ type Refresh struct {
 	// MinForceInterval is the least time between fetches forced by
 	// callers' reports (default 30s).
 	MinForceInterval time.Duration `yaml:"min_force_interval"`
+	// ForceBudget is how many upstream calls a credential may have made
+	// today before reports stop forcing refreshes (default 1000).
+	ForceBudget int `yaml:"force_budget"`
 	// MaxBackoff caps retries of transient failures (default 5m).
 	MaxBackoff time.Duration `yaml:"max_backoff"`
 	// ConfigRetry is how long a refused configuration waits before it is

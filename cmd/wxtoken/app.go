@@ -82,6 +82,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Jitter:           cfg.Refresh.Jitter,
 		Overlap:          cfg.Refresh.Overlap,
 		MinForceInterval: cfg.Refresh.MinForceInterval,
+		ForceBudget:      cfg.Refresh.ForceBudget,
 		MaxBackoff:       cfg.Refresh.MaxBackoff,
 		ConfigRetry:      cfg.Refresh.ConfigRetry,
 		FetchTimeout:     cfg.Upstream.Timeout,
