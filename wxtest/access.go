@@ -61,11 +61,13 @@ func (f *Fake) checkIP(r *http.Request, wecom bool) (apiError, bool) {
 }
 
 // requireMethod answers 43002 unless the request uses method.
-func requireMethod(r *http.Request, method string) (apiError, bool) {
+// allowMethod answers 43002 and reports false unless r uses method.
+func allowMethod(w http.ResponseWriter, r *http.Request, method string) bool {
 	if r.Method == method {
-		return apiError{}, true
+		return true
 	}
-	return failf(codeRequireMethod, "require %s method", method), false
+	writeJSON(w, failf(codeRequireMethod, "require %s method", method))
+	return false
 }
 
 // checkAppSecret answers 40125 for a wrong AppSecret and 40243 for a frozen

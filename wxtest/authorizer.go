@@ -56,14 +56,9 @@ type authorizerTokenReply struct {
 // exchanges an authorization code for the authorizer's first access token
 // and its refresh token.
 func (f *Fake) serveQueryAuth(w http.ResponseWriter, r *http.Request) {
-	var req queryAuthRequest
-	bodyErr := readJSON(r, &req)
-	if bodyErr != nil {
-		req = queryAuthRequest{}
-	}
+	req, bodyErr := decodeBody[queryAuthRequest](r)
 	f.count(req.AppID, func(s *Stats) { s.QueryAuthCalls++ })
-	if e, good := requireMethod(r, http.MethodPost); !good {
-		writeJSON(w, e)
+	if !allowMethod(w, r, http.MethodPost) {
 		return
 	}
 	writeJSON(w, f.queryAuth(r, req, bodyErr))
@@ -118,17 +113,12 @@ func (f *Fake) queryAuth(r *http.Request, req queryAuthRequest, bodyErr error) a
 // token endpoints: one set for the authorizer appid wins over one for the
 // component appid, which wins over one for every account.
 func (f *Fake) serveAuthorizerToken(w http.ResponseWriter, r *http.Request) {
-	var req authorizerTokenRequest
-	bodyErr := readJSON(r, &req)
-	if bodyErr != nil {
-		req = authorizerTokenRequest{}
-	}
+	req, bodyErr := decodeBody[authorizerTokenRequest](r)
 	f.countAuthorizerCall(req)
 	if f.applyFault(w, r, req.AuthorizerAppID, req.AppID) {
 		return
 	}
-	if e, good := requireMethod(r, http.MethodPost); !good {
-		writeJSON(w, e)
+	if !allowMethod(w, r, http.MethodPost) {
 		return
 	}
 	writeJSON(w, f.authorizerToken(r, req, bodyErr))

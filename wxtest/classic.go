@@ -19,8 +19,7 @@ func (f *Fake) serveClassic(w http.ResponseWriter, r *http.Request) {
 	if f.applyFault(w, r, appid) {
 		return
 	}
-	if e, good := requireMethod(r, http.MethodGet); !good {
-		writeJSON(w, e)
+	if !allowMethod(w, r, http.MethodGet) {
 		return
 	}
 	writeJSON(w, f.classic(r, q))

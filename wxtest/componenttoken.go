@@ -40,14 +40,9 @@ type preAuthCodeReply struct {
 // restart. The answer comes at once; the push follows shortly after, from a
 // goroutine that Close stops.
 func (f *Fake) serveStartPushTicket(w http.ResponseWriter, r *http.Request) {
-	var req startPushRequest
-	bodyErr := readJSON(r, &req)
-	if bodyErr != nil {
-		req = startPushRequest{}
-	}
+	req, bodyErr := decodeBody[startPushRequest](r)
 	f.count(req.AppID, func(s *Stats) { s.StartPushCalls++ })
-	if e, good := requireMethod(r, http.MethodPost); !good {
-		writeJSON(w, e)
+	if !allowMethod(w, r, http.MethodPost) {
 		return
 	}
 	if bodyErr != nil {
@@ -84,17 +79,12 @@ func (f *Fake) startPushTicket(r *http.Request, req startPushRequest) apiError {
 // the one it replaces stays valid for Config.Overlap. Faults set for the
 // component appid apply here.
 func (f *Fake) serveComponentToken(w http.ResponseWriter, r *http.Request) {
-	var req componentTokenRequest
-	bodyErr := readJSON(r, &req)
-	if bodyErr != nil {
-		req = componentTokenRequest{}
-	}
+	req, bodyErr := decodeBody[componentTokenRequest](r)
 	f.count(req.AppID, func(s *Stats) { s.ComponentTokenCalls++ })
 	if f.applyFault(w, r, req.AppID) {
 		return
 	}
-	if e, good := requireMethod(r, http.MethodPost); !good {
-		writeJSON(w, e)
+	if !allowMethod(w, r, http.MethodPost) {
 		return
 	}
 	if bodyErr != nil {
@@ -143,14 +133,9 @@ func (f *Fake) componentToken(r *http.Request, req componentTokenRequest) any {
 // for Authorize, which uses the newest unused one as the code the account
 // owner's authorization page was opened with.
 func (f *Fake) servePreAuthCode(w http.ResponseWriter, r *http.Request) {
-	var req preAuthCodeRequest
-	bodyErr := readJSON(r, &req)
-	if bodyErr != nil {
-		req = preAuthCodeRequest{}
-	}
+	req, bodyErr := decodeBody[preAuthCodeRequest](r)
 	f.count(req.AppID, func(s *Stats) { s.PreAuthCodeCalls++ })
-	if e, good := requireMethod(r, http.MethodPost); !good {
-		writeJSON(w, e)
+	if !allowMethod(w, r, http.MethodPost) {
 		return
 	}
 	writeJSON(w, f.preAuthCode(r, req, bodyErr))

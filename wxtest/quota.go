@@ -69,6 +69,18 @@ type clearQuotaRequest struct {
 
 // readJSON decodes a small JSON body into v. An empty body leaves v as is,
 // so that callers may fall back to query parameters.
+// decodeBody reads a JSON request body into a T. On a malformed body it
+// returns the zero T with the error, so an endpoint can still count the
+// call and answer 47001 after the checks that come first.
+func decodeBody[T any](r *http.Request) (T, error) {
+	var v T
+	if err := readJSON(r, &v); err != nil {
+		var zero T
+		return zero, err
+	}
+	return v, nil
+}
+
 func readJSON(r *http.Request, v any) error {
 	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
@@ -87,8 +99,7 @@ func readJSON(r *http.Request, v any) error {
 // resets the daily count of the app that owns the token. The daily limit on
 // forced stable_token refreshes is a separate rule and is not reset.
 func (f *Fake) serveClearQuota(w http.ResponseWriter, r *http.Request) {
-	if e, good := requireMethod(r, http.MethodPost); !good {
-		writeJSON(w, e)
+	if !allowMethod(w, r, http.MethodPost) {
 		return
 	}
 	var req clearQuotaRequest
@@ -119,8 +130,7 @@ func (f *Fake) clearQuota(r *http.Request, req clearQuotaRequest, bodyErr error)
 // AppSecret instead of a token. The parameters are read from a JSON body,
 // or from the query string when the body is empty.
 func (f *Fake) serveClearQuotaV2(w http.ResponseWriter, r *http.Request) {
-	if e, good := requireMethod(r, http.MethodPost); !good {
-		writeJSON(w, e)
+	if !allowMethod(w, r, http.MethodPost) {
 		return
 	}
 	q := r.URL.Query()

@@ -54,11 +54,7 @@ func (f *Fake) serveStable(w http.ResponseWriter, r *http.Request) {
 	// The body is read first because faults and counters are per appid, and
 	// the appid is in the body. A malformed body has no appid: it meets only
 	// a fault set for every account, then is answered 47001.
-	var req stableRequest
-	bodyErr := readJSON(r, &req)
-	if bodyErr != nil {
-		req = stableRequest{}
-	}
+	req, bodyErr := decodeBody[stableRequest](r)
 	f.count(req.AppID, func(s *Stats) {
 		s.StableCalls++
 		if req.ForceRefresh {
@@ -68,8 +64,7 @@ func (f *Fake) serveStable(w http.ResponseWriter, r *http.Request) {
 	if f.applyFault(w, r, req.AppID) {
 		return
 	}
-	if e, good := requireMethod(r, http.MethodPost); !good {
-		writeJSON(w, e)
+	if !allowMethod(w, r, http.MethodPost) {
 		return
 	}
 	if bodyErr != nil {

@@ -17,8 +17,7 @@ func (f *Fake) serveWeCom(w http.ResponseWriter, r *http.Request) {
 	if f.applyFault(w, r, corpid) {
 		return
 	}
-	if e, good := requireMethod(r, http.MethodGet); !good {
-		writeJSON(w, e)
+	if !allowMethod(w, r, http.MethodGet) {
 		return
 	}
 	writeJSON(w, f.weCom(r, q))
