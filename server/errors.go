@@ -139,12 +139,15 @@ func retryAfter(err error) time.Duration {
 	var (
 		limited *token.LimitedError
 		blocked *token.BlockedError
+		fetch   *token.FetchError
 	)
 	switch {
 	case errors.As(err, &limited):
 		return limited.RetryAfter
 	case errors.As(err, &blocked):
 		return time.Until(blocked.Until)
+	case errors.As(err, &fetch) && !fetch.RetryAt.IsZero():
+		return time.Until(fetch.RetryAt)
 	}
 	return 0
 }

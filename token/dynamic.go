@@ -53,7 +53,7 @@ func (m *Manager) Add(ctx context.Context, c Credential, seed *Seed) error {
 			return fmt.Errorf("%w: %q is stored for %s", ErrOwned, c.ID, ownerName(rec.Owner))
 		}
 		e.mu.Lock()
-		m.settle(e, rec, ver, m.planned(e, rec, time.Now()), nil)
+		m.settle(e, rec, ver, m.loaded(e, rec, time.Now()), nil)
 		e.mu.Unlock()
 		return nil
 	}
@@ -65,7 +65,7 @@ func (m *Manager) Add(ctx context.Context, c Credential, seed *Seed) error {
 		rec.Token, rec.IssuedAt, rec.ExpiresAt = seed.Token.Value, now, now.Add(seed.Token.ExpiresIn)
 		rec.RefreshAt = m.plan.refreshAt(now, rec.IssuedAt, rec.ExpiresAt)
 		rec.State, rec.Owner, rec.Kind, rec.Revoked = seed.State, c.Owner, c.Kind, false
-		rec.Cause, rec.BlockedUntil = nil, time.Time{}
+		rec.Cause, rec.BlockedUntil, rec.RetryAt, rec.Fetching, rec.Reported = nil, time.Time{}, time.Time{}, time.Time{}, false
 		return nil
 	})
 	if err != nil {
@@ -167,6 +167,7 @@ func (m *Manager) Wake(id string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if s := e.snap.Load(); !s.Valid(time.Now()) && !s.Revoked && e.flight == nil {
+		e.woken = true
 		m.settle(e, e.rec, e.ver, time.Now(), s.Cause)
 	}
 }

@@ -60,10 +60,13 @@ func (e *BlockedError) Error() string {
 }
 
 // FetchError is a refresh that reached WeChat and failed; Err is the
-// upstream error (see wechat.Classify).
+// upstream error (see wechat.Classify). RetryAt, when set, is the
+// credential's next attempt: a report made while WeChat is failing is
+// answered with the last failure rather than another call.
 type FetchError struct {
-	ID  string
-	Err error
+	ID      string
+	Err     error
+	RetryAt time.Time
 }
 
 func (e *FetchError) Error() string { return fmt.Sprintf("token: %s: refresh failed: %v", e.ID, e.Err) }

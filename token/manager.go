@@ -145,6 +145,10 @@ type entry struct {
 	storeFailures int
 	// unsaved: rec holds a fetch the store did not take.
 	unsaved bool
+	// woken: what the credential waited for has arrived here (a pushed
+	// ticket), so its next attempt need not wait out the shared retry
+	// time.
+	woken bool
 }
 
 // New returns a Manager for creds. It does not touch the store or WeChat
@@ -203,7 +207,7 @@ func (m *Manager) Start(ctx context.Context) error {
 			errs = append(errs, err)
 			m.settle(e, e.rec, e.ver, time.Now().Add(m.cfg.BaseBackoff), m.storeCause(e, err))
 		} else {
-			m.settle(e, rec, ver, m.planned(e, rec, time.Now()), nil)
+			m.settle(e, rec, ver, m.loaded(e, rec, time.Now()), nil)
 		}
 		e.mu.Unlock()
 		return true
@@ -211,15 +215,33 @@ func (m *Manager) Start(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// planned is when a loaded record's credential should next be refreshed.
+// planned is when a record's credential should next be refreshed. A
+// fetch another instance has under way (rec.Fetching) is given the time
+// its call may take before anyone looks again; a record loaded at start
+// goes through loaded, which does not wait for a fetch that died with
+// its process.
 func (m *Manager) planned(e *entry, rec record, now time.Time) time.Time {
 	switch {
 	case rec.BlockedUntil.After(now) && rec.Fingerprint == e.cred.Fingerprint:
 		return rec.BlockedUntil
-	case rec.Token == "" || !rec.ExpiresAt.After(now):
+	case rec.RetryAt.After(now):
+		return rec.RetryAt
+	case rec.Token == "" || !rec.ExpiresAt.After(now) || rec.Reported:
 		return now
+	case !rec.Fetching.IsZero():
+		return maxTime(now, rec.Fetching.Add(m.cfg.FetchTimeout))
 	}
 	return rec.RefreshAt
+}
+
+// loaded is planned for a record read at start: an unfinished fetch is
+// taken up at once. If a peer's fetch is in fact still running, the
+// refresh waits for its lease and then adopts what it stored.
+func (m *Manager) loaded(e *entry, rec record, now time.Time) time.Time {
+	if !rec.Fetching.IsZero() && !(rec.BlockedUntil.After(now) && rec.Fingerprint == e.cred.Fingerprint) {
+		return now
+	}
+	return m.planned(e, rec, now)
 }
 
 // Close stops every timer and refresh and waits for them to end.

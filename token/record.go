@@ -29,6 +29,22 @@ type record struct {
 	BlockedUntil time.Time `json:"blocked_until,omitzero"`
 	// Fingerprint is the credential's settings when the block was set.
 	Fingerprint string `json:"fingerprint,omitempty"`
+	// RetryAt is the earliest next attempt after a failure. It lives in
+	// the shared record so that the backoff belongs to the credential,
+	// not to an instance: every instance that adopts a failure waits for
+	// the same moment, and the cluster makes one call per backoff step.
+	RetryAt time.Time `json:"retry_at,omitzero"`
+	// Fetching is when a fetch that replaces Token began, written before
+	// the call and cleared with its result. WeChat's classic and WeCom
+	// endpoints issue a new token on each call and end the previous one
+	// about 5 minutes (Overlap) later; if the process dies between the
+	// call and the write, the stored token is known to die at Fetching +
+	// Overlap, and the next start refreshes at once.
+	Fetching time.Time `json:"fetching,omitzero"`
+	// Reported: a caller reported Token dead (40001, 42001) and a refresh
+	// was accepted for it. It stays set until a fetch succeeds, and the
+	// credential retries on its backoff rather than its refresh plan.
+	Reported bool `json:"reported,omitempty"`
 
 	// State is a StatefulSource's durable value (an authorizer's refresh
 	// token). It is written in the same compare-and-swap as the token it

@@ -208,23 +208,35 @@ func (m *Manager) attempt(ctx context.Context, e *entry, base string, force bool
 			err: &BlockedError{ID: id, Until: rec.BlockedUntil, Cause: rec.Cause}}
 	}
 	if force {
-		// A refused report keeps the plan (re-armed: a planned tick may
-		// have joined this flight).
-		planned := outcome{rec: rec, ver: ver, next: m.planned(e, rec, now)}
-		if wait := rec.LastFetch.Add(m.cfg.MinForceInterval).Sub(now); !rec.LastFetch.IsZero() && wait > 0 {
-			planned.err = &LimitedError{ID: id, Reason: "refreshed moments ago", RetryAfter: wait}
-			return planned
+		if o, refused := m.refuseReport(e, rec, ver, now); refused {
+			return o
 		}
-		if fetches, _ := rec.today(now); fetches >= m.cfg.ForceBudget {
-			// Reports alone must not spend the daily quota that planned
-			// refreshes need (2000 calls, 200 for test accounts).
-			planned.err = &LimitedError{ID: id, Reason: "today's budget for reported refreshes is spent",
-				RetryAfter: time.Until(nextBeijingMidnight(now))}
-			return planned
+		rec.Reported = true
+	}
+	e.mu.Lock()
+	woken := e.woken
+	e.woken = false
+	e.mu.Unlock()
+	if rec.RetryAt.After(now) && !woken {
+		return m.backingOff(ctx, e, rec, ver, force)
+	}
+	if !e.cred.Stable {
+		// Record the intent before the call: the call ends the stored
+		// token Overlap later, whether or not we live to store the new
+		// one.
+		rec.Fetching = now
+		nv, err := m.cfg.Store.Put(ctx, recordKey(id), rec.encode(), ver)
+		if err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return m.reload(ctx, e)
+			}
+			return m.storeFailed(e, err)
 		}
+		ver = nv
 	}
 
 	ferr := m.fetch(ctx, e, &rec, base, force)
+	rec.Fetching = time.Time{}
 	limited, isLimited := errors.AsType[*LimitedError](ferr)
 	next := rec.RefreshAt
 	if ferr != nil && !isLimited {
@@ -259,6 +271,49 @@ func (m *Manager) attempt(ctx context.Context, e *entry, base string, force bool
 	return o
 }
 
+// refuseReport applies the limits on report-forced refreshes. A refused
+// report keeps the plan (re-armed: a planned tick may have joined this
+// flight).
+func (m *Manager) refuseReport(e *entry, rec record, ver uint64, now time.Time) (outcome, bool) {
+	planned := outcome{rec: rec, ver: ver, next: m.planned(e, rec, now)}
+	if wait := rec.LastFetch.Add(m.cfg.MinForceInterval).Sub(now); !rec.LastFetch.IsZero() && wait > 0 {
+		planned.err = &LimitedError{ID: e.cred.ID, Reason: "refreshed moments ago", RetryAfter: wait}
+		return planned, true
+	}
+	if fetches, _ := rec.today(now); fetches >= m.cfg.ForceBudget {
+		// Reports alone must not spend the daily quota that planned
+		// refreshes need (2000 calls, 200 for test accounts).
+		planned.err = &LimitedError{ID: e.cred.ID, Reason: "today's budget for reported refreshes is spent",
+			RetryAfter: time.Until(nextBeijingMidnight(now))}
+		return planned, true
+	}
+	return outcome{}, false
+}
+
+// backingOff answers a refresh due before the credential's shared retry
+// time: a failure (ours or a peer's) set it, and calling WeChat again
+// sooner is how a cluster turns an outage into a storm. A planned
+// refresh adopts the record and waits; a report is stored as such, so
+// the token stays marked until a fetch replaces it, and is answered with
+// the failure.
+func (m *Manager) backingOff(ctx context.Context, e *entry, rec record, ver uint64, force bool) outcome {
+	o := outcome{rec: rec, ver: ver, next: rec.RetryAt}
+	if !force {
+		return o
+	}
+	msg := "WeChat is failing"
+	if rec.Cause != nil {
+		msg = rec.Cause.Message
+	}
+	o.err = &FetchError{ID: e.cred.ID, Err: errors.New(msg), RetryAt: rec.RetryAt}
+	if nv, err := m.cfg.Store.Put(ctx, recordKey(e.cred.ID), rec.encode(), ver); err == nil {
+		o.ver = nv
+	} else {
+		o.rec.Reported = false // not stored: nothing to show
+	}
+	return o
+}
+
 // put writes rec over version ver, retrying a failing store a few times:
 // a fetched token, and with it perhaps a new refresh token, must not be
 // lost to a blip. A conflict is final.
@@ -289,7 +344,9 @@ func (m *Manager) adoptable(rec record, base string, force bool) bool {
 	if rec.Token != base {
 		return true
 	}
-	return !force && rec.RefreshAt.After(now)
+	// A reported token, or one whose replacement began, is due whatever
+	// its plan said.
+	return !force && rec.RefreshAt.After(now) && !rec.Reported && rec.Fetching.IsZero()
 }
 
 // fetch calls WeChat and applies the result to rec. In stable mode a
@@ -318,7 +375,7 @@ func (m *Manager) fetch(ctx context.Context, e *entry, rec *record, base string,
 	}
 	rec.ExpiresAt = now.Add(tok.ExpiresIn)
 	rec.RefreshAt = m.plan.refreshAt(now, rec.IssuedAt, rec.ExpiresAt)
-	rec.Cause, rec.BlockedUntil, rec.Fingerprint = nil, time.Time{}, ""
+	rec.Cause, rec.BlockedUntil, rec.Fingerprint, rec.RetryAt, rec.Reported = nil, time.Time{}, "", time.Time{}, false
 	return err
 }
 
@@ -358,14 +415,17 @@ func (m *Manager) failed(e *entry, rec *record, err error) time.Time {
 	case wechat.DailyQuota:
 		rec.BlockedUntil = nextBeijingMidnight(now).Add(m.plan.spread(time.Minute))
 	case wechat.MinuteQuota:
-		return now.Add(m.plan.spread(time.Minute))
+		rec.RetryAt = now.Add(m.plan.spread(time.Minute))
+		return rec.RetryAt
 	case wechat.Ticket:
 		// Waiting for WeChat's next ticket push; its arrival wakes us.
-		return now.Add(m.plan.spread(m.cfg.TicketRetry))
+		rec.RetryAt = now.Add(m.plan.spread(m.cfg.TicketRetry))
+		return rec.RetryAt
 	case wechat.Config, wechat.Revoked:
 		rec.BlockedUntil = now.Add(m.plan.spread(m.cfg.ConfigRetry))
 	default:
-		return now.Add(m.plan.backoff(c.Failures, now, rec.ExpiresAt))
+		rec.RetryAt = now.Add(m.plan.backoff(c.Failures, now, rec.ExpiresAt))
+		return rec.RetryAt
 	}
 	rec.Fingerprint = e.cred.Fingerprint
 	return rec.BlockedUntil

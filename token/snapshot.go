@@ -27,6 +27,9 @@ type Snapshot struct {
 	Fetches, Forced int
 	// Cause is the last failure, nil after a success.
 	Cause *Cause
+	// Reported: a caller reported Token dead and no fetch has replaced
+	// it yet (WeChat is failing, or the retry is due).
+	Reported bool
 }
 
 // Valid reports whether the token may be handed out at now.
@@ -47,14 +50,20 @@ func (m *Manager) snapshot(e *entry, rec record, next time.Time, cause *Cause) *
 		Token: rec.Token, IssuedAt: rec.IssuedAt, ExpiresAt: rec.ExpiresAt,
 		NextRefresh: next,
 		Cause:       cause,
+		Reported:    rec.Reported,
 	}
 	s.Fetches, s.Forced = rec.today(now)
 	if rec.Token != "" {
 		safety := margin(rec.ExpiresAt.Sub(rec.IssuedAt))
 		s.ServeUntil = rec.ExpiresAt.Add(-safety)
 		if !e.cred.Stable {
-			// Our next fetch kills this token Overlap later.
+			// Our next fetch kills this token Overlap later, and so
+			// does one already begun (perhaps by a process that died
+			// before it could store the new token).
 			s.ServeUntil = minTime(s.ServeUntil, next.Add(m.cfg.Overlap-safety))
+			if !rec.Fetching.IsZero() {
+				s.ServeUntil = minTime(s.ServeUntil, rec.Fetching.Add(m.cfg.Overlap-safety))
+			}
 		}
 	}
 	return s
@@ -62,6 +71,13 @@ func (m *Manager) snapshot(e *entry, rec record, next time.Time, cause *Cause) *
 
 func minTime(a, b time.Time) time.Time {
 	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
 		return b
 	}
 	return a

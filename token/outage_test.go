@@ -1,0 +1,64 @@
+package token
+
+import (
+	"fmt"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/wxtoken/wxtoken/wxtest"
+)
+
+// TestClusterBackoffIsShared: instances sharing a store meet an upstream
+// that fails fast (-1, HTTP 502) just as a token is due. Each failure is
+// written to the shared record and every peer adopts it; the next attempt
+// must be the one the record names, so the cluster as a whole makes one
+// call per backoff step, as one instance does.
+func TestClusterBackoffIsShared(t *testing.T) {
+	faults := map[string]wxtest.Fault{"errcode -1": {ErrCode: -1}, "http 502": {Status: 502}}
+	for _, n := range []int{1, 3, 5} {
+		for name, fault := range faults {
+			t.Run(fmt.Sprintf("%d instances, %s", n, name), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					h := newHarness(t, wxtest.Config{Lifetime: time.Hour}, seeded(uint64(n)))
+					classic, stable := h.classic("wx1"), h.stable("wx2")
+					for range n {
+						h.start(t, classic, stable)
+					}
+					synctest.Wait()
+					before := map[string]wxtest.Stats{"wx1": h.fake.Stats("wx1"), "wx2": h.fake.Stats("wx2")}
+					// The tokens come due 45 to 51 minutes in: fail from
+					// before until after that.
+					time.Sleep(40 * time.Minute)
+					h.fake.SetFault("", fault)
+					const outage = 15 * time.Minute
+					time.Sleep(outage)
+					during := map[string]int{
+						"wx1": h.fake.Stats("wx1").ClassicCalls - before["wx1"].ClassicCalls,
+						"wx2": h.fake.Stats("wx2").StableCalls - before["wx2"].StableCalls,
+					}
+					h.fake.ClearFault("")
+					// Backoff from 1 s doubling, jittered by at most 20%,
+					// capped by a quarter of what is left of the token (at
+					// least 2 minutes here) and by max_backoff (5 minutes):
+					// steps of 0.8, 1.6, ... 102 s add up to about 205 s in 8
+					// steps, then at least 96 s each for the remaining 11
+					// minutes: 8 + 7, plus the planned attempt that failed
+					// first. One instance and five have the same bound.
+					const bound = 16
+					t.Logf("upstream calls during the outage: %v", during)
+					for id, calls := range during {
+						if calls > bound {
+							t.Errorf("%s: %d upstream calls during a %s outage with %d instances, want ≤ %d (one per backoff step)",
+								id, calls, outage, n, bound)
+						}
+					}
+					time.Sleep(10 * time.Second)
+					if _, err := h.m.Token("wx1"); err != nil {
+						t.Errorf("after the outage: %v", err)
+					}
+				})
+			})
+		}
+	}
+}
