@@ -145,6 +145,13 @@ func (s *authorizerSource) Fetch(ctx context.Context, force bool) (wechat.Token,
 	return wechat.Token{}, errors.New("component: an authorizer needs its refresh token")
 }
 
+// Check implements token.Checker: an authorizer's access token is an
+// account's token, which getcallbackip accepts like any other.
+func (s *authorizerSource) Check(ctx context.Context, tok string) error {
+	_, err := s.p.up.CallbackIP(ctx, tok)
+	return err
+}
+
 func (s *authorizerSource) FetchState(ctx context.Context, force bool, refresh string) (wechat.Token, string, error) {
 	if refresh == "" {
 		return wechat.Token{}, "", &wechat.APIError{ErrCode: wechat.CodeRefreshInvalid, ErrMsg: "no authorizer_refresh_token stored"}

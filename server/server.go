@@ -18,7 +18,7 @@ import (
 type Tokens interface {
 	Token(id string) (*token.Snapshot, error)
 	Snapshot(id string) (*token.Snapshot, error)
-	Invalidate(ctx context.Context, id, stale string) (*token.Snapshot, error)
+	Report(ctx context.Context, id, stale string) (*token.Snapshot, token.Result, error)
 	IDs() []string
 	Ready() bool
 }
@@ -174,7 +174,7 @@ func (s *Server) getToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeToken(w, snap)
+	writeToken(w, snap, "")
 	return nil
 }
 
@@ -198,8 +198,8 @@ func (s *Server) invalidate(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
 	defer cancel()
-	snap, err := s.tokens.Invalidate(ctx, id, rep.AccessToken)
-	result := "ok"
+	snap, res, err := s.tokens.Report(ctx, id, rep.AccessToken)
+	result := res.String()
 	if err != nil {
 		result = err.Error()
 	}
@@ -207,7 +207,7 @@ func (s *Server) invalidate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeToken(w, snap)
+	writeToken(w, snap, result)
 	return nil
 }
 

@@ -199,15 +199,17 @@ func TestErrorsMatrix(t *testing.T) {
 func TestInvalidate(t *testing.T) {
 	e := newEnv(t)
 	old, _ := e.m.Token("shop")
+	// WeChat still accepts the token: it is checked, not replaced.
 	r := e.do(t, "POST", "/v1/tokens/shop/invalidate", shopKey, `{"access_token":"`+old.Token+`"}`)
-	if r.status != 429 || r.header.Get("Retry-After") == "" || !strings.Contains(r.body, "refresh_limited") {
-		t.Fatalf("report right after a fetch = %d %s; want 429 with Retry-After", r.status, r.body)
+	var tb tokenBody
+	json.Unmarshal([]byte(r.body), &tb)
+	if r.status != 200 || tb.AccessToken != old.Token || !strings.Contains(r.body, `"result":"live"`) {
+		t.Fatalf("report of a live token = %d %s; want 200 with the same token and result live", r.status, r.body)
 	}
 	replaced := e.do(t, "POST", "/v1/tokens/shop/invalidate", shopKey, `{"access_token":"some-older-token"}`)
-	var tb tokenBody
 	json.Unmarshal([]byte(replaced.body), &tb)
-	if replaced.status != 200 || tb.AccessToken != old.Token {
-		t.Fatalf("report of a replaced token = %d %s; want 200 with the current token", replaced.status, replaced.body)
+	if replaced.status != 200 || tb.AccessToken != old.Token || !strings.Contains(replaced.body, `"result":"replaced"`) {
+		t.Fatalf("report of a replaced token = %d %s; want 200 with the current token and result replaced", replaced.status, replaced.body)
 	}
 	if calls := e.fake.Stats("shop").ClassicCalls; calls != 1 {
 		t.Fatalf("fetches = %d, want 1", calls)

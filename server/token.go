@@ -8,7 +8,9 @@ import (
 	"github.com/wxtoken/wxtoken/token"
 )
 
-// writeToken writes {"id","kind","access_token","expires_in","expires_at"}.
+// writeToken writes {"id","kind","access_token","expires_in","expires_at"},
+// and "result" (what a report led to: replaced, refreshed, live) when
+// result is not empty.
 // expires_in and expires_at are one deadline in two forms: how long the
 // caller may cache the token (see token.Snapshot.ServeUntil), rounded down
 // to whole seconds.
@@ -16,7 +18,7 @@ import (
 // The body is built by hand: this is the hot path, and every string in it
 // is JSON-safe (ids and kinds are validated by config, tokens by the
 // upstream client), so no escaping is needed.
-func writeToken(w http.ResponseWriter, s *token.Snapshot) {
+func writeToken(w http.ResponseWriter, s *token.Snapshot, result string) {
 	now := time.Now()
 	in := int64(s.ExpiresIn(now) / time.Second)
 	b := make([]byte, 0, 128+len(s.Token))
@@ -30,6 +32,10 @@ func writeToken(w http.ResponseWriter, s *token.Snapshot) {
 	b = strconv.AppendInt(b, in, 10)
 	b = append(b, `,"expires_at":"`...)
 	b = now.Add(time.Duration(in)*time.Second).UTC().AppendFormat(b, time.RFC3339)
+	if result != "" {
+		b = append(b, `","result":"`...)
+		b = append(b, result...)
+	}
 	b = append(b, "\"}\n"...)
 	h := w.Header()
 	h["Content-Type"] = []string{"application/json"}
@@ -78,6 +84,8 @@ func statusOf(snap *token.Snapshot, now time.Time) status {
 		st.State = "revoked"
 	case !snap.Valid(now):
 		st.State = "unavailable"
+	case snap.Reported:
+		st.State = "reported" // served, but a caller reported it dead and its refresh is failing
 	}
 	if snap.Token != "" {
 		st.IssuedAt, st.ExpiresAt = utc(snap.IssuedAt), utc(snap.ExpiresAt)

@@ -26,6 +26,17 @@ type StatefulSource interface {
 	FetchState(ctx context.Context, force bool, state string) (tok wechat.Token, newState string, err error)
 }
 
+// Checker is a Source that can ask WeChat whether a token still works,
+// with a call that costs none of the token endpoint's daily quota
+// (getcallbackip, get_api_domain_ip). A caller's report of the current
+// token is checked this way before it costs a fetch.
+type Checker interface {
+	// Check returns nil if WeChat accepts tok; an error wechat.Classify
+	// calls Stale if WeChat refuses it as invalid or expired (40001,
+	// 40014, 42001); any other error if it could not tell.
+	Check(ctx context.Context, tok string) error
+}
+
 // Credential is one token the Manager keeps fresh.
 type Credential struct {
 	// ID names the credential in the API, the store and logs.
@@ -75,6 +86,12 @@ func (s *ClassicSource) Fetch(ctx context.Context, force bool) (wechat.Token, er
 	return s.Client.ClassicToken(ctx, s.AppID, s.Secret)
 }
 
+// Check implements Checker with getcallbackip.
+func (s *ClassicSource) Check(ctx context.Context, tok string) error {
+	_, err := s.Client.CallbackIP(ctx, tok)
+	return err
+}
+
 // StableSource fetches from POST /cgi-bin/stable_token.
 type StableSource struct {
 	Client        *wechat.Client
@@ -86,6 +103,12 @@ func (s *StableSource) Fetch(ctx context.Context, force bool) (wechat.Token, err
 	return s.Client.StableToken(ctx, s.AppID, s.Secret, force)
 }
 
+// Check implements Checker with getcallbackip.
+func (s *StableSource) Check(ctx context.Context, tok string) error {
+	_, err := s.Client.CallbackIP(ctx, tok)
+	return err
+}
+
 // WeComSource fetches one WeCom application's token.
 type WeComSource struct {
 	Client         *wechat.Client
@@ -95,4 +118,10 @@ type WeComSource struct {
 // Fetch implements Source.
 func (s *WeComSource) Fetch(ctx context.Context, force bool) (wechat.Token, error) {
 	return s.Client.WeComToken(ctx, s.CorpID, s.Secret)
+}
+
+// Check implements Checker with WeCom's get_api_domain_ip.
+func (s *WeComSource) Check(ctx context.Context, tok string) error {
+	_, err := s.Client.WeComAPIDomainIP(ctx, tok)
+	return err
 }

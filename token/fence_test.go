@@ -140,7 +140,7 @@ func TestClusterFencing(t *testing.T) {
 	// B's report waits out A's lease, then fetches and stores.
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	sb, err := b.Invalidate(ctx, "wx1", first)
+	sb, err := b.Refresh(ctx, "wx1")
 	if err != nil {
 		t.Fatalf("B's refresh while A stalls: %v", err)
 	}

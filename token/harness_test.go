@@ -52,6 +52,20 @@ func (h *harness) stable(id string) Credential {
 		Fingerprint: Fingerprint(id, "secret-"+id, "stable")}
 }
 
+// wecom adds a corp to the fake and returns its application's credential.
+func (h *harness) wecom(id string) Credential {
+	h.fake.AddCorp(id, "secret-"+id)
+	return Credential{ID: id, Kind: "wecom", Source: &WeComSource{Client: h.client, CorpID: id, Secret: "secret-" + id},
+		Fingerprint: Fingerprint(id, "secret-"+id, "wecom")}
+}
+
+// unchecked hides a source's Checker: reports of its tokens are acted
+// on without asking WeChat whether they work.
+func unchecked(c Credential) Credential {
+	c.Source = struct{ Source }{c.Source}
+	return c
+}
+
 // start builds and starts a Manager over creds; the test's cleanup closes it.
 func (h *harness) start(t *testing.T, creds ...Credential) *Manager {
 	t.Helper()

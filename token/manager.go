@@ -346,28 +346,39 @@ func (m *Manager) Refresh(ctx context.Context, id string) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return m.refresh(ctx, e, e.snap.Load().Token, true)
+	s, _, err := m.refresh(ctx, e, e.snap.Load().Token, forced)
+	return s, err
 }
 
-// Invalidate is a caller's report that stale failed upstream (40001,
-// 42001). If stale is still the current token it is refreshed, once
-// however many callers report it together, subject to MinForceInterval
-// and, in stable mode, WeChat's force limits. If it has been replaced
-// already, the current token is returned without touching WeChat.
+// Invalidate is Report without the result.
 func (m *Manager) Invalidate(ctx context.Context, id, stale string) (*Snapshot, error) {
+	s, _, err := m.Report(ctx, id, stale)
+	return s, err
+}
+
+// Report is a caller's report that stale failed upstream (40001, 40014,
+// 42001). If stale has been replaced already, the current token is
+// returned without touching WeChat (Replaced). If it is still current and
+// its source can check it, WeChat is asked once whether it works: a live
+// token is returned as it is (Live); a dead one is refreshed at once
+// (Refreshed). A token that could not be checked is refreshed subject to
+// MinForceInterval and, in stable mode, WeChat's force limits. Whatever
+// the checks say, ForceBudget bounds the fetches reports cause in a day,
+// and one check and one fetch serve every caller reporting together.
+func (m *Manager) Report(ctx context.Context, id, stale string) (*Snapshot, Result, error) {
 	e, err := m.entry(id)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if e.snap.Load().Revoked {
-		return nil, ErrRevoked
+		return nil, 0, ErrRevoked
 	}
-	s, err := m.refresh(ctx, e, stale, true)
+	s, res, err := m.refresh(ctx, e, stale, reported)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if !s.Valid(time.Now()) {
-		return nil, &UnavailableError{ID: id, Cause: s.Cause}
+		return nil, 0, &UnavailableError{ID: id, Cause: s.Cause}
 	}
-	return s, nil
+	return s, res, nil
 }

@@ -45,6 +45,10 @@ type record struct {
 	// was accepted for it. It stays set until a fetch succeeds, and the
 	// credential retries on its backoff rather than its refresh plan.
 	Reported bool `json:"reported,omitempty"`
+	// Checked is when WeChat last confirmed Token works, asked because a
+	// caller reported it: further reports soon after are answered from
+	// it, on every instance, without asking again.
+	Checked time.Time `json:"checked,omitzero"`
 
 	// State is a StatefulSource's durable value (an authorizer's refresh
 	// token). It is written in the same compare-and-swap as the token it

@@ -19,13 +19,24 @@ const (
 // causeStore marks a failure of our own store, never persisted.
 const causeStore = "store"
 
+// need is why a refresh runs.
+type need int
+
+const (
+	planned  need = iota // its plan is due
+	forced               // replace the token now (an operator, a dependent's failure)
+	reported             // a caller reported the token dead: check it first
+)
+
 // flight is the one refresh in progress for a credential; everyone who
 // needs it waits on done.
 type flight struct {
-	force bool
-	done  chan struct{}
-	snap  *Snapshot
-	err   error
+	force  bool
+	check  bool // a report: ask WeChat whether the token works first
+	done   chan struct{}
+	snap   *Snapshot
+	result Result
+	err    error
 }
 
 // outcome is what one refresh attempt decided.
@@ -38,25 +49,28 @@ type outcome struct {
 	ver     uint64
 	next    time.Time
 	cause   *Cause // nil: rec.Cause
-	err     error
+	// live: WeChat confirmed the reported token works; nothing fetched.
+	live bool
+	err  error
 }
 
 // refresh replaces base, the token the caller holds or the one due for its
 // planned refresh, unless it has been replaced already. Concurrent callers
 // with the same base share one flight, which runs on the Manager's context
 // so that a caller giving up does not cancel it for the others.
-func (m *Manager) refresh(ctx context.Context, e *entry, base string, force bool) (*Snapshot, error) {
+func (m *Manager) refresh(ctx context.Context, e *entry, base string, n need) (*Snapshot, Result, error) {
+	force := n != planned
 	for {
 		e.mu.Lock()
 		if cur := e.snap.Load(); cur.Token != base {
 			e.mu.Unlock()
-			return cur, nil
+			return cur, Replaced, nil
 		}
 		f := e.flight
 		if f == nil {
-			if f = m.launch(e, base, force); f == nil {
+			if f = m.launch(e, base, n); f == nil {
 				e.mu.Unlock()
-				return nil, ErrClosed
+				return nil, 0, ErrClosed
 			}
 		}
 		e.mu.Unlock()
@@ -64,23 +78,23 @@ func (m *Manager) refresh(ctx context.Context, e *entry, base string, force bool
 		select {
 		case <-f.done:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, 0, ctx.Err()
 		}
 		// A caller that needs the token replaced and joined a planned
 		// refresh which kept it (stable mode) starts a forced one.
 		if f.err != nil || !force || f.force || f.snap.Token != base {
-			return f.snap, f.err
+			return f.snap, f.result, f.err
 		}
 	}
 }
 
 // launch starts a flight replacing base; e.mu must be held and no flight
 // running. It returns nil once the Manager is closed.
-func (m *Manager) launch(e *entry, base string, force bool) *flight {
+func (m *Manager) launch(e *entry, base string, n need) *flight {
 	if !m.enter() {
 		return nil
 	}
-	f := &flight{force: force, done: make(chan struct{})}
+	f := &flight{force: n != planned, check: n == reported, done: make(chan struct{})}
 	e.flight = f
 	go m.fly(e, f, base)
 	return f
@@ -98,7 +112,7 @@ func (m *Manager) InvalidateAsync(id, stale string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.snap.Load().Token == stale && e.flight == nil {
-		m.launch(e, stale, true)
+		m.launch(e, stale, forced)
 	}
 }
 
@@ -106,7 +120,7 @@ func (m *Manager) InvalidateAsync(id, stale string) {
 func (m *Manager) fly(e *entry, f *flight, base string) {
 	defer m.wg.Done()
 	start := time.Now()
-	o := m.attempt(m.ctx, e, base, f.force)
+	o := m.attempt(m.ctx, e, base, f)
 
 	e.mu.Lock()
 	if !o.next.IsZero() {
@@ -116,6 +130,16 @@ func (m *Manager) fly(e *entry, f *flight, base string) {
 		m.settle(e, o.rec, o.ver, o.next, o.cause)
 	}
 	f.snap, f.err = e.snap.Load(), o.err
+	switch {
+	case o.live:
+		f.result = Live
+	case f.snap.Token == base:
+		f.result = Kept
+	case o.fetched:
+		f.result = Refreshed
+	default:
+		f.result = Replaced
+	}
 	e.flight = nil
 	e.mu.Unlock()
 	close(f.done)
@@ -152,12 +176,13 @@ func (m *Manager) tick(e *entry) {
 		return
 	}
 	defer m.wg.Done()
-	m.refresh(m.ctx, e, e.snap.Load().Token, false)
+	m.refresh(m.ctx, e, e.snap.Load().Token, planned)
 }
 
 // attempt is one refresh: read the store, take the lease, read again,
 // apply the policy, fetch, and write with a compare-and-swap.
-func (m *Manager) attempt(ctx context.Context, e *entry, base string, force bool) outcome {
+func (m *Manager) attempt(ctx context.Context, e *entry, base string, f *flight) outcome {
+	force := f.force
 	id := e.cred.ID
 	rec, ver, err := m.load(ctx, id)
 	if err != nil {
@@ -207,16 +232,27 @@ func (m *Manager) attempt(ctx context.Context, e *entry, base string, force bool
 		return outcome{rec: rec, ver: ver, next: rec.BlockedUntil,
 			err: &BlockedError{ID: id, Until: rec.BlockedUntil, Cause: rec.Cause}}
 	}
-	if force {
-		if o, refused := m.refuseReport(e, rec, ver, now); refused {
-			return o
-		}
-		rec.Reported = true
-	}
 	e.mu.Lock()
 	woken := e.woken
 	e.woken = false
 	e.mu.Unlock()
+	if force {
+		v := verdictUnknown
+		if f.check {
+			v = m.verify(ctx, e, rec, now)
+		}
+		if v == verdictLive {
+			return m.confirmedLive(ctx, e, rec, ver, now)
+		}
+		// A token WeChat itself refused is replaced now, whatever the
+		// interval between forced refreshes and the backoff say:
+		// WeChat is answering, and every caller is failing.
+		if o, refused := m.refuseReport(e, rec, ver, now, v == verdictDead); refused {
+			return o
+		}
+		rec.Reported = true
+		woken = woken || v == verdictDead
+	}
 	if rec.RetryAt.After(now) && !woken {
 		return m.backingOff(ctx, e, rec, ver, force)
 	}
@@ -274,9 +310,9 @@ func (m *Manager) attempt(ctx context.Context, e *entry, base string, force bool
 // refuseReport applies the limits on report-forced refreshes. A refused
 // report keeps the plan (re-armed: a planned tick may have joined this
 // flight).
-func (m *Manager) refuseReport(e *entry, rec record, ver uint64, now time.Time) (outcome, bool) {
+func (m *Manager) refuseReport(e *entry, rec record, ver uint64, now time.Time, dead bool) (outcome, bool) {
 	planned := outcome{rec: rec, ver: ver, next: m.planned(e, rec, now)}
-	if wait := rec.LastFetch.Add(m.cfg.MinForceInterval).Sub(now); !rec.LastFetch.IsZero() && wait > 0 {
+	if wait := rec.LastFetch.Add(m.cfg.MinForceInterval).Sub(now); !dead && !rec.LastFetch.IsZero() && wait > 0 {
 		planned.err = &LimitedError{ID: e.cred.ID, Reason: "refreshed moments ago", RetryAfter: wait}
 		return planned, true
 	}
@@ -376,6 +412,7 @@ func (m *Manager) fetch(ctx context.Context, e *entry, rec *record, base string,
 	rec.ExpiresAt = now.Add(tok.ExpiresIn)
 	rec.RefreshAt = m.plan.refreshAt(now, rec.IssuedAt, rec.ExpiresAt)
 	rec.Cause, rec.BlockedUntil, rec.Fingerprint, rec.RetryAt, rec.Reported = nil, time.Time{}, "", time.Time{}, false
+	rec.Checked = time.Time{}
 	return err
 }
 

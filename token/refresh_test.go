@@ -43,6 +43,7 @@ func TestInvalidateStorm(t *testing.T) {
 		first, _ := m.Token("wx1")
 		time.Sleep(time.Minute) // past MinForceInterval
 		before := h.fake.Stats("wx1").ClassicCalls
+		h.fake.Expire("wx1") // reports of a token WeChat accepts cost no fetch
 
 		got := storm(t, m, "wx1", first.Token, 1000)
 		if calls := h.fake.Stats("wx1").ClassicCalls - before; calls != 1 {
@@ -67,7 +68,7 @@ func TestInvalidateStorm(t *testing.T) {
 func TestInvalidateMinInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, wxtest.Config{})
-		m := h.start(t, h.classic("wx1"))
+		m := h.start(t, unchecked(h.classic("wx1")))
 		synctest.Wait()
 		s, _ := m.Token("wx1")
 		_, err := m.Invalidate(t.Context(), "wx1", s.Token)
@@ -93,6 +94,7 @@ func TestCancelledCallerDoesNotCancelRefresh(t *testing.T) {
 		synctest.Wait()
 		old, _ := m.Token("wx1")
 		time.Sleep(time.Minute)
+		h.fake.Expire("wx1")
 		h.fake.SetFault("", wxtest.Fault{Delay: 5 * time.Second, Count: 1})
 
 		impatient, cancel := context.WithTimeout(t.Context(), time.Second)
@@ -295,7 +297,7 @@ func TestDailyQuota(t *testing.T) {
 func TestStableForceLimits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, wxtest.Config{}, func(c *Config) { c.MinForceInterval = time.Second })
-		m := h.start(t, h.stable("wx1"))
+		m := h.start(t, unchecked(h.stable("wx1")))
 		synctest.Wait()
 		cur, _ := m.Token("wx1")
 		time.Sleep(5 * time.Second)
@@ -412,7 +414,7 @@ func TestReadyWaitsForFirstToken(t *testing.T) {
 func TestForceBudget(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, wxtest.Config{}, func(c *Config) { c.MinForceInterval = time.Second; c.ForceBudget = 4 })
-		m := h.start(t, h.classic("wx1"))
+		m := h.start(t, unchecked(h.classic("wx1")))
 		synctest.Wait()
 		var err error
 		for range 10 {

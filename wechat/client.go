@@ -149,14 +149,34 @@ func (c *Client) Ticket(ctx context.Context, accessToken, typ string) (Token, er
 // proves an access token works.
 func (c *Client) CallbackIP(ctx context.Context, accessToken string) ([]string, error) {
 	q := url.Values{"access_token": {accessToken}}
-	var r struct {
-		ErrCode int      `json:"errcode"`
-		ErrMsg  string   `json:"errmsg"`
-		IPList  []string `json:"ip_list"`
-	}
+	var r ipListReply
 	if err := c.doAPI(ctx, "getcallbackip", http.MethodGet, "/cgi-bin/getcallbackip?"+q.Encode(), nil, &r); err != nil {
 		return nil, err
 	}
+	return r.list()
+}
+
+// WeComAPIDomainIP calls GET /cgi-bin/get_api_domain_ip on the WeCom
+// host: any application's token may call it, so it proves a WeCom token
+// works without touching the token quota (WeCom's getcallbackip needs
+// the application to have a callback URL).
+func (c *Client) WeComAPIDomainIP(ctx context.Context, accessToken string) ([]string, error) {
+	q := url.Values{"access_token": {accessToken}}
+	var r ipListReply
+	if err := c.do(ctx, "get_api_domain_ip", http.MethodGet, c.wecom()+"/cgi-bin/get_api_domain_ip?"+q.Encode(), nil, &r); err != nil {
+		return nil, err
+	}
+	return r.list()
+}
+
+// ipListReply is the answer of the IP-list endpoints.
+type ipListReply struct {
+	ErrCode int      `json:"errcode"`
+	ErrMsg  string   `json:"errmsg"`
+	IPList  []string `json:"ip_list"`
+}
+
+func (r *ipListReply) list() ([]string, error) {
 	if r.ErrCode != 0 {
 		return nil, &APIError{ErrCode: r.ErrCode, ErrMsg: r.ErrMsg}
 	}
