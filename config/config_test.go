@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/sha256"
 	"strings"
 	"testing"
 	"time"
@@ -48,8 +49,13 @@ func TestParseGood(t *testing.T) {
 	if c.Upstream.API != "https://api.weixin.qq.com" || len(c.Upstream.APIFailover) != 1 || c.Log.Level != "info" || c.Store.Type != "bolt" {
 		t.Errorf("defaults not applied: %+v %+v", c.Upstream, c.Log)
 	}
-	if c.Clients[1].KeyHash() != c.Clients[1].KeyHash() || c.Clients[0].KeyHash() == [32]byte{} {
-		t.Error("key hashes not derived")
+	// A client is recognised by the SHA-256 of the key it presents: the
+	// hash of key, or key_sha256 decoded (the file's value is the SHA-256
+	// of "test").
+	for i, key := range []string{"0123456789abcdef", "test"} {
+		if got, want := c.Clients[i].KeyHash(), sha256.Sum256([]byte(key)); got != want {
+			t.Errorf("clients[%d] key hash = %x, want SHA-256 of %q = %x", i, got, key, want)
+		}
 	}
 }
 
