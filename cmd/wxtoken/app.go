@@ -53,9 +53,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			m.Close()
 		}
 	}()
-	if m.store, err = openStore(ctx, cfg.Store, cfg.DataDir, m.Logger); err != nil {
+	st, err := openStore(ctx, cfg.Store, cfg.DataDir, m.Logger)
+	if err != nil {
 		return err
 	}
+	m.store = st
 	hc := m.HTTP
 	if hc == nil {
 		hc = &http.Client{Timeout: cfg.Upstream.Timeout}
@@ -228,10 +230,16 @@ func callbacks(list []config.Credential, platforms map[string]*component.Platfor
 	return out, nil
 }
 
-// openStore opens the configured store: the embedded file, or Redis.
+// openStore opens the configured store: the embedded file, or Redis. On
+// failure it returns a nil store.Store, never a nil *bolt.Store or
+// *redis.Store inside a non-nil interface, which Close would panic on.
 func openStore(ctx context.Context, c config.Store, dataDir string, log *slog.Logger) (store.Store, error) {
 	if c.Type != config.StoreRedis {
-		return bolt.Open(dataDir)
+		s, err := bolt.Open(dataDir)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
 	rc := redisstore.Config{Addrs: c.Addrs, Username: c.Username, Password: c.Password, DB: c.DB,
 		MasterName: c.MasterName, Cluster: c.Cluster, KeyPrefix: c.KeyPrefix,
@@ -241,5 +249,9 @@ func openStore(ctx context.Context, c config.Store, dataDir string, log *slog.Lo
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return redisstore.Open(ctx, rc)
+	s, err := redisstore.Open(ctx, rc)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }

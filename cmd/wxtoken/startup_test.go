@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wxtoken/wxtoken/wxtest"
+)
+
+// serveWith writes yaml to a file and runs "wxtoken serve" on it, as the
+// binary's main does: an error here is a message and exit status 1. A
+// panic fails the test.
+func serveWith(t *testing.T, yaml string) error {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "wxtoken.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("WX1_SECRET", "secret1")
+	t.Setenv("WX2_SECRET", "secret2")
+	var stdout, stderr bytes.Buffer
+	return run(t.Context(), []string{"serve", "--config", path}, &stdout, &stderr)
+}
+
+// closedAddr returns a local address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// TestServeStoreFailsToOpen: a store that cannot be opened stops serve
+// with an error that says why, and nothing else breaks.
+func TestServeStoreFailsToOpen(t *testing.T) {
+	fake, up := upstream(t, wxtest.Config{})
+
+	t.Run("data_dir in use", func(t *testing.T) {
+		dir := t.TempDir()
+		first := startMain(t, dir, up, 0)
+		defer first.Close()
+		before := getToken(t, first.Addr(), "wx1")
+		err := serveWith(t, configYAML(dir, "127.0.0.1:0", up, 0))
+		if err == nil || !strings.Contains(err.Error(), "in use by another process") {
+			t.Fatalf("second serve on %s: %v; want an error saying it is in use", dir, err)
+		}
+		if after := getToken(t, first.Addr(), "wx1"); after.AccessToken != before.AccessToken {
+			t.Error("the first server's token changed")
+		}
+	})
+
+	t.Run("data_dir cannot be created", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "file")
+		if err := os.WriteFile(file, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(file, "data") // under a file: no permission bits help root here
+		err := serveWith(t, configYAML(dir, "127.0.0.1:0", up, 0))
+		if err == nil || !strings.Contains(err.Error(), "create data directory") {
+			t.Fatalf("serve with data_dir %s: %v; want an error about creating it", dir, err)
+		}
+	})
+
+	t.Run("redis unreachable", func(t *testing.T) {
+		addr := closedAddr(t)
+		before := fake.Stats("wx1").ClassicCalls
+		yaml := fmt.Sprintf(`listen: 127.0.0.1:0
+store: {type: redis, addrs: ["%s"]}
+upstream: {api: %s, timeout: 2s}
+credentials:
+  - {kind: mp, appid: wx1, secret: secret1, mode: classic}
+clients:
+  - {name: e2e, key: %s, allow: ["*"]}
+`, addr, up, clientKey)
+		err := serveWith(t, yaml)
+		if err == nil || !strings.Contains(err.Error(), "redis") || !strings.Contains(err.Error(), addr) {
+			t.Fatalf("serve with Redis at %s down: %v; want an error naming Redis and the address", addr, err)
+		}
+		if calls := fake.Stats("wx1").ClassicCalls - before; calls != 0 {
+			t.Errorf("fetches with no store = %d, want 0", calls)
+		}
+	})
+}
