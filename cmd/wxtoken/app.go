@@ -41,8 +41,9 @@ type Main struct {
 	healthDone chan struct{}
 }
 
-// Run opens the store, loads the stored tokens (serving them at once),
-// starts refreshing and starts the API. It returns once the API listens.
+// Run binds the API's address, opens the store, loads the stored tokens
+// (serving them at once), starts refreshing and starts the API. It returns
+// once the API listens.
 func (m *Main) Run(ctx context.Context) (err error) {
 	cfg := m.Config
 	if m.Logger == nil {
@@ -53,6 +54,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			m.Close()
 		}
 	}()
+	// The address first: when it is taken, nothing has been fetched (each
+	// fetch counts against WeChat's daily quota) and no data file created.
+	if m.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return err
+	}
 	st, err := openStore(ctx, cfg.Store, cfg.DataDir, m.Logger)
 	if err != nil {
 		return err
@@ -112,9 +118,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	api, err := server.New(server.Config{Tokens: m.tokens, Clients: clients, Logger: m.Logger,
 		Callbacks: callbacks, MaxSkew: cfg.Callbacks.MaxSkew, Platforms: apiPlatforms, Upstreams: up.Upstreams})
 	if err != nil {
-		return err
-	}
-	if m.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return err
 	}
 	m.srv = &http.Server{

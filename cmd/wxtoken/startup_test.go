@@ -2,13 +2,16 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/wxtoken/wxtoken/store/bolt"
 	"github.com/wxtoken/wxtoken/wxtest"
 )
 
@@ -89,4 +92,26 @@ clients:
 			t.Errorf("fetches with no store = %d, want 0", calls)
 		}
 	})
+}
+
+// TestServeAddressInUse: when the API's address is taken, serve fails
+// before it has called WeChat or created its data file.
+func TestServeAddressInUse(t *testing.T) {
+	fake, up := upstream(t, wxtest.Config{})
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := filepath.Join(t.TempDir(), "data")
+	err = serveWith(t, configYAML(dir, taken.Addr().String(), up, 0))
+	if err == nil || !strings.Contains(err.Error(), taken.Addr().String()) || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("serve on a taken address: %v; want an error naming the address in use", err)
+	}
+	if s1, s2 := fake.Stats("wx1"), fake.Stats("wx2"); s1.ClassicCalls+s2.StableCalls != 0 {
+		t.Errorf("fetches = %d classic, %d stable; want none", s1.ClassicCalls, s2.StableCalls)
+	}
+	if _, err := os.Stat(filepath.Join(dir, bolt.FileName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("data file: %v; want it not created", err)
+	}
 }
