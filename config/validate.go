@@ -62,6 +62,18 @@ func (c *Config) SetDefaults() {
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
+// appIDPattern is the shape of every WeChat AppID (Official Account, Mini
+// Program, Mini Game, test account, third-party platform): "wx" and 16
+// lowercase hex digits. Checking it at start catches a placeholder such as
+// "wx..." before it is sent to WeChat.
+var appIDPattern = regexp.MustCompile(`^wx[0-9a-f]{16}$`)
+
+// corpIDPattern is the shape of a WeCom CorpID: "ww" and 16 lowercase hex
+// digits, or "wx" and 16 for corps registered as WeChat enterprise
+// accounts (企业号) before WeCom; WeCom's own message-crypto sample uses
+// the corp wx5823bf96d3bd56c7.
+var corpIDPattern = regexp.MustCompile(`^w[wx][0-9a-f]{16}$`)
+
 // Validate checks every rule and reports all violations, each naming its
 // field.
 func (c *Config) Validate() error {
@@ -190,6 +202,8 @@ func (cr Credential) validate(f string) []error {
 	case KindComponent:
 		if cr.ComponentAppID == "" {
 			bad("component_appid", "required for kind component")
+		} else if !appIDPattern.MatchString(cr.ComponentAppID) {
+			bad("component_appid", "want wx and 16 lowercase hex digits (the platform's AppID), got %q", cr.ComponentAppID)
 		}
 		if cr.AppID != "" || cr.CorpID != "" || cr.Mode != "" || cr.Callback != nil {
 			bad("kind", "kind component takes component_appid, secret, token and encoding_aes_key only")
@@ -203,6 +217,8 @@ func (cr Credential) validate(f string) []error {
 	case KindMP:
 		if cr.AppID == "" {
 			bad("appid", "required for kind mp")
+		} else if !appIDPattern.MatchString(cr.AppID) {
+			bad("appid", "want wx and 16 lowercase hex digits (the account's AppID), got %q", cr.AppID)
 		}
 		if cr.CorpID != "" {
 			bad("corpid", "not used by kind mp")
@@ -213,6 +229,8 @@ func (cr Credential) validate(f string) []error {
 	case KindWeCom:
 		if cr.CorpID == "" {
 			bad("corpid", "required for kind wecom")
+		} else if !corpIDPattern.MatchString(cr.CorpID) {
+			bad("corpid", "want ww (or, for an old enterprise account, wx) and 16 lowercase hex digits (the CorpID), got %q", cr.CorpID)
 		}
 		if cr.AppID != "" {
 			bad("appid", "not used by kind wecom")

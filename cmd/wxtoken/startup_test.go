@@ -75,20 +75,20 @@ func TestServeStoreFailsToOpen(t *testing.T) {
 
 	t.Run("redis unreachable", func(t *testing.T) {
 		addr := closedAddr(t)
-		before := fake.Stats("wx1").ClassicCalls
+		before := fake.Stats(app1).ClassicCalls
 		yaml := fmt.Sprintf(`listen: 127.0.0.1:0
 store: {type: redis, addrs: ["%s"]}
 upstream: {api: %s, timeout: 2s}
 credentials:
-  - {kind: mp, appid: wx1, secret: secret1, mode: classic}
+  - {id: wx1, kind: mp, appid: %s, secret: secret1, mode: classic}
 clients:
   - {name: e2e, key: %s, allow: ["*"]}
-`, addr, up, clientKey)
+`, addr, up, app1, clientKey)
 		err := serveWith(t, yaml)
 		if err == nil || !strings.Contains(err.Error(), "redis") || !strings.Contains(err.Error(), addr) {
 			t.Fatalf("serve with Redis at %s down: %v; want an error naming Redis and the address", addr, err)
 		}
-		if calls := fake.Stats("wx1").ClassicCalls - before; calls != 0 {
+		if calls := fake.Stats(app1).ClassicCalls - before; calls != 0 {
 			t.Errorf("fetches with no store = %d, want 0", calls)
 		}
 	})
@@ -108,10 +108,24 @@ func TestServeAddressInUse(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), taken.Addr().String()) || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("serve on a taken address: %v; want an error naming the address in use", err)
 	}
-	if s1, s2 := fake.Stats("wx1"), fake.Stats("wx2"); s1.ClassicCalls+s2.StableCalls != 0 {
+	if s1, s2 := fake.Stats(app1), fake.Stats(app2); s1.ClassicCalls+s2.StableCalls != 0 {
 		t.Errorf("fetches = %d classic, %d stable; want none", s1.ClassicCalls, s2.StableCalls)
 	}
 	if _, err := os.Stat(filepath.Join(dir, bolt.FileName)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("data file: %v; want it not created", err)
+	}
+}
+
+// TestServeRefusesPlaceholderIDs: the README's placeholder appid is
+// refused at start, naming the field, and never sent to WeChat.
+func TestServeRefusesPlaceholderIDs(t *testing.T) {
+	fake, up := upstream(t, wxtest.Config{})
+	yaml := strings.Replace(configYAML(t.TempDir(), "127.0.0.1:0", up, 0), app1, "wx...", 1)
+	err := serveWith(t, yaml)
+	if err == nil || !strings.Contains(err.Error(), `credentials[0] (wx1).appid: want wx and 16 lowercase hex digits`) {
+		t.Fatalf("serve with appid wx...: %v; want the field named", err)
+	}
+	if s1, s2 := fake.Stats("wx..."), fake.Stats(app2); s1.ClassicCalls+s2.StableCalls != 0 {
+		t.Errorf("fetches = %d classic, %d stable; want none", s1.ClassicCalls, s2.StableCalls)
 	}
 }
