@@ -102,7 +102,11 @@ func TestParseBad(t *testing.T) {
 		name, yaml, want string
 	}{
 		{"missing env", "credentials:\n  - kind: mp\n    appid: wx0000000000000001\n    secret: ${NOPE}\n", "line 4: environment variable NOPE is not set"},
-		{"unknown field", "lisen: x\n", "field lisen not found"},
+		{"unknown field", "lisen: x\n", `unknown field "lisen" (line 1)`},
+		{"unknown refresh field", "refresh:\n  overlapp: 5m\n", `refresh: unknown field "overlapp" (line 2)`},
+		{"unknown credential field", base("  - {kind: mp, appid: wx0000000000000001, scret: s}\n", ""), `credentials[0]: unknown field "scret"`},
+		{"unknown callback field", base(okCred+"  - {id: b, kind: mp, appid: wx0000000000000002, secret: s, callback: {tokn: t}}\n", ""), `credentials[1].callback: unknown field "tokn"`},
+		{"unknown client field", base(okCred, "  - {name: c, key: 0123456789abcdef, alow: [x]}\n"), `clients[0]: unknown field "alow"`},
 		{"listen", "listen: nope\n", "listen: want host:port"},
 		{"upstream", "upstream: {api: ftp://x}\n", "upstream.api: want an http(s) URL"},
 		{"refresh.at", "refresh: {at: 1.5}\n", "refresh.at"},
@@ -158,6 +162,9 @@ func TestParseBad(t *testing.T) {
 			_, err := Parse([]byte(tt.yaml), env(nil))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Parse error = %v; want it to mention %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "config.") {
+				t.Errorf("Parse error = %v; want field paths, not Go type names", err)
 			}
 		})
 	}
