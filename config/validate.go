@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,8 +82,8 @@ func (c *Config) Validate() error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
 	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		bad("listen", "want host:port, got %q", c.Listen)
+	if msg := checkHostPort(c.Listen); msg != "" {
+		bad("listen", "%s", msg)
 	}
 	for field, u := range map[string]string{"upstream.api": c.Upstream.API, "upstream.wecom": c.Upstream.WeCom} {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
@@ -104,8 +105,8 @@ func (c *Config) Validate() error {
 			bad("store.addrs", "required for store.type redis")
 		}
 		for i, a := range c.Store.Addrs {
-			if _, _, err := net.SplitHostPort(a); err != nil {
-				bad(fmt.Sprintf("store.addrs[%d]", i), "want host:port, got %q", a)
+			if msg := checkHostPort(a); msg != "" {
+				bad(fmt.Sprintf("store.addrs[%d]", i), "%s", msg)
 			}
 		}
 		if c.Store.MasterName != "" && c.Store.Cluster {
@@ -253,6 +254,26 @@ func (cr Credential) validate(f string) []error {
 		}
 	}
 	return errs
+}
+
+// checkHostPort describes what is wrong with a host:port address, or
+// returns "". The port is checked here, where the message can name the
+// field, rather than when the address is used.
+func checkHostPort(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
+		return fmt.Sprintf("want host:port, got %q", addr)
+	}
+	if n, err := strconv.ParseUint(port, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if err != nil || n > 65535 {
+			return fmt.Sprintf("port %s out of range (0 to 65535)", port)
+		}
+		return ""
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil { // a service name, from /etc/services
+		return fmt.Sprintf("unknown port %q", port)
+	}
+	return ""
 }
 
 // validAESKey checks an EncodingAESKey's shape; callback.NewCrypter is the
