@@ -139,6 +139,18 @@ func (c *Config) Validate() error {
 	if r.LockTTL > 0 && r.LockTTL <= timeout {
 		bad("refresh.lock_ttl", "must exceed upstream.timeout (%s)", timeout)
 	}
+	overlap := r.Overlap
+	if overlap == 0 {
+		overlap = 5 * time.Minute // token.Config's default
+	}
+	// A classic or WeCom call replaces the token at WeChat, which keeps the
+	// old one valid for the overlap; so while a refresh's call hangs, the
+	// current token is served only until the overlap after the call began.
+	// Were the overlap no longer than a call may take, every upstream hang
+	// would turn the credential unavailable, and available again on retry.
+	if r.Overlap >= 0 && overlap <= timeout {
+		bad("refresh.overlap", "must exceed upstream.timeout (%s), got %s", timeout, overlap)
+	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		bad("log.level", "want debug, info, warn or error, got %q", c.Log.Level)
 	}

@@ -493,7 +493,7 @@ func TestClusterKillLeaseHolder(t *testing.T) {
 		in.up = srv.URL
 		in.config = filepath.Join(dir, fmt.Sprintf("wxtoken%d.yaml", i))
 		cfg := clusterConfig{Redis: rs.Addr(), Upstream: in.up, Timeout: 4 * time.Second,
-			Refresh:     fmt.Sprintf("{overlap: 3s, min_force_interval: 1s, lock_ttl: %s}", lockTTL),
+			Refresh:     fmt.Sprintf("{overlap: 5s, min_force_interval: 1s, lock_ttl: %s}", lockTTL),
 			Credentials: classicOnly}
 		if err := os.WriteFile(in.config, []byte(cfg.yaml()), 0o600); err != nil {
 			t.Fatal(err)
