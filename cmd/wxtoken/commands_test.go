@@ -70,3 +70,27 @@ func TestCommandErrors(t *testing.T) {
 		t.Fatalf("help = %v, %q", err, out.String())
 	}
 }
+
+// TestCommandHelp: -h and --help print a command's usage to stdout and
+// succeed (exit status 0), without running the command.
+func TestCommandHelp(t *testing.T) {
+	for _, tt := range []struct{ cmd, flag string }{
+		{"serve", "-config"}, {"demo", "-lifetime"}, {"fakewx", "-daily-limit"},
+	} {
+		for _, h := range []string{"-h", "--help"} {
+			var stdout, stderr bytes.Buffer
+			err := run(t.Context(), []string{tt.cmd, h}, &stdout, &stderr)
+			if err != nil {
+				t.Errorf("wxtoken %s %s: %v, want success", tt.cmd, h, err)
+			}
+			if out := stdout.String(); !strings.Contains(out, "usage: wxtoken "+tt.cmd) || !strings.Contains(out, tt.flag) {
+				t.Errorf("wxtoken %s %s printed %q to stdout; want its usage with %s", tt.cmd, h, out, tt.flag)
+			}
+		}
+	}
+	// A wrong flag is still an error, with the usage on stderr.
+	var stdout, stderr bytes.Buffer
+	if err := run(t.Context(), []string{"serve", "--nope"}, &stdout, &stderr); err == nil || !strings.Contains(stderr.String(), "usage: wxtoken serve") {
+		t.Errorf("wxtoken serve --nope: %v, stderr %q; want an error and the usage on stderr", err, stderr.String())
+	}
+}

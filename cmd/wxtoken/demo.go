@@ -19,11 +19,11 @@ import (
 // temporary data directory, prints what to try, and runs until ctx ends.
 func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8750", "address of the wxtoken API")
 	lifetime := fs.Duration("lifetime", 2*time.Minute, "lifetime of the fake's tokens (short, to watch refreshes)")
 	overlap := fs.Duration("overlap", 30*time.Second, "how long the fake keeps a replaced token valid")
-	if err := fs.Parse(args); err != nil {
+	summary := "Runs a server with sample credentials against a built-in fake WeChat, in a temporary\ndata directory, and prints commands to try. Ctrl-C stops it."
+	if help, err := parseFlags(fs, summary, args, stdout, stderr); help || err != nil {
 		return err
 	}
 

@@ -31,7 +31,6 @@ func (p *pairs) Set(v string) error {
 
 func fakewxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("fakewx", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8760", "address to listen on")
 	var apps, corps pairs
 	fs.Var(&apps, "app", "an Official Account or Mini Program as appid:secret (repeatable)")
@@ -44,7 +43,8 @@ func fakewxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.DurationVar(&fc.Lifetime, "lifetime", 7200*time.Second, "lifetime of issued tokens")
 	fs.DurationVar(&fc.Overlap, "overlap", 5*time.Minute, "how long a replaced token stays valid")
 	fs.IntVar(&fc.DailyLimit, "daily-limit", 2000, "token calls per app per Beijing day")
-	if err := fs.Parse(args); err != nil {
+	summary := "Runs the fake WeChat alone, for integration tests: token endpoints, quotas, and pushes\nto third-party platforms."
+	if help, err := parseFlags(fs, summary, args, stdout, stderr); help || err != nil {
 		return err
 	}
 	fake := wxtest.New(fc)
