@@ -3,7 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"debug/buildinfo"
 	"io"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -92,5 +97,115 @@ func TestCommandHelp(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if err := run(t.Context(), []string{"serve", "--nope"}, &stdout, &stderr); err == nil || !strings.Contains(stderr.String(), "usage: wxtoken serve") {
 		t.Errorf("wxtoken serve --nope: %v, stderr %q; want an error and the usage on stderr", err, stderr.String())
+	}
+}
+
+// TestVersion: version, --version and -version print the same line, with
+// the Go release the binary was built with.
+func TestVersion(t *testing.T) {
+	var first string
+	for _, arg := range []string{"version", "--version", "-version"} {
+		var stdout bytes.Buffer
+		if err := run(t.Context(), []string{arg}, &stdout, io.Discard); err != nil {
+			t.Fatalf("wxtoken %s: %v", arg, err)
+		}
+		out := stdout.String()
+		if !strings.HasPrefix(out, "wxtoken ") || !strings.Contains(out, runtime.Version()) {
+			t.Errorf("wxtoken %s = %q; want wxtoken's version and %s", arg, out, runtime.Version())
+		}
+		if first == "" {
+			first = out
+		} else if out != first {
+			t.Errorf("wxtoken %s = %q, but version = %q", arg, out, first)
+		}
+	}
+}
+
+// TestBinaryVersionAndHelp builds the binary as a user would and checks
+// that its version output carries what Go embedded in it (module version,
+// VCS revision, modified flag), and that help exits 0.
+func TestBinaryVersionAndHelp(t *testing.T) {
+	// Go's default, -buildvcs=auto, whatever GOFLAGS says: stamp the VCS
+	// state when built in a checkout.
+	bin := filepath.Join(t.TempDir(), "wxtoken")
+	if out, err := exec.Command("go", "build", "-buildvcs=auto", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	info, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := map[string]string{}
+	for _, s := range info.Settings {
+		settings[s.Key] = s.Value
+	}
+	if settings["vcs.revision"] == "" {
+		t.Skip("the binary carries no VCS information (built outside a git checkout)")
+	}
+	for _, arg := range []string{"version", "--version", "-version"} {
+		out, err := exec.Command(bin, arg).Output()
+		if err != nil {
+			t.Fatalf("wxtoken %s: %v", arg, err)
+		}
+		got := string(out)
+		want := []string{settings["vcs.revision"], info.GoVersion}
+		if v := info.Main.Version; v != "" && v != "(devel)" {
+			want = append(want, v)
+		}
+		if settings["vcs.modified"] == "true" {
+			want = append(want, "modified")
+		}
+		for _, w := range want {
+			if !strings.Contains(got, w) {
+				t.Errorf("wxtoken %s = %q; want it to contain %q", arg, got, w)
+			}
+		}
+		if settings["vcs.modified"] != "true" && strings.Contains(got, "modified") {
+			t.Errorf("wxtoken %s = %q; says modified, but the build was not", arg, got)
+		}
+	}
+	for _, cmd := range []string{"serve", "demo", "fakewx"} {
+		if out, err := exec.Command(bin, cmd, "--help").CombinedOutput(); err != nil {
+			t.Errorf("wxtoken %s --help: %v\n%s", cmd, err, out)
+		}
+	}
+}
+
+// TestDescribeBuild: what Go embeds is shown, and a version set at build
+// time wins over the module version.
+func TestDescribeBuild(t *testing.T) {
+	const rev = "2ff6cf65a7b74d1c7c417db4b3aa04eb63126b45"
+	stamped := func(modVersion, modified string) *debug.BuildInfo {
+		return &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: modVersion}, Settings: []debug.BuildSetting{
+			{Key: "vcs", Value: "git"}, {Key: "vcs.revision", Value: rev},
+			{Key: "vcs.time", Value: "2026-12-03T09:32:51Z"}, {Key: "vcs.modified", Value: modified}}}
+	}
+	tests := []struct {
+		name, set string
+		bi        *debug.BuildInfo
+		want      []string
+		not       []string
+	}{
+		{"go install", "", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.4.0"}},
+			[]string{"wxtoken v1.4.0 ", "go1.26.8"}, []string{"revision", "modified", "dev"}},
+		{"clean checkout", "", stamped("v0.0.0-20261203093251-2ff6cf65a7b7", "false"),
+			[]string{"wxtoken v0.0.0-20261203093251-2ff6cf65a7b7 ", "revision " + rev, "2026-12-03T09:32:51Z", "go1.26.8"}, []string{"modified"}},
+		{"modified checkout", "", stamped("v0.0.0-20261203093251-2ff6cf65a7b7+dirty", "true"),
+			[]string{"revision " + rev, "modified"}, nil},
+		{"ldflags", "1.5.0", stamped("(devel)", "false"), []string{"wxtoken 1.5.0 ", "revision " + rev}, []string{"devel"}},
+		{"no build info", "", nil, []string{"wxtoken dev ", runtime.Version()}, nil},
+	}
+	for _, tt := range tests {
+		got := describeBuild(tt.set, tt.bi)
+		for _, w := range tt.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s: %q; want it to contain %q", tt.name, got, w)
+			}
+		}
+		for _, n := range tt.not {
+			if strings.Contains(got, n) {
+				t.Errorf("%s: %q; want no %q", tt.name, got, n)
+			}
+		}
 	}
 }
