@@ -119,8 +119,32 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.mux.Handle("GET /healthz", s.handle(s.healthz))
 	s.mux.Handle("GET /readyz", s.handle(s.readyz))
-	s.mux.Handle("/", s.handle(func(w http.ResponseWriter, r *http.Request) error { return errNotFound }))
+	s.mux.Handle("/", s.handle(s.noRoute))
 	return s, nil
+}
+
+// probeMethods are the methods a path is probed with to tell a wrong
+// method (405) from an unknown path (404).
+var probeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete, http.MethodOptions}
+
+// noRoute answers a request no route took: 405 with the methods the path
+// takes, if another method would have been routed, else 404. The catch-all
+// "/" route that gives every miss the error shape also hides the mux's own
+// 405, so the routes are asked here.
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) error {
+	var allow []string
+	for _, m := range probeMethods {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		return &methodNotAllowed{method: r.Method, allow: allow}
+	}
+	return errNotFound
 }
 
 // ServeHTTP implements http.Handler.
