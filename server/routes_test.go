@@ -25,6 +25,7 @@ func TestMethodNotAllowed(t *testing.T) {
 		{"GET", "/callback/component/x", "POST"},
 		{"POST", "/healthz", "GET, HEAD"},
 		{"DELETE", "/readyz", "GET, HEAD"},
+		{"POST", "/", "GET, HEAD"},
 	}
 	before := e.fake.Stats("shop").ClassicCalls
 	snap, _ := e.m.Token("shop")
@@ -51,5 +52,40 @@ func TestMethodNotAllowed(t *testing.T) {
 	}
 	if now, _ := e.m.Token("shop"); now.Token != snap.Token {
 		t.Error("wrong methods changed the token")
+	}
+}
+
+// TestIndex: GET / lists the endpoints, to anyone, with neither secrets
+// nor credential ids.
+func TestIndex(t *testing.T) {
+	e := newEnv(t)
+	r := e.do(t, "GET", "/", "", "")
+	var index struct {
+		Endpoints []struct {
+			Method, Path, About string
+			ClientKey           bool `json:"client_key"`
+		} `json:"endpoints"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &index); err != nil || r.status != 200 || r.header.Get("Content-Type") != "application/json" {
+		t.Fatalf("GET / = %d %v %s", r.status, err, r.body)
+	}
+	listed := map[string]bool{}
+	for _, ep := range index.Endpoints {
+		listed[ep.Method+" "+ep.Path] = ep.About != ""
+		if want := strings.HasPrefix(ep.Path, "/v1/"); ep.ClientKey != want {
+			t.Errorf("%s %s: client_key %v, want %v", ep.Method, ep.Path, ep.ClientKey, want)
+		}
+	}
+	for _, want := range []string{"GET /v1/tokens/{id}", "POST /v1/tokens/{id}/invalidate", "GET /v1/tokens", "GET /v1/upstreams",
+		"POST /v1/components/{id}/preauthcode", "GET /callback/mp/{id}", "POST /callback/component/{id}", "GET /healthz", "GET /readyz", "GET /"} {
+		if !listed[want] {
+			t.Errorf("index lacks %s, or its description: %s", want, r.body)
+		}
+	}
+	snap, _ := e.m.Token("shop")
+	for _, leak := range []string{"shop", "broken", `"hr"`, snap.Token, shopKey, opsKey} {
+		if strings.Contains(r.body, leak) {
+			t.Errorf("index contains %q", leak)
+		}
 	}
 }
