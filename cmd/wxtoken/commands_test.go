@@ -209,3 +209,67 @@ func TestDescribeBuild(t *testing.T) {
 		}
 	}
 }
+
+// startFakewx runs "wxtoken fakewx" with args and returns its URL.
+func startFakewx(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"fakewx", "--listen", "127.0.0.1:0"}, args...), &out, io.Discard)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("fakewx exit: %v", err)
+		}
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, rest, ok := strings.Cut(out.String(), "listening on "); ok {
+			return strings.Fields(rest)[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("fakewx did not report its address")
+		}
+		select {
+		case err := <-done:
+			done <- err // for the cleanup
+			t.Fatalf("fakewx %q ended: %v", args, err)
+		default:
+		}
+	}
+}
+
+// TestFakewxStableRenew: with short-lived tokens, a stable_token call
+// answers the current token until the renewal window before expiry (by
+// default the same share of the lifetime as WeChat's 5 minutes of 2
+// hours), rather than a new token every time.
+func TestFakewxStableRenew(t *testing.T) {
+	app := "wx0000000000000001"
+	for _, args := range [][]string{
+		{"--lifetime", "3m"},
+		{"--lifetime", "3m", "--stable-renew", "10s"},
+	} {
+		c := &wechat.Client{API: startFakewx(t, append(args, "--app", app+":s1")...)}
+		a, err := c.StableToken(t.Context(), app, "s1", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := c.StableToken(t.Context(), app, "s1", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Value != b.Value {
+			t.Errorf("fakewx %q: two stable_token calls a moment apart got two tokens; want the current one again", args)
+		}
+		if f, err := c.StableToken(t.Context(), app, "s1", true); err != nil || f.Value == a.Value {
+			t.Errorf("fakewx %q: force_refresh got %v, %v; want a new token", args, err, f.Value == a.Value)
+		}
+	}
+	for _, args := range [][]string{{"--lifetime", "3m", "--stable-renew", "3m"}, {"--stable-renew", "-1s"}, {"--lifetime", "0s"}} {
+		if err := run(t.Context(), append([]string{"fakewx", "--listen", "127.0.0.1:0"}, args...), io.Discard, io.Discard); err == nil {
+			t.Errorf("fakewx %q: no error; want the renewal window refused", args)
+		}
+	}
+}
