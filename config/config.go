@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -226,6 +227,9 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 	}
 	if err := expand(&root, lookup); err != nil {
 		return nil, err
+	}
+	if errs := unknownFields(&root, reflect.TypeFor[Config](), ""); len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	expanded, err := yaml.Marshal(&root)
 	if err != nil {

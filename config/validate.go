@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -62,6 +63,18 @@ func (c *Config) SetDefaults() {
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
+// appIDPattern is the shape of every WeChat AppID (Official Account, Mini
+// Program, Mini Game, test account, third-party platform): "wx" and 16
+// lowercase hex digits. Checking it at start catches a placeholder such as
+// "wx..." before it is sent to WeChat.
+var appIDPattern = regexp.MustCompile(`^wx[0-9a-f]{16}$`)
+
+// corpIDPattern is the shape of a WeCom CorpID: "ww" and 16 lowercase hex
+// digits, or "wx" and 16 for corps registered as WeChat enterprise
+// accounts (企业号) before WeCom; WeCom's own message-crypto sample uses
+// the corp wx5823bf96d3bd56c7.
+var corpIDPattern = regexp.MustCompile(`^w[wx][0-9a-f]{16}$`)
+
 // Validate checks every rule and reports all violations, each naming its
 // field.
 func (c *Config) Validate() error {
@@ -69,8 +82,8 @@ func (c *Config) Validate() error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
 	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		bad("listen", "want host:port, got %q", c.Listen)
+	if msg := checkHostPort(c.Listen); msg != "" {
+		bad("listen", "%s", msg)
 	}
 	for field, u := range map[string]string{"upstream.api": c.Upstream.API, "upstream.wecom": c.Upstream.WeCom} {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
@@ -92,8 +105,8 @@ func (c *Config) Validate() error {
 			bad("store.addrs", "required for store.type redis")
 		}
 		for i, a := range c.Store.Addrs {
-			if _, _, err := net.SplitHostPort(a); err != nil {
-				bad(fmt.Sprintf("store.addrs[%d]", i), "want host:port, got %q", a)
+			if msg := checkHostPort(a); msg != "" {
+				bad(fmt.Sprintf("store.addrs[%d]", i), "%s", msg)
 			}
 		}
 		if c.Store.MasterName != "" && c.Store.Cluster {
@@ -125,6 +138,18 @@ func (c *Config) Validate() error {
 	}
 	if r.LockTTL > 0 && r.LockTTL <= timeout {
 		bad("refresh.lock_ttl", "must exceed upstream.timeout (%s)", timeout)
+	}
+	overlap := r.Overlap
+	if overlap == 0 {
+		overlap = 5 * time.Minute // token.Config's default
+	}
+	// A classic or WeCom call replaces the token at WeChat, which keeps the
+	// old one valid for the overlap; so while a refresh's call hangs, the
+	// current token is served only until the overlap after the call began.
+	// Were the overlap no longer than a call may take, every upstream hang
+	// would turn the credential unavailable, and available again on retry.
+	if r.Overlap >= 0 && overlap <= timeout {
+		bad("refresh.overlap", "must exceed upstream.timeout (%s), got %s", timeout, overlap)
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		bad("log.level", "want debug, info, warn or error, got %q", c.Log.Level)
@@ -190,6 +215,8 @@ func (cr Credential) validate(f string) []error {
 	case KindComponent:
 		if cr.ComponentAppID == "" {
 			bad("component_appid", "required for kind component")
+		} else if !appIDPattern.MatchString(cr.ComponentAppID) {
+			bad("component_appid", "want wx and 16 lowercase hex digits (the platform's AppID), got %q", cr.ComponentAppID)
 		}
 		if cr.AppID != "" || cr.CorpID != "" || cr.Mode != "" || cr.Callback != nil {
 			bad("kind", "kind component takes component_appid, secret, token and encoding_aes_key only")
@@ -203,6 +230,8 @@ func (cr Credential) validate(f string) []error {
 	case KindMP:
 		if cr.AppID == "" {
 			bad("appid", "required for kind mp")
+		} else if !appIDPattern.MatchString(cr.AppID) {
+			bad("appid", "want wx and 16 lowercase hex digits (the account's AppID), got %q", cr.AppID)
 		}
 		if cr.CorpID != "" {
 			bad("corpid", "not used by kind mp")
@@ -213,6 +242,8 @@ func (cr Credential) validate(f string) []error {
 	case KindWeCom:
 		if cr.CorpID == "" {
 			bad("corpid", "required for kind wecom")
+		} else if !corpIDPattern.MatchString(cr.CorpID) {
+			bad("corpid", "want ww (or, for an old enterprise account, wx) and 16 lowercase hex digits (the CorpID), got %q", cr.CorpID)
 		}
 		if cr.AppID != "" {
 			bad("appid", "not used by kind wecom")
@@ -235,6 +266,26 @@ func (cr Credential) validate(f string) []error {
 		}
 	}
 	return errs
+}
+
+// checkHostPort describes what is wrong with a host:port address, or
+// returns "". The port is checked here, where the message can name the
+// field, rather than when the address is used.
+func checkHostPort(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
+		return fmt.Sprintf("want host:port, got %q", addr)
+	}
+	if n, err := strconv.ParseUint(port, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if err != nil || n > 65535 {
+			return fmt.Sprintf("port %s out of range (0 to 65535)", port)
+		}
+		return ""
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil { // a service name, from /etc/services
+		return fmt.Sprintf("unknown port %q", port)
+	}
+	return ""
 }
 
 // validAESKey checks an EncodingAESKey's shape; callback.NewCrypter is the

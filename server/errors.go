@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/wxtoken/wxtoken/callback"
@@ -23,6 +24,16 @@ var (
 	errForbidden = errors.New("this client may not use this credential")
 	errNotFound  = errors.New("no such endpoint")
 )
+
+// methodNotAllowed is a known path asked with a method it does not take.
+type methodNotAllowed struct {
+	method string
+	allow  []string
+}
+
+func (e *methodNotAllowed) Error() string {
+	return fmt.Sprintf("method %s not allowed here; use %s", e.method, strings.Join(e.allow, " or "))
+}
 
 // badRequest is a request the client must fix.
 type badRequest struct{ msg string }
@@ -45,6 +56,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="wxtoken"`)
+	}
+	if mna, ok := errors.AsType[*methodNotAllowed](err); ok {
+		w.Header().Set("Allow", strings.Join(mna.allow, ", "))
 	}
 	if status >= 500 && status != http.StatusServiceUnavailable && status != http.StatusBadGateway {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -92,6 +106,8 @@ func classify(err error) (int, apiError) {
 		return http.StatusNotFound, apiError{Code: "not_found", Message: "unknown credential"}
 	case errors.Is(err, errNotFound):
 		return http.StatusNotFound, apiError{Code: "not_found", Message: err.Error()}
+	case errors.As(err, new(*methodNotAllowed)):
+		return http.StatusMethodNotAllowed, apiError{Code: "method_not_allowed", Message: err.Error()}
 	case errors.As(err, &maxErr):
 		return http.StatusRequestEntityTooLarge, apiError{Code: "too_large",
 			Message: fmt.Sprintf("request body over %d bytes", maxErr.Limit)}

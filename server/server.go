@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/wxtoken/wxtoken/token"
@@ -64,6 +65,7 @@ type Server struct {
 	nonces    *nonces
 	platforms map[string]Platform
 	upstreams func() []wechat.UpstreamStatus
+	endpoints []endpoint
 }
 
 // New returns a Server for cfg.
@@ -104,23 +106,78 @@ func New(cfg Config) (*Server, error) {
 	if s.timeout <= 0 {
 		s.timeout = 30 * time.Second
 	}
-	s.mux.Handle("GET /v1/tokens/{id}", s.handle(s.getToken))
-	s.mux.Handle("POST /v1/tokens/{id}/invalidate", s.handle(s.invalidate))
-	s.mux.Handle("GET /v1/tokens", s.handle(s.listTokens))
-	s.mux.Handle("GET /v1/upstreams", s.handle(s.listUpstreams))
-	s.mux.Handle("POST /v1/components/{id}/preauthcode", s.handle(s.preAuthCode))
-	s.mux.Handle("GET /v1/components/{id}/authorizers", s.handle(s.listAuthorizers))
-	s.mux.Handle("POST /v1/components/{id}/authorizers", s.handle(s.importAuthorizers))
+	type route struct {
+		pattern   string // "METHOD /path"
+		about     string
+		clientKey bool // needs Authorization: Bearer <client key>
+		h         func(http.ResponseWriter, *http.Request) error
+	}
+	routes := []route{
+		{"GET /v1/tokens/{id}", "the credential's current access token", true, s.getToken},
+		{"POST /v1/tokens/{id}/invalidate", `report a token WeChat refused, {"access_token":"..."}; answers the new or current one`, true, s.invalidate},
+		{"GET /v1/tokens", "the state of the credentials the key may use, without tokens", true, s.listTokens},
+		{"GET /v1/upstreams", "WeChat's hosts, their health and the one in use", true, s.listUpstreams},
+		{"POST /v1/components/{id}/preauthcode", "a third-party platform's pre-auth code and authorization URL", true, s.preAuthCode},
+		{"GET /v1/components/{id}/authorizers", "a third-party platform's authorizers, a page at a time", true, s.listAuthorizers},
+		{"POST /v1/components/{id}/authorizers", "import authorizers from another system", true, s.importAuthorizers},
+	}
 	for _, kind := range []string{"mp", "wecom"} {
-		s.mux.Handle("GET /callback/"+kind+"/{id}", s.handle(s.verifyURL(kind)))
+		routes = append(routes, route{"GET /callback/" + kind + "/{id}", "WeChat's server URL verification", false, s.verifyURL(kind)})
 	}
 	for _, kind := range []string{"mp", "wecom", "component"} {
-		s.mux.Handle("POST /callback/"+kind+"/{id}", s.handle(s.receive(kind)))
+		routes = append(routes, route{"POST /callback/" + kind + "/{id}", "WeChat's pushes", false, s.receive(kind)})
 	}
-	s.mux.Handle("GET /healthz", s.handle(s.healthz))
-	s.mux.Handle("GET /readyz", s.handle(s.readyz))
-	s.mux.Handle("/", s.handle(func(w http.ResponseWriter, r *http.Request) error { return errNotFound }))
+	routes = append(routes,
+		route{"GET /healthz", "200 while the process is up", false, s.healthz},
+		route{"GET /readyz", "200 when every credential has a valid token or a known cause, else 503", false, s.readyz},
+		route{"GET /{$}", "this list", false, s.index},
+	)
+	for _, rt := range routes {
+		s.mux.Handle(rt.pattern, s.handle(rt.h))
+		method, path, _ := strings.Cut(rt.pattern, " ")
+		s.endpoints = append(s.endpoints, endpoint{Method: method, Path: strings.TrimSuffix(path, "{$}"), About: rt.about, ClientKey: rt.clientKey})
+	}
+	s.mux.Handle("/", s.handle(s.noRoute))
 	return s, nil
+}
+
+// endpoint is one route as GET / lists it.
+type endpoint struct {
+	Method    string `json:"method"`
+	Path      string `json:"path"`
+	About     string `json:"about"`
+	ClientKey bool   `json:"client_key"`
+}
+
+// index lists the endpoints, to anyone: the routes only, no credential
+// ids, so it tells a caller without a key nothing about what is served.
+func (s *Server) index(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]any{"service": "wxtoken", "endpoints": s.endpoints})
+	return nil
+}
+
+// probeMethods are the methods a path is probed with to tell a wrong
+// method (405) from an unknown path (404).
+var probeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete, http.MethodOptions}
+
+// noRoute answers a request no route took: 405 with the methods the path
+// takes, if another method would have been routed, else 404. The catch-all
+// "/" route that gives every miss the error shape also hides the mux's own
+// 405, so the routes are asked here.
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) error {
+	var allow []string
+	for _, m := range probeMethods {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		return &methodNotAllowed{method: r.Method, allow: allow}
+	}
+	return errNotFound
 }
 
 // ServeHTTP implements http.Handler.

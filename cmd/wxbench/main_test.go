@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
-	"github.com/wxtoken/wxtoken/store/redis/redistest"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wxtoken/wxtoken/store/redis/redistest"
 )
 
 // TestSmoke runs a short benchmark end to end. It checks what the program
@@ -77,5 +79,21 @@ func TestFlags(t *testing.T) {
 		if err := run(t.Context(), args, &out, &out); err == nil {
 			t.Errorf("run(%q): got no error, want one", args)
 		}
+	}
+}
+
+// TestRedisUnreachable: with -redis pointing at nothing, wxbench reports
+// the failure instead of panicking.
+func TestRedisUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	var out bytes.Buffer
+	err = run(t.Context(), []string{"-redis", addr, "-d", "100ms", "-rounds", "1", "-warmup", "0s"}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), addr) {
+		t.Fatalf("run with Redis at %s down: %v; want an error naming the address", addr, err)
 	}
 }

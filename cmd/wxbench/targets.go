@@ -104,19 +104,24 @@ func startStack(ctx context.Context, log *slog.Logger, redisAddr string) (st *st
 	// this keeps its sockets out of the numbers.
 	up := &wechat.Client{HTTP: fake.Client(), API: "http://wxtest.invalid"}
 
+	// Each store is assigned to st.store only once opened: a nil
+	// *redis.Store or *bolt.Store in the interface would make close panic.
 	if redisAddr != "" {
-		st.store, err = redisstore.Open(ctx, redisstore.Config{Addrs: []string{redisAddr},
+		rs, err := redisstore.Open(ctx, redisstore.Config{Addrs: []string{redisAddr},
 			KeyPrefix: "wxbench:" + rand.Text() + ":", AllowNoPersistence: true, Logger: log})
 		if err != nil {
 			return st, err
 		}
+		st.store = rs
 	} else {
 		if st.dir, err = os.MkdirTemp("", "wxbench-"); err != nil {
 			return st, err
 		}
-		if st.store, err = bolt.Open(st.dir); err != nil {
+		bs, err := bolt.Open(st.dir)
+		if err != nil {
 			return st, err
 		}
+		st.store = bs
 	}
 	cred := token.Credential{
 		ID:          credID,

@@ -41,8 +41,9 @@ type Main struct {
 	healthDone chan struct{}
 }
 
-// Run opens the store, loads the stored tokens (serving them at once),
-// starts refreshing and starts the API. It returns once the API listens.
+// Run binds the API's address, opens the store, loads the stored tokens
+// (serving them at once), starts refreshing and starts the API. It returns
+// once the API listens.
 func (m *Main) Run(ctx context.Context) (err error) {
 	cfg := m.Config
 	if m.Logger == nil {
@@ -53,9 +54,16 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			m.Close()
 		}
 	}()
-	if m.store, err = openStore(ctx, cfg.Store, cfg.DataDir, m.Logger); err != nil {
+	// The address first: when it is taken, nothing has been fetched (each
+	// fetch counts against WeChat's daily quota) and no data file created.
+	if m.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return err
 	}
+	st, err := openStore(ctx, cfg.Store, cfg.DataDir, m.Logger)
+	if err != nil {
+		return err
+	}
+	m.store = st
 	hc := m.HTTP
 	if hc == nil {
 		hc = &http.Client{Timeout: cfg.Upstream.Timeout}
@@ -110,9 +118,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	api, err := server.New(server.Config{Tokens: m.tokens, Clients: clients, Logger: m.Logger,
 		Callbacks: callbacks, MaxSkew: cfg.Callbacks.MaxSkew, Platforms: apiPlatforms, Upstreams: up.Upstreams})
 	if err != nil {
-		return err
-	}
-	if m.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return err
 	}
 	m.srv = &http.Server{
@@ -228,10 +233,16 @@ func callbacks(list []config.Credential, platforms map[string]*component.Platfor
 	return out, nil
 }
 
-// openStore opens the configured store: the embedded file, or Redis.
+// openStore opens the configured store: the embedded file, or Redis. On
+// failure it returns a nil store.Store, never a nil *bolt.Store or
+// *redis.Store inside a non-nil interface, which Close would panic on.
 func openStore(ctx context.Context, c config.Store, dataDir string, log *slog.Logger) (store.Store, error) {
 	if c.Type != config.StoreRedis {
-		return bolt.Open(dataDir)
+		s, err := bolt.Open(dataDir)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
 	rc := redisstore.Config{Addrs: c.Addrs, Username: c.Username, Password: c.Password, DB: c.DB,
 		MasterName: c.MasterName, Cluster: c.Cluster, KeyPrefix: c.KeyPrefix,
@@ -241,5 +252,9 @@ func openStore(ctx context.Context, c config.Store, dataDir string, log *slog.Lo
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return redisstore.Open(ctx, rc)
+	s, err := redisstore.Open(ctx, rc)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }

@@ -31,15 +31,15 @@ import (
 // they assert on the fake's counters. Time limits in them are deadlines
 // for failing, never the thing asserted.
 
-// mpCredentials are the fake's wx1 in classic mode and wx2 in stable mode,
-// as YAML list items.
+// mpCredentials are the fake's app1 as wx1 in classic mode and app2 as
+// wx2 in stable mode, as YAML list items.
 const mpCredentials = `
-  - {kind: mp, appid: wx1, secret: secret1, mode: classic}
-  - {kind: mp, appid: wx2, secret: secret2}`
+  - {id: wx1, kind: mp, appid: ` + app1 + `, secret: secret1, mode: classic}
+  - {id: wx2, kind: mp, appid: ` + app2 + `, secret: secret2}`
 
 // classicOnly is wx1 alone.
 const classicOnly = `
-  - {kind: mp, appid: wx1, secret: secret1, mode: classic}`
+  - {id: wx1, kind: mp, appid: ` + app1 + `, secret: secret1, mode: classic}`
 
 // stableRenewBefore is how close to expiry the fake's stable_token
 // endpoint starts issuing a new token. WeChat does so 5 minutes before
@@ -288,7 +288,7 @@ func oneFetchPerCycle(t *testing.T, instances int, load time.Duration) {
 		})
 	}
 	wg.Wait()
-	s1, s2 := fake.Stats("wx1"), fake.Stats("wx2")
+	s1, s2 := fake.Stats(app1), fake.Stats(app2)
 	read := time.Now()
 
 	if s1.DeadUses != 0 || s2.DeadUses != 0 {
@@ -339,8 +339,8 @@ func TestClusterInvalidationStorm(t *testing.T) {
 	// The token was fetched before it was served: past this sleep, the
 	// reports are beyond min_force_interval.
 	time.Sleep(1500 * time.Millisecond)
-	before := fake.Stats("wx1").ClassicCalls
-	fake.Expire("wx1") // a token WeChat accepts is checked, not replaced
+	before := fake.Stats(app1).ClassicCalls
+	fake.Expire(app1) // a token WeChat accepts is checked, not replaced
 
 	type answer struct {
 		status int
@@ -360,7 +360,7 @@ func TestClusterInvalidationStorm(t *testing.T) {
 	close(start)
 	wg.Wait()
 
-	if calls := fake.Stats("wx1").ClassicCalls - before; calls != 1 {
+	if calls := fake.Stats(app1).ClassicCalls - before; calls != 1 {
 		t.Errorf("%d reports over 3 instances made %d fetches, want 1", callers, calls)
 	}
 	got := map[string]int{}
@@ -407,7 +407,7 @@ func TestClusterPropagation(t *testing.T) {
 	for i := range trials {
 		writer := nodes[i%len(nodes)]
 		time.Sleep(60 * time.Millisecond) // past min_force_interval since the last fetch
-		fake.Expire("wx1")                // a token WeChat accepts is checked, not replaced
+		fake.Expire(app1)                 // a token WeChat accepts is checked, not replaced
 		asked := time.Now()
 		status, tr, err := reportToken(t.Context(), hc, writer.addr(), "wx1", cur)
 		stored := time.Now()
@@ -468,10 +468,10 @@ func TestClusterKillLeaseHolder(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	fake := wxtest.New(wxtest.Config{})
-	fake.AddApp("wx1", "secret1")
+	fake.AddApp(app1, "secret1")
 	// The first fetch stalls for longer than the test, and is abandoned
 	// when its caller dies; calls after it are answered at once.
-	fake.SetFault("wx1", wxtest.Fault{Delay: 5 * time.Minute, Count: 1})
+	fake.SetFault(app1, wxtest.Fault{Delay: 5 * time.Minute, Count: 1})
 	rs := redistest.New(t, redistest.Options{})
 	hc := newHTTPClient(t)
 
@@ -498,7 +498,7 @@ func TestClusterKillLeaseHolder(t *testing.T) {
 		in.up = srv.URL
 		in.config = filepath.Join(dir, fmt.Sprintf("wxtoken%d.yaml", i))
 		cfg := clusterConfig{Redis: rs.Addr(), Upstream: in.up, Timeout: 4 * time.Second,
-			Refresh:     fmt.Sprintf("{overlap: 3s, min_force_interval: 1s, lock_ttl: %s}", lockTTL),
+			Refresh:     fmt.Sprintf("{overlap: 5s, min_force_interval: 1s, lock_ttl: %s}", lockTTL),
 			Credentials: classicOnly}
 		if err := os.WriteFile(in.config, []byte(cfg.yaml()), 0o600); err != nil {
 			t.Fatal(err)
@@ -526,13 +526,13 @@ func TestClusterKillLeaseHolder(t *testing.T) {
 			t.Fatalf("%s before any fetch: %d, %v; want 503", in.addr, status, err)
 		}
 	}
-	if calls := fake.Stats("wx1").ClassicCalls; calls != 0 {
+	if calls := fake.Stats(app1).ClassicCalls; calls != 0 {
 		t.Fatalf("%d fetches while the lease is held elsewhere, want 0", calls)
 	}
 	if err := held.Unlock(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	awaitCount(t, "wx1 fetches", func() int { return fake.Stats("wx1").ClassicCalls }, 1, 20*time.Second)
+	awaitCount(t, "wx1 fetches", func() int { return fake.Stats(app1).ClassicCalls }, 1, 20*time.Second)
 	holder, survivor := insts[0], insts[1]
 	if holder.calls.Load() == 0 {
 		holder, survivor = survivor, holder
@@ -569,7 +569,7 @@ func TestClusterKillLeaseHolder(t *testing.T) {
 	stopClient()
 	wg.Wait()
 
-	st1 := fake.Stats("wx1")
+	st1 := fake.Stats(app1)
 	if st1.ClassicCalls != 2 || st1.Issued != 1 || holder.calls.Load() != 1 || survivor.calls.Load() != 1 {
 		t.Errorf("wx1: %d fetches (holder %d, survivor %d) issued %d tokens; want the holder's abandoned one and the survivor's, 1 token",
 			st1.ClassicCalls, holder.calls.Load(), survivor.calls.Load(), st1.Issued)
@@ -606,7 +606,7 @@ func TestClusterRedisOutage(t *testing.T) {
 			t.Fatalf("%s with fresh tokens: readyz %d, want 200", n.addr(), status)
 		}
 	}
-	classic0, stable0 := fake.Stats("wx1").ClassicCalls, fake.Stats("wx2").StableCalls
+	classic0, stable0 := fake.Stats(app1).ClassicCalls, fake.Stats(app2).StableCalls
 
 	rs.Stop()
 	down := time.Now()
@@ -653,7 +653,7 @@ func TestClusterRedisOutage(t *testing.T) {
 			t.Errorf("%s during the outage: %d served, %d refused; want the held token served, then 503", id, served[id], refused[id])
 		}
 	}
-	if c, s := fake.Stats("wx1").ClassicCalls, fake.Stats("wx2").StableCalls; c != classic0 || s != stable0 {
+	if c, s := fake.Stats(app1).ClassicCalls, fake.Stats(app2).StableCalls; c != classic0 || s != stable0 {
 		t.Fatalf("fetches during the Redis outage: %d classic, %d stable; want none", c-classic0, s-stable0)
 	}
 
@@ -671,7 +671,7 @@ func TestClusterRedisOutage(t *testing.T) {
 		}
 	}
 	agreed := time.Since(up0)
-	classic, stable := fake.Stats("wx1").ClassicCalls-classic0, fake.Stats("wx2").StableCalls-stable0
+	classic, stable := fake.Stats(app1).ClassicCalls-classic0, fake.Stats(app2).StableCalls-stable0
 	if classic > 2 || stable > 2 {
 		t.Errorf("fetches after Redis came back: %d classic, %d stable; want at most 2 each", classic, stable)
 	}

@@ -22,7 +22,7 @@ import (
 	"github.com/wxtoken/wxtoken/wxtest"
 )
 
-var platformComp = wxtest.Component{AppID: "wxcomp00000001", Secret: "comp-secret", Token: "comp-token",
+var platformComp = wxtest.Component{AppID: "wx00000000000c0001", Secret: "comp-secret", Token: "comp-token",
 	EncodingAESKey: "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"}
 
 func platformYAML(dataDir, up string) string {

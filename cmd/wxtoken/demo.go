@@ -19,11 +19,11 @@ import (
 // temporary data directory, prints what to try, and runs until ctx ends.
 func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8750", "address of the wxtoken API")
 	lifetime := fs.Duration("lifetime", 2*time.Minute, "lifetime of the fake's tokens (short, to watch refreshes)")
 	overlap := fs.Duration("overlap", 30*time.Second, "how long the fake keeps a replaced token valid")
-	if err := fs.Parse(args); err != nil {
+	summary := "Runs a server with sample credentials against a built-in fake WeChat, in a temporary\ndata directory, and prints commands to try. Ctrl-C stops it."
+	if help, err := parseFlags(fs, summary, args, stdout, stderr); help || err != nil {
 		return err
 	}
 
@@ -56,7 +56,9 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Listen:   *listen,
 		DataDir:  dir,
 		Upstream: config.Upstream{API: upstream, WeCom: upstream, Timeout: 5 * time.Second},
-		Refresh:  config.Refresh{Overlap: *overlap},
+		// A report forces a refresh at most once a second here (30 s by
+		// default), so the printed report works right after start.
+		Refresh: config.Refresh{Overlap: *overlap, MinForceInterval: time.Second},
 		Credentials: []config.Credential{
 			{ID: "demo-oa", Kind: config.KindMP, AppID: "wxd000000000000001", Secret: apps["wxd000000000000001"], Mode: config.ModeStable},
 			{ID: "demo-mini", Kind: config.KindMP, AppID: "wxd000000000000002", Secret: apps["wxd000000000000002"], Mode: config.ModeClassic},
@@ -75,16 +77,26 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer m.Close()
 
 	base := "http://" + m.Addr()
+	// The commands are printed to be pasted into a shell as they stand:
+	// the real key and ids, a token fetched into a variable rather than a
+	// placeholder, and no comments among them (zsh takes a pasted # line
+	// for a command).
 	fmt.Fprintf(stdout, `
 wxtoken demo: a server on %[1]s against a fake WeChat on %[2]s
 tokens live %[3]s here, so refreshes show in the log; data in %[4]s (removed on exit)
 
-  export KEY=%[5]s
+Try, in another shell:
+
+  KEY=%[5]s
   curl -s -H "Authorization: Bearer $KEY" %[1]s/v1/tokens
   curl -s -H "Authorization: Bearer $KEY" %[1]s/v1/tokens/demo-oa
-  curl -s -H "Authorization: Bearer $KEY" %[1]s/v1/tokens/demo-mini
-  curl -s -H "Authorization: Bearer $KEY" -d '{"access_token":"<a token that failed>"}' %[1]s/v1/tokens/demo-mini/invalidate
-  curl -s %[2]s/cgi-bin/getcallbackip?access_token=<token>    # use a token upstream
+
+Get a token and use it upstream, as a business server does; then report it as failed, as after a
+40001 from WeChat: wxtoken refreshes it and answers the new token.
+
+  TOKEN=$(curl -s -H "Authorization: Bearer $KEY" %[1]s/v1/tokens/demo-mini | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+  curl -s -w '\n' "%[2]s/cgi-bin/getcallbackip?access_token=$TOKEN"
+  curl -s -H "Authorization: Bearer $KEY" -d "{\"access_token\":\"$TOKEN\"}" %[1]s/v1/tokens/demo-mini/invalidate
   curl -s %[1]s/readyz
 
 Ctrl-C to stop.

@@ -31,7 +31,6 @@ func (p *pairs) Set(v string) error {
 
 func fakewxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("fakewx", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8760", "address to listen on")
 	var apps, corps pairs
 	fs.Var(&apps, "app", "an Official Account or Mini Program as appid:secret (repeatable)")
@@ -43,9 +42,28 @@ func fakewxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var fc wxtest.Config
 	fs.DurationVar(&fc.Lifetime, "lifetime", 7200*time.Second, "lifetime of issued tokens")
 	fs.DurationVar(&fc.Overlap, "overlap", 5*time.Minute, "how long a replaced token stays valid")
+	stableRenew := fs.Duration("stable-renew", 0, "how close to expiry a stable_token call gets a new token instead of the current one\n(default lifetime/24: WeChat's 5m of 2h; 0 means only at expiry)")
 	fs.IntVar(&fc.DailyLimit, "daily-limit", 2000, "token calls per app per Beijing day")
-	if err := fs.Parse(args); err != nil {
+	summary := "Runs the fake WeChat alone, for integration tests: token endpoints, quotas, and pushes\nto third-party platforms."
+	if help, err := parseFlags(fs, summary, args, stdout, stderr); help || err != nil {
 		return err
+	}
+	renewSet := false
+	fs.Visit(func(f *flag.Flag) { renewSet = renewSet || f.Name == "stable-renew" })
+	switch {
+	case fc.Lifetime <= 0:
+		return fmt.Errorf("--lifetime must be positive, got %s", fc.Lifetime)
+	case !renewSet:
+		// WeChat renews a stable token in its last 5 minutes of 2 hours;
+		// the fake's own default, 5 minutes whatever the lifetime, would
+		// renew on every call once --lifetime is under 5 minutes.
+		fc.StableRenewBefore = fc.Lifetime / 24
+	case *stableRenew < 0 || *stableRenew >= fc.Lifetime:
+		return fmt.Errorf("--stable-renew must be from 0 to less than --lifetime (%s), got %s", fc.Lifetime, *stableRenew)
+	case *stableRenew == 0:
+		fc.StableRenewBefore = -1 // the fake's "only at expiry"
+	default:
+		fc.StableRenewBefore = *stableRenew
 	}
 	fake := wxtest.New(fc)
 	for _, a := range apps {

@@ -30,7 +30,7 @@ commands:
   serve    run the server:                wxtoken serve --config wxtoken.yaml
   demo     run a server against a built-in fake WeChat, with sample credentials
   fakewx   run the fake WeChat alone:     wxtoken fakewx --listen 127.0.0.1:8760
-  version  print the version
+  version  print the version, VCS revision and Go release (also --version)
 
 Run 'wxtoken <command> -h' for a command's flags.
 `
@@ -44,13 +44,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch args[0] {
 	case "serve":
-		return serveCmd(ctx, args[1:], stderr)
+		return serveCmd(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return demoCmd(ctx, args[1:], stdout, stderr)
 	case "fakewx":
 		return fakewxCmd(ctx, args[1:], stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, "wxtoken", version)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, versionLine())
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -59,6 +59,3 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
 }
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"

@@ -20,13 +20,16 @@ import (
 
 const clientKey = "e2e-client-key-0123456789"
 
-// upstream runs the fake WeChat on a real listener with apps wx1 (classic)
-// and wx2 (stable).
+// app1 and app2 are the fake's two apps. The tests configure them as
+// credentials wx1 (classic mode) and wx2 (stable mode).
+const app1, app2 = "wx0000000000000001", "wx0000000000000002"
+
+// upstream runs the fake WeChat on a real listener with app1 and app2.
 func upstream(t *testing.T, fc wxtest.Config) (*wxtest.Fake, string) {
 	t.Helper()
 	fake := wxtest.New(fc)
-	fake.AddApp("wx1", "secret1")
-	fake.AddApp("wx2", "secret2")
+	fake.AddApp(app1, "secret1")
+	fake.AddApp(app2, "secret2")
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
 	return fake, srv.URL
@@ -38,16 +41,18 @@ data_dir: %s
 upstream: {api: %s, wecom: %s, timeout: 2s}
 refresh: {overlap: %s, min_force_interval: 1s}
 credentials:
-  - kind: mp
-    appid: wx1
+  - id: wx1
+    kind: mp
+    appid: %s
     secret: ${WX1_SECRET}
     mode: classic
-  - kind: mp
-    appid: wx2
+  - id: wx2
+    kind: mp
+    appid: %s
     secret: ${WX2_SECRET}
 clients:
   - {name: e2e, key: %s, allow: ["*"]}
-`, listen, dir, up, up, overlap, clientKey)
+`, listen, dir, up, up, overlap, app1, app2, clientKey)
 }
 
 func startMain(t *testing.T, dir, up string, overlap time.Duration) *Main {
@@ -110,7 +115,7 @@ func TestRestartServesStored(t *testing.T) {
 	if b1, b2 := getToken(t, m.Addr(), "wx1"), getToken(t, m.Addr(), "wx2"); b1.AccessToken != a1.AccessToken || b2.AccessToken != a2.AccessToken {
 		t.Fatal("tokens changed across a restart")
 	}
-	if c1, c2 := fake.Stats("wx1").ClassicCalls, fake.Stats("wx2").StableCalls; c1 != 1 || c2 != 1 {
+	if c1, c2 := fake.Stats(app1).ClassicCalls, fake.Stats(app2).StableCalls; c1 != 1 || c2 != 1 {
 		t.Fatalf("fetches = %d classic, %d stable; want 1 each over two starts", c1, c2)
 	}
 }
@@ -136,7 +141,7 @@ func TestKill9ServesStored(t *testing.T) {
 	if b := getToken(t, addr, "wx1"); b.AccessToken != a.AccessToken {
 		t.Fatal("token changed across kill -9")
 	}
-	if calls := fake.Stats("wx1").ClassicCalls; calls != 1 {
+	if calls := fake.Stats(app1).ClassicCalls; calls != 1 {
 		t.Fatalf("fetches = %d over a kill -9 and restart, want 1", calls)
 	}
 }
@@ -180,7 +185,7 @@ func TestClientsNeverHoldDeadTokens(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	s1, s2 := fake.Stats("wx1"), fake.Stats("wx2")
+	s1, s2 := fake.Stats(app1), fake.Stats(app2)
 	if s1.DeadUses+s2.DeadUses != 0 {
 		t.Fatalf("dead uses = %d + %d, want 0", s1.DeadUses, s2.DeadUses)
 	}

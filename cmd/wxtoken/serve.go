@@ -9,11 +9,10 @@ import (
 	"github.com/wxtoken/wxtoken/config"
 )
 
-func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
+func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	path := fs.String("config", "wxtoken.yaml", "configuration file")
-	if err := fs.Parse(args); err != nil {
+	if help, err := parseFlags(fs, "Runs the server on the configuration file; logs go to stderr.", args, stdout, stderr); help || err != nil {
 		return err
 	}
 	cfg, err := config.Load(*path)

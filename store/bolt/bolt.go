@@ -14,6 +14,7 @@ import (
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/wxtoken/wxtoken/store"
 )
@@ -42,7 +43,7 @@ func Open(dir string) (*Store, error) {
 	}
 	path := filepath.Join(dir, FileName)
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
-	if errors.Is(err, bbolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s", ErrInUse, path)
 	}
 	if err != nil {
@@ -193,7 +194,7 @@ func wrap(err error) error {
 	switch {
 	case err == nil, errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrConflict):
 		return err
-	case errors.Is(err, bbolt.ErrDatabaseNotOpen):
+	case errors.Is(err, berrors.ErrDatabaseNotOpen):
 		return store.ErrClosed
 	}
 	return fmt.Errorf("bolt: %w", err)
