@@ -92,7 +92,8 @@ Try, in another shell:
   curl -s -H "Authorization: Bearer $KEY" %[1]s/v1/tokens/demo-oa
 
 Get a token and use it upstream, as a business server does; then report it as failed, as after a
-40001 from WeChat: wxtoken refreshes it and answers the new token.
+40001 from WeChat: wxtoken asks WeChat whether it still works and, as it does, answers the same
+token with "result":"live" (a token WeChat had ended would be replaced at once: "refreshed").
 
   TOKEN=$(curl -s -H "Authorization: Bearer $KEY" %[1]s/v1/tokens/demo-mini | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
   curl -s -w '\n' "%[2]s/cgi-bin/getcallbackip?access_token=$TOKEN"
