@@ -98,6 +98,10 @@ type Refresh struct {
 	// MinForceInterval is the least time between fetches forced by
 	// callers' reports (default 30s).
 	MinForceInterval time.Duration `yaml:"min_force_interval"`
+	// ServeWait is how long a request that finds no valid token waits for
+	// a fetch that is due or under way (default 2s), as at a WeCom
+	// rollover, where the next token exists only once the last expired.
+	ServeWait time.Duration `yaml:"serve_wait"`
 	// ForceBudget is how many upstream calls a credential may have made
 	// today before reports stop forcing refreshes (default 1000).
 	ForceBudget int `yaml:"force_budget"`

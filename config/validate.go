@@ -127,7 +127,7 @@ func (c *Config) Validate() error {
 	}
 	for field, d := range map[string]int64{"refresh.overlap": int64(r.Overlap), "refresh.min_force_interval": int64(r.MinForceInterval),
 		"refresh.max_backoff": int64(r.MaxBackoff), "refresh.config_retry": int64(r.ConfigRetry), "refresh.concurrency": int64(r.Concurrency), "refresh.force_budget": int64(r.ForceBudget),
-		"refresh.lock_ttl": int64(r.LockTTL), "refresh.resync": int64(r.Resync)} {
+		"refresh.lock_ttl": int64(r.LockTTL), "refresh.resync": int64(r.Resync), "refresh.serve_wait": int64(r.ServeWait)} {
 		if d < 0 {
 			bad(field, "must not be negative")
 		}

@@ -20,6 +20,7 @@ type Tokens interface {
 	Token(id string) (*token.Snapshot, error)
 	Snapshot(id string) (*token.Snapshot, error)
 	Report(ctx context.Context, id, stale string) (*token.Snapshot, token.Result, error)
+	Await(ctx context.Context, id string) (*token.Snapshot, error)
 	IDs() []string
 	Ready() bool
 }
@@ -229,7 +230,10 @@ func (s *Server) getToken(w http.ResponseWriter, r *http.Request) error {
 	}
 	snap, err := s.tokens.Token(id)
 	if err != nil {
-		return err
+		// No valid token: wait briefly if a fetch is due or under way.
+		if snap, err = s.tokens.Await(r.Context(), id); err != nil {
+			return err
+		}
 	}
 	writeToken(w, snap, "")
 	return nil

@@ -36,7 +36,7 @@ func (m *Manager) Add(ctx context.Context, c Credential, seed *Seed) error {
 	if c.ID == "" || c.Source == nil {
 		return errors.New("token: a credential needs an ID and a Source")
 	}
-	fresh := &entry{cred: c}
+	fresh := &entry{cred: c, changed: make(chan struct{})}
 	fresh.snap.Store(&Snapshot{ID: c.ID, Kind: c.Kind, Owner: c.Owner})
 	v, loaded := m.entries.LoadOrStore(c.ID, fresh)
 	e := v.(*entry)

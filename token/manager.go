@@ -34,6 +34,9 @@ type Config struct {
 	// MinForceInterval is the least time between a fetch and a refresh
 	// that a caller's report forces (default 30s).
 	MinForceInterval time.Duration
+	// ServeWait is how long Await waits for a fetch that is due or under
+	// way when there is no valid token (default 2s).
+	ServeWait time.Duration
 	// ForceBudget is how many upstream calls a credential may have made
 	// today (Beijing day) before callers' reports stop forcing refreshes
 	// (default 1000, half of WeChat's classic daily quota): a misbehaving
@@ -80,6 +83,7 @@ func (c *Config) setDefaults() {
 	}
 	def(&c.Overlap, 5*time.Minute)
 	def(&c.MinForceInterval, 30*time.Second)
+	def(&c.ServeWait, 2*time.Second)
 	if c.ForceBudget <= 0 {
 		c.ForceBudget = 1000
 	}
@@ -145,6 +149,8 @@ type entry struct {
 	storeFailures int
 	// unsaved: rec holds a fetch the store did not take.
 	unsaved bool
+	// changed is closed, and replaced, whenever snap is: Await waits on it.
+	changed chan struct{}
 	// woken: what the credential waited for has arrived here (a pushed
 	// ticket), so its next attempt need not wait out the shared retry
 	// time.
@@ -181,7 +187,7 @@ func (m *Manager) add(c Credential) error {
 	if c.ID == "" || c.Source == nil {
 		return errors.New("token: a credential needs an ID and a Source")
 	}
-	e := &entry{cred: c}
+	e := &entry{cred: c, changed: make(chan struct{})}
 	e.snap.Store(&Snapshot{ID: c.ID, Kind: c.Kind, Owner: c.Owner})
 	if _, dup := m.entries.LoadOrStore(c.ID, e); dup {
 		return fmt.Errorf("token: duplicate credential id %q", c.ID)
@@ -299,6 +305,40 @@ func (m *Manager) Token(id string) (*Snapshot, error) {
 		return nil, &UnavailableError{ID: id, Cause: s.Cause}
 	}
 	return s, nil
+}
+
+// Await is Token for a request that may wait a little: with no valid
+// token while a fetch is under way or due within ServeWait, it waits for
+// that fetch, up to ServeWait, rather than fail at once. A WeCom token can
+// be replaced only once it has expired, so for a moment at every rollover
+// there is none to hand out. With a valid token it never waits.
+func (m *Manager) Await(ctx context.Context, id string) (*Snapshot, error) {
+	s, err := m.Token(id)
+	if err == nil || errors.Is(err, ErrUnknown) || errors.Is(err, ErrRevoked) {
+		return s, err
+	}
+	e, _ := m.entry(id)
+	deadline := time.Now().Add(m.cfg.ServeWait)
+	timer := time.NewTimer(m.cfg.ServeWait)
+	defer timer.Stop()
+	for {
+		e.mu.Lock()
+		changed, due := e.changed, e.flight != nil || !e.next.After(deadline)
+		e.mu.Unlock()
+		if !due {
+			return nil, err
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return m.Token(id)
+		case <-ctx.Done():
+			return nil, err
+		}
+		if s, err = m.Token(id); err == nil || errors.Is(err, ErrRevoked) {
+			return s, err
+		}
+	}
 }
 
 // Snapshot returns the credential's current state, valid token or not.

@@ -45,6 +45,11 @@ type record struct {
 	// was accepted for it. It stays set until a fetch succeeds, and the
 	// credential retries on its backoff rather than its refresh plan.
 	Reported bool `json:"reported,omitempty"`
+	// Repeats: the source answered a fetch with the token it had issued
+	// already (WeCom's gettoken may hand out the same token until it
+	// expires), so no fetch can replace it before ExpiresAt, and none
+	// ends it early: it is served to its expiry and replaced just after.
+	Repeats bool `json:"repeats,omitempty"`
 	// Checked is when WeChat last confirmed Token works, asked because a
 	// caller reported it: further reports soon after are answered from
 	// it, on every instance, without asking again.

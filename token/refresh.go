@@ -162,6 +162,8 @@ func (m *Manager) settle(e *entry, rec record, ver uint64, next time.Time, cause
 	}
 	e.rec, e.ver, e.next = rec, ver, next
 	e.snap.Store(m.snapshot(e, rec, next, cause))
+	close(e.changed)
+	e.changed = make(chan struct{})
 	if e.timer != nil {
 		e.timer.Stop()
 	}
@@ -406,11 +408,23 @@ func (m *Manager) fetch(ctx context.Context, e *entry, rec *record, base string,
 	if _, limited := errors.AsType[*LimitedError](err); err != nil && !limited {
 		return err
 	}
+	switch {
+	case tok.Value == rec.Token:
+		rec.Repeats = !e.cred.Stable
+	case rec.ExpiresAt.After(now):
+		rec.Repeats = false // replaced before its expiry: not a repeating source
+	}
 	if tok.Value != rec.Token {
 		rec.Token, rec.IssuedAt = tok.Value, now
 	}
 	rec.ExpiresAt = now.Add(tok.ExpiresIn)
 	rec.RefreshAt = m.plan.refreshAt(now, rec.IssuedAt, rec.ExpiresAt)
+	if rec.Repeats {
+		// The next token can only be had once this one has expired:
+		// fetch a second past the expiry WeChat gave in whole seconds,
+		// and let requests wait for it meanwhile (Await).
+		rec.RefreshAt = rec.ExpiresAt.Add(time.Second)
+	}
 	rec.Cause, rec.BlockedUntil, rec.Fingerprint, rec.RetryAt, rec.Reported = nil, time.Time{}, "", time.Time{}, false
 	rec.Checked = time.Time{}
 	return err

@@ -34,6 +34,12 @@ type Config struct {
 	// 5 minutes; a negative value means only at expiry.
 	StableRenewBefore time.Duration
 
+	// WeComRepeat makes WeCom's gettoken answer the current token of an
+	// application while it is valid, with the seconds it has left, as
+	// older docs promise: the next token can only be had once it has
+	// expired. By default each call issues a new token instead.
+	WeComRepeat bool
+
 	// DailyLimit is the number of classic /cgi-bin/token calls per app, and
 	// of WeCom gettoken calls per corp, allowed in one Beijing day. Zero
 	// means 2000.

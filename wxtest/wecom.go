@@ -45,6 +45,9 @@ func (f *Fake) weCom(r *http.Request, q url.Values) any {
 	if !known {
 		return failf(codeInvalidCredential, "invalid credential, corpsecret is invalid")
 	}
+	if f.cfg.WeComRepeat && prev != nil && prev.check(now) == 0 && prev.expiresIn(now) > 0 {
+		return weComTokenReply{ErrMsg: "ok", AccessToken: prev.value, ExpiresIn: prev.expiresIn(now)}
+	}
 	t, err := f.issue(a, now)
 	if err != nil {
 		return failf(codeSystemBusy, "system busy")

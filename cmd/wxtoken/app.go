@@ -90,6 +90,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Jitter:           cfg.Refresh.Jitter,
 		Overlap:          cfg.Refresh.Overlap,
 		MinForceInterval: cfg.Refresh.MinForceInterval,
+		ServeWait:        cfg.Refresh.ServeWait,
 		ForceBudget:      cfg.Refresh.ForceBudget,
 		MaxBackoff:       cfg.Refresh.MaxBackoff,
 		ConfigRetry:      cfg.Refresh.ConfigRetry,
