@@ -110,7 +110,7 @@ func (s *componentSource) Fetch(ctx context.Context, force bool) (wechat.Token, 
 	now := time.Now()
 	if !t.usable(now) {
 		p.askForTicket(ctx, "no usable component_verify_ticket")
-		return wechat.Token{}, wechat.ErrNoTicket
+		return wechat.Token{}, fmt.Errorf("%w (%w)", wechat.ErrNoTicket, token.ErrNotCalled)
 	}
 	if age := now.Sub(t.ReceivedAt); age > 3*p.cfg.PushInterval {
 		// Still usable, but WeChat has missed several pushes: the
@@ -158,7 +158,7 @@ func (s *authorizerSource) FetchState(ctx context.Context, force bool, refresh s
 	}
 	ct, err := s.p.tokens.Token(s.p.cfg.ID)
 	if err != nil {
-		return wechat.Token{}, "", fmt.Errorf("component token unavailable: %v", err)
+		return wechat.Token{}, "", fmt.Errorf("component token unavailable (%w): %v", token.ErrNotCalled, err)
 	}
 	tok, next, err := s.p.up.AuthorizerToken(ctx, ct.Token, s.p.cfg.AppID, s.appid, refresh)
 	if wechat.Classify(err) == wechat.Stale {

@@ -14,6 +14,11 @@ var (
 	ErrClosed = errors.New("token: manager closed")
 	// ErrRevoked: the credential's authorization was withdrawn.
 	ErrRevoked = errors.New("token: authorization revoked")
+	// ErrNotCalled is wrapped by a Source's error when it failed before
+	// calling WeChat (no ticket yet, its parent's token unavailable): the
+	// attempt is not counted against the day's calls, which must equal
+	// what WeChat saw, and which the report budget is measured by.
+	ErrNotCalled = errors.New("token: WeChat not called")
 )
 
 // UnavailableError reports that a credential has no valid token to hand

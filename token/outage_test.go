@@ -1,11 +1,13 @@
 package token
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/wxtoken/wxtoken/wechat"
 	"github.com/wxtoken/wxtoken/wxtest"
 )
 
@@ -61,4 +63,31 @@ func TestClusterBackoffIsShared(t *testing.T) {
 			})
 		}
 	}
+}
+
+// notCalledSource fails before reaching WeChat, as a source waiting for a
+// ticket or for its parent's token does.
+type notCalledSource struct{}
+
+func (notCalledSource) Fetch(ctx context.Context, force bool) (wechat.Token, error) {
+	return wechat.Token{}, fmt.Errorf("no parent token (%w)", ErrNotCalled)
+}
+
+// TestAttemptsNotCalledAreNotCounted: the day's count of calls is what
+// WeChat saw. Attempts a source gave up on before calling WeChat are
+// retried on the backoff but not counted: they would spend the report
+// budget and disagree with WeChat's own count.
+func TestAttemptsNotCalledAreNotCounted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, wxtest.Config{})
+		m := h.start(t, Credential{ID: "child", Kind: "authorizer", Source: notCalledSource{}})
+		time.Sleep(10 * time.Minute)
+		s, _ := m.Snapshot("child")
+		if s.Fetches != 0 {
+			t.Fatalf("fetches_today = %d after attempts that never called WeChat, want 0", s.Fetches)
+		}
+		if s.Cause == nil || s.Cause.Failures < 5 {
+			t.Fatalf("cause = %+v: the attempts were not retried", s.Cause)
+		}
+	})
 }

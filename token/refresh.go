@@ -436,15 +436,21 @@ func (m *Manager) call(ctx context.Context, e *entry, rec *record, force bool) (
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.FetchTimeout)
 	defer cancel()
 	now := time.Now()
-	rec.countFetch(now, force)
-	ss, ok := e.cred.Source.(StatefulSource)
-	if !ok {
-		tok, err := e.cred.Source.Fetch(ctx, force)
-		return tok, now, err
+	var (
+		tok   wechat.Token
+		state string
+		err   error
+	)
+	if ss, ok := e.cred.Source.(StatefulSource); ok {
+		tok, state, err = ss.FetchState(ctx, force, rec.State)
+		if err == nil && state != "" {
+			rec.State = state
+		}
+	} else {
+		tok, err = e.cred.Source.Fetch(ctx, force)
 	}
-	tok, state, err := ss.FetchState(ctx, force, rec.State)
-	if err == nil && state != "" {
-		rec.State = state
+	if !errors.Is(err, ErrNotCalled) {
+		rec.countFetch(now, force)
 	}
 	return tok, now, err
 }
