@@ -103,7 +103,8 @@
 // so a faulted call issues nothing and uses no quota, although it is counted
 // in Stats. SetWhitelist, FreezeSecret and Expire reproduce the account-level
 // failures a token server has to survive: 40164 (WeCom 60020), 40243, and a
-// token ended before its time.
+// token ended before its time. TokenInfo tells a test which of these ended a
+// token whose use failed.
 //
 // # Time
 //

@@ -219,3 +219,25 @@ func TestConfigDefaults(t *testing.T) {
 			neg.overlap(), neg.stableRenewBefore(), neg.lifetime())
 	}
 }
+
+func TestTokenInfo(t *testing.T) {
+	e := newEnv(t, Config{Lifetime: time.Hour, Overlap: time.Minute})
+	first := mustToken(t, e.classic(appID, appSecret))
+	info, ok := e.f.TokenInfo(first)
+	if want := (TokenInfo{Account: appID, Expires: morning.Add(time.Hour)}); !ok || info != want {
+		t.Fatalf("TokenInfo of a new token = %+v, %v; want %+v", info, ok, want)
+	}
+	e.clk.Advance(time.Second)
+	mustToken(t, e.classic(appID, appSecret))
+	if info, _ := e.f.TokenInfo(first); !info.Dies.Equal(morning.Add(time.Second+time.Minute)) || info.Killed {
+		t.Errorf("replaced token: %+v; want Dies at the end of the overlap, not killed", info)
+	}
+	wecom := mustToken(t, e.wecom(corpID, corpSecret))
+	e.f.Expire(corpID)
+	if info, _ := e.f.TokenInfo(wecom); info.Account != corpID || !info.Killed {
+		t.Errorf("WeCom token after Expire: %+v; want the corp's, killed", info)
+	}
+	if _, ok := e.f.TokenInfo("1_unknown"); ok {
+		t.Error("TokenInfo of a value never issued reports it known")
+	}
+}

@@ -56,6 +56,36 @@ func (t *token) expiresIn(now time.Time) int {
 	return int(t.expires.Sub(now) / time.Second)
 }
 
+// TokenInfo is what the fake knows of one access token it issued.
+type TokenInfo struct {
+	// Account is the appid, corpid or authorizer appid the token was
+	// issued to (a component's own tokens: its component appid).
+	Account string
+	// Expires is the end of its lifetime.
+	Expires time.Time
+	// Dies is when it stops working because it was replaced (the end of
+	// its overlap) or its authorization withdrawn; zero while neither
+	// happened.
+	Dies time.Time
+	// Killed reports that Expire ended it early.
+	Killed bool
+}
+
+// TokenInfo returns what the fake knows of an access token it issued, so
+// that a test which sees a use fail can tell a token ended early by Expire
+// (which a token server cannot foresee) from one it should have known was
+// replaced or past its lifetime. It reports false for a value the fake did
+// not issue, or forgot a day after its expiry.
+func (f *Fake) TokenInfo(value string) (TokenInfo, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := f.tokens[value]
+	if t == nil {
+		return TokenInfo{}, false
+	}
+	return TokenInfo{Account: t.owner.id, Expires: t.expires, Dies: t.dies, Killed: t.killed}, true
+}
+
 // randomString returns a value that is unique within f however Config.Rand
 // behaves: a serial number, then n random bytes in URL-safe base64. The
 // caller holds f.mu.
