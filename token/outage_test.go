@@ -91,3 +91,35 @@ func TestAttemptsNotCalledAreNotCounted(t *testing.T) {
 		}
 	})
 }
+
+// TestReportsDuringOutageWaitForBackoff: WeChat ended a token early and
+// then fails every fetch. Callers keep reporting the dead token, which
+// WeChat's check confirms dead each time; the reports must still wait for
+// the shared retry time, or every report becomes a call.
+func TestReportsDuringOutageWaitForBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, wxtest.Config{Lifetime: time.Hour}, func(c *Config) { c.MinForceInterval = time.Second })
+		a := h.start(t, h.classic("wx1"))
+		b := h.start(t, h.classic("wx1"))
+		synctest.Wait()
+		dead, _ := a.Token("wx1")
+		time.Sleep(time.Minute)
+		before := h.fake.Stats("wx1").ClassicCalls
+		h.fake.Expire("wx1")
+		h.fake.SetFault("wx1", wxtest.Fault{Status: 502})
+		for i := range 3000 { // 5 minutes of reports, 10 a second
+			time.Sleep(100 * time.Millisecond)
+			[]*Manager{a, b}[i%2].Report(t.Context(), "wx1", dead.Token)
+		}
+		// The schedule over 5 minutes: 0.8, 1.6, ... 102 s (about 205 s
+		// in 8 steps), then capped steps: 10, plus the first call.
+		if calls := h.fake.Stats("wx1").ClassicCalls - before; calls > 11 {
+			t.Errorf("%d calls in a 5-minute outage under constant reports, want ≤ 11 (one per backoff step)", calls)
+		}
+		h.fake.ClearFault("wx1")
+		time.Sleep(5 * time.Minute)
+		if s, _, err := a.Report(t.Context(), "wx1", dead.Token); err != nil || s.Token == dead.Token {
+			t.Fatalf("after the outage a report gets %v, %v; want a new token", s, err)
+		}
+	})
+}

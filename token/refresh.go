@@ -238,7 +238,8 @@ func (m *Manager) attempt(ctx context.Context, e *entry, base string, f *flight)
 	woken := e.woken
 	e.woken = false
 	e.mu.Unlock()
-	if force {
+	backoff := rec.RetryAt.After(now) && !woken
+	if force && !backoff {
 		v := verdictUnknown
 		if f.check {
 			v = m.verify(ctx, e, rec, now)
@@ -247,15 +248,19 @@ func (m *Manager) attempt(ctx context.Context, e *entry, base string, f *flight)
 			return m.confirmedLive(ctx, e, rec, ver, now)
 		}
 		// A token WeChat itself refused is replaced now, whatever the
-		// interval between forced refreshes and the backoff say:
-		// WeChat is answering, and every caller is failing.
+		// interval between forced refreshes says: WeChat is answering,
+		// and every caller is failing.
 		if o, refused := m.refuseReport(e, rec, ver, now, v == verdictDead); refused {
 			return o
 		}
-		rec.Reported = true
-		woken = woken || v == verdictDead
 	}
-	if rec.RetryAt.After(now) && !woken {
+	if force {
+		rec.Reported = true
+	}
+	if backoff {
+		// WeChat failed the last attempt: a report, checked or not,
+		// waits for the shared retry time like everyone else, or an
+		// outage turns every report into a call.
 		return m.backingOff(ctx, e, rec, ver, force)
 	}
 	if !e.cred.Stable {
