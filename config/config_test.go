@@ -66,10 +66,13 @@ credentials:
     secret: s
     callback: {token: t}
 clients:
-  - {name: platform-web, key: 0123456789abcdef, allow: [wxcomp, wxcomp/*]}
+  - {name: platform-web, key: 0123456789abcdef, allow: [wxcomp, wxcomp/*], import: [wxcomp]}
 `), env(nil))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got := c.Clients[0].Import; len(got) != 1 || got[0] != "wxcomp" {
+		t.Fatalf("import = %q, want [wxcomp]", got)
 	}
 	if c.Credentials[0].ID != "wxcomp" || c.Callbacks.MaxSkew != 5*time.Minute {
 		t.Fatalf("component id = %q, max_skew = %s; want defaults wxcomp and 5m", c.Credentials[0].ID, c.Callbacks.MaxSkew)
@@ -117,6 +120,7 @@ func TestParseBad(t *testing.T) {
 		{"client sha", base(okCred, "  - {name: c, key_sha256: xyz, allow: [wx1]}\n"), "key_sha256: want 64 hex"},
 		{"client allow", base(okCred, "  - {name: c, key: 0123456789abcdef, allow: [nope]}\n"), "unknown credential \"nope\""},
 		{"client allow empty", base(okCred, "  - {name: c, key: 0123456789abcdef}\n"), ".allow: required"},
+		{"client import", base(okCred, "  - {name: c, key: 0123456789abcdef, allow: [wx1], import: [wx1]}\n"), "(c).import: \"wx1\" is not a credential of kind component"},
 		{"client name", base(okCred, "  - {key: 0123456789abcdef, allow: [wx1]}\n"), "clients[0].name: required"},
 		{"client dup name", base(okCred, okClient+"  - {name: c, key: 0123456789abcdeX, allow: [wx1]}\n"), "duplicate name"},
 		{"client dup key", base(okCred, okClient+"  - {name: d, key: 0123456789abcdef, allow: [wx1]}\n"), "same key as another client"},

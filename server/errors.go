@@ -24,6 +24,12 @@ var (
 	errNotFound  = errors.New("no such endpoint")
 )
 
+// notPermitted is a request the client's key lacks a permission for; the
+// message names the permission.
+type notPermitted struct{ msg string }
+
+func (e *notPermitted) Error() string { return e.msg }
+
 // badRequest is a request the client must fix.
 type badRequest struct{ msg string }
 
@@ -87,6 +93,8 @@ func classify(err error) (int, apiError) {
 	case errors.Is(err, errNoKey), errors.Is(err, errBadKey):
 		return http.StatusUnauthorized, apiError{Code: "unauthorized", Message: err.Error()}
 	case errors.Is(err, errForbidden):
+		return http.StatusForbidden, apiError{Code: "forbidden", Message: err.Error()}
+	case errors.As(err, new(*notPermitted)):
 		return http.StatusForbidden, apiError{Code: "forbidden", Message: err.Error()}
 	case errors.Is(err, token.ErrUnknown):
 		return http.StatusNotFound, apiError{Code: "not_found", Message: "unknown credential"}
