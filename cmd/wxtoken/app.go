@@ -228,10 +228,16 @@ func callbacks(list []config.Credential, platforms map[string]*component.Platfor
 	return out, nil
 }
 
-// openStore opens the configured store: the embedded file, or Redis.
+// openStore opens the configured store: the embedded file, or Redis. On
+// failure it returns a nil interface, not one holding a nil pointer, which
+// Close would call.
 func openStore(ctx context.Context, c config.Store, dataDir string, log *slog.Logger) (store.Store, error) {
 	if c.Type != config.StoreRedis {
-		return bolt.Open(dataDir)
+		s, err := bolt.Open(dataDir)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
 	rc := redisstore.Config{Addrs: c.Addrs, Username: c.Username, Password: c.Password, DB: c.DB,
 		MasterName: c.MasterName, Cluster: c.Cluster, KeyPrefix: c.KeyPrefix,
@@ -241,5 +247,9 @@ func openStore(ctx context.Context, c config.Store, dataDir string, log *slog.Lo
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return redisstore.Open(ctx, rc)
+	s, err := redisstore.Open(ctx, rc)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }

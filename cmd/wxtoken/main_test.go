@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wxtoken/wxtoken/config"
+	"github.com/wxtoken/wxtoken/store/bolt"
 	"github.com/wxtoken/wxtoken/wechat"
 	"github.com/wxtoken/wxtoken/wxtest"
 )
@@ -189,4 +191,20 @@ func TestClientsNeverHoldDeadTokens(t *testing.T) {
 		t.Fatalf("issued %d classic and %d stable tokens in 30 s; the test did not cross refreshes", s1.Issued, s2.Issued)
 	}
 	t.Logf("%d uses; classic: %d tokens, stable: %d tokens, 0 dead", uses, s1.Issued, s2.Issued)
+}
+
+// TestSecondMainOnDataDirRefused: a second instance on a data directory
+// in use fails with the store's error. Before, the failed open left a nil
+// *bolt.Store in Main's store interface and cleanup called Close on it:
+// a nil pointer panic instead of the message.
+func TestSecondMainOnDataDirRefused(t *testing.T) {
+	_, up := upstream(t, wxtest.Config{})
+	dir := t.TempDir()
+	first := startMain(t, dir, up, 0)
+	defer first.Close()
+	cfg := *first.Config
+	second := &Main{Config: &cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := second.Run(t.Context()); !errors.Is(err, bolt.ErrInUse) {
+		t.Fatalf("second Run on the same data directory: %v, want bolt.ErrInUse", err)
+	}
 }
