@@ -28,6 +28,8 @@ type Store struct {
 	db *bbolt.DB
 	store.LocalLocker
 	hub store.Hub
+
+	lastPrune time.Time // of expired claims; see Claim
 }
 
 var _ store.Store = (*Store)(nil)
@@ -65,8 +67,12 @@ func Open(dir string) (*Store, error) {
 	if err == nil {
 		err = guard(path, func() error {
 			return db.Update(func(tx *bbolt.Tx) error {
-				_, err := tx.CreateBucketIfNotExists(bucket)
-				return err
+				for _, name := range [][]byte{bucket, claimBucket} {
+					if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+						return err
+					}
+				}
+				return nil
 			})
 		})
 	}

@@ -108,21 +108,31 @@ func currentMeta(data []byte) fileMeta {
 	return fileMeta{pageSize: int(ne.Uint32(data[p*4096+16+8:])), root: int(at(p, 16)), freelist: int(at(p, 32)), pages: int(at(p, 40))}
 }
 
+// kvElement returns the offset in data of the kv bucket's entry in the
+// root bucket's page, a leaf. A leaf element is flags, pos, ksize, vsize
+// (4 bytes each); its key is pos bytes from the element, and its value
+// follows the key. A bucket's value starts with its root page id.
+func kvElement(t *testing.T, data []byte, m fileMeta) int {
+	t.Helper()
+	ne, root := binary.NativeEndian, m.root*m.pageSize
+	for i := range int(ne.Uint16(data[root+10:])) {
+		e := root + 16 + 16*i
+		pos, ksize := int(ne.Uint32(data[e+4:])), int(ne.Uint32(data[e+8:]))
+		if string(data[e+pos:e+pos+ksize]) == "kv" {
+			return e
+		}
+	}
+	t.Fatal("no kv bucket in the root page")
+	return 0
+}
+
 // kvPages follows the tree from the meta page in use to the kv bucket's
 // root, a branch page for this many records, and to that branch's first
 // child, a leaf: pages that are in use, not earlier copies bbolt freed.
 func kvPages(t *testing.T, data []byte, m fileMeta) (branch, leaf int) {
 	t.Helper()
-	ne := binary.NativeEndian
-	// A leaf element is flags, pos, ksize, vsize (4 bytes each); its key
-	// is pos bytes from the element, and its value follows. A bucket's
-	// value starts with its root page id.
-	root := m.root * m.pageSize
-	pos, ksize := int(ne.Uint32(data[root+16+4:])), int(ne.Uint32(data[root+16+8:]))
-	if key := string(data[root+16+pos : root+16+pos+ksize]); key != "kv" {
-		t.Fatalf("first bucket in the root is %q, want kv", key)
-	}
-	branch = int(ne.Uint64(data[root+16+pos+ksize:]))
+	ne, e := binary.NativeEndian, kvElement(t, data, m)
+	branch = int(ne.Uint64(data[e+int(ne.Uint32(data[e+4:]))+int(ne.Uint32(data[e+8:])):]))
 	// A branch element is pos, ksize (4 bytes each), then the child's id.
 	if flags := ne.Uint16(data[branch*m.pageSize+8:]); flags != 0x01 {
 		t.Fatalf("kv's root page %d has flags %#x, want a branch", branch, flags)
@@ -196,9 +206,8 @@ func TestOpenDamaged(t *testing.T) {
 			return data
 		}},
 		{"byte flipped in the kv bucket's name", func(t *testing.T, data []byte) []byte {
-			m := currentMeta(data)
-			root := m.root * m.pageSize
-			data[root+16+int(binary.NativeEndian.Uint32(data[root+16+4:]))] ^= 0xff
+			e := kvElement(t, data, currentMeta(data))
+			data[e+int(binary.NativeEndian.Uint32(data[e+4:]))] ^= 0xff
 			return data
 		}},
 		{"byte flipped in the freelist page's count", func(t *testing.T, data []byte) []byte {
