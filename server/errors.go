@@ -77,6 +77,8 @@ func classify(err error) (int, apiError) {
 		return http.StatusBadRequest, apiError{Code: "stale_timestamp", Message: err.Error()}
 	case errors.Is(err, errReplay):
 		return http.StatusConflict, apiError{Code: "replayed", Message: err.Error()}
+	case errors.As(err, new(*replayUnchecked)):
+		return http.StatusServiceUnavailable, apiError{Code: "store_unavailable", Message: err.Error()}
 	case errors.Is(err, callback.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, apiError{Code: "too_large", Message: err.Error()}
 	case errors.Is(err, callback.ErrMalformed), errors.Is(err, callback.ErrCiphertext),

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/wxtoken/wxtoken/store"
+	"github.com/wxtoken/wxtoken/store/memory"
 	"github.com/wxtoken/wxtoken/token"
 	"github.com/wxtoken/wxtoken/wechat"
 )
@@ -43,6 +45,11 @@ type Config struct {
 	// MaxSkew is the accepted distance of a callback's timestamp from our
 	// clock, either way (default 5m).
 	MaxSkew time.Duration
+	// Claims records the pushes accepted while their timestamps would
+	// still pass, so that a replay is refused. Give it the store, so that
+	// the next process, and every instance sharing the store, refuses it
+	// too; nil keeps the record in this process's memory only.
+	Claims store.Claimer
 	// Platforms are the third-party platforms, by credential id.
 	Platforms map[string]Platform
 	// Upstreams reports WeChat's hosts and which one is in use; nil
@@ -61,7 +68,7 @@ type Server struct {
 
 	callbacks map[string]*Callback
 	maxSkew   time.Duration
-	nonces    *nonces
+	claims    store.Claimer
 	platforms map[string]Platform
 	upstreams func() []wechat.UpstreamStatus
 }
@@ -81,13 +88,16 @@ func New(cfg Config) (*Server, error) {
 
 		callbacks: map[string]*Callback{},
 		maxSkew:   cfg.MaxSkew,
+		claims:    cfg.Claims,
 		platforms: cfg.Platforms,
 		upstreams: cfg.Upstreams,
 	}
 	if s.maxSkew <= 0 {
 		s.maxSkew = 5 * time.Minute
 	}
-	s.nonces = newNonces(s.maxSkew)
+	if s.claims == nil {
+		s.claims = memory.New()
+	}
 	for i := range cfg.Callbacks {
 		cb := &cfg.Callbacks[i]
 		if cb.Kind != "mp" && cb.Crypter == nil {
