@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -113,7 +112,7 @@ func (s *Server) receive(kind string) func(http.ResponseWriter, *http.Request) e
 		if err := s.checkTime(ts); err != nil {
 			return err
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, callback.MaxBodySize))
+		body, err := readBody(w, r, callback.MaxBodySize)
 		if err != nil {
 			return err
 		}

@@ -52,6 +52,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="wxtoken"`)
 	}
+	if errors.As(err, new(*bodyError)) {
+		// Anyone can send a body cut short; at error level, that would let
+		// an outsider flood the log.
+		s.log.Debug("request body not read", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
 	if status >= 500 && status != http.StatusServiceUnavailable && status != http.StatusBadGateway {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
@@ -69,8 +74,17 @@ func classify(err error) (int, apiError) {
 		blocked *token.BlockedError
 		fetch   *token.FetchError
 	)
-	var stale *staleError
+	var (
+		stale *staleError
+		body  *bodyError
+	)
 	switch {
+	// The client's own failures first: they may wrap a net.Error, which
+	// further down would be taken for a failed call to WeChat.
+	case errors.As(err, &body) && body.timeout():
+		return http.StatusRequestTimeout, apiError{Code: "request_timeout", Message: "request body not received within the server's read timeout"}
+	case errors.As(err, &body):
+		return http.StatusBadRequest, apiError{Code: "bad_request", Message: err.Error()}
 	case errors.Is(err, errSignature), errors.Is(err, callback.ErrSignature):
 		return http.StatusUnauthorized, apiError{Code: "bad_signature", Message: err.Error()}
 	case errors.As(err, &stale):

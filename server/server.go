@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -218,24 +217,6 @@ func (s *Server) invalidate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeToken(w, snap)
-	return nil
-}
-
-// decodeJSON reads one JSON object of at most limit bytes into v.
-func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
-	if err := dec.Decode(v); err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return err
-		}
-		if errors.Is(err, io.EOF) {
-			return &badRequest{"request body is empty: want a JSON object"}
-		}
-		return &badRequest{"malformed JSON: " + err.Error()}
-	}
-	if dec.More() {
-		return &badRequest{"malformed JSON: trailing data after the object"}
-	}
 	return nil
 }
 
