@@ -127,6 +127,10 @@ func classify(err error) (int, apiError) {
 		return http.StatusServiceUnavailable, withCause(apiError{Code: "blocked", Message: blocked.Error()}, blocked.Cause)
 	case errors.As(err, &unavail):
 		return http.StatusServiceUnavailable, withCause(apiError{Code: "unavailable", Message: unavail.Error()}, unavail.Cause)
+	case errors.As(err, new(*token.StoreError)):
+		// Before the upstream cases: the store's own failure may wrap a
+		// net.Error (Redis unreachable), which is not WeChat's.
+		return http.StatusServiceUnavailable, apiError{Code: "store_unavailable", Message: err.Error()}
 	case errors.As(err, &fetch):
 		e := apiError{Code: "upstream_error", Message: fetch.Error()}
 		if api, ok := errors.AsType[*wechat.APIError](err); ok {
@@ -144,8 +148,6 @@ func classify(err error) (int, apiError) {
 		return http.StatusServiceUnavailable, apiError{Code: "timeout", Message: "gave up waiting for the refresh"}
 	case errors.Is(err, token.ErrClosed):
 		return http.StatusServiceUnavailable, apiError{Code: "shutting_down", Message: "server is shutting down"}
-	case errors.As(err, new(*token.StoreError)):
-		return http.StatusServiceUnavailable, apiError{Code: "store_unavailable", Message: err.Error()}
 	case errors.As(err, new(*notStored)):
 		return http.StatusServiceUnavailable, apiError{Code: "not_stored", Message: err.Error()}
 	}
