@@ -27,6 +27,25 @@ type Import struct {
 	RefreshToken string `json:"authorizer_refresh_token"`
 }
 
+// What Import did with one authorizer.
+const (
+	// Imported: the authorizer was new here (or its authorization had
+	// been withdrawn) and is now held with the given refresh token.
+	Imported = "imported"
+	// Replaced: the authorizer was held, and its refresh token was
+	// replaced, as the caller asked.
+	Replaced = "replaced"
+	// SkippedExisting: the authorizer is held already; its refresh token
+	// was left as it was.
+	SkippedExisting = "skipped_existing"
+)
+
+// ImportResult is what Import did with one authorizer.
+type ImportResult struct {
+	AppID  string `json:"authorizer_appid"`
+	Result string `json:"result"`
+}
+
 // MaxImport bounds one Import call.
 const MaxImport = 1000
 
@@ -35,26 +54,45 @@ const MaxImport = 1000
 var ErrInvalidImport = errors.New("component: invalid import")
 
 // Import adds authorizers with their refresh tokens. Each is stored
-// durably and refreshed at once. It stops at the first failure and
-// reports how many were imported.
-func (p *Platform) Import(ctx context.Context, list []Import) (int, error) {
+// durably and refreshed at once. An authorizer already held, and not
+// revoked, keeps the refresh token it has unless replace is set: the
+// stored one is the only copy of a live authorization, and one bad
+// import over it would lose the authorization for good (WeChat answers
+// 61023 to the next refresh). It stops at the first failure and returns
+// what it did until then.
+func (p *Platform) Import(ctx context.Context, list []Import, replace bool) ([]ImportResult, error) {
 	if len(list) > MaxImport {
-		return 0, fmt.Errorf("%w: at most %d authorizers per import, got %d", ErrInvalidImport, MaxImport, len(list))
+		return nil, fmt.Errorf("%w: at most %d authorizers per import, got %d", ErrInvalidImport, MaxImport, len(list))
 	}
+	seen := make(map[string]bool, len(list))
 	for i, a := range list {
 		if !validAppID(a.AppID) || a.RefreshToken == "" || len(a.RefreshToken) > 1024 {
-			return 0, fmt.Errorf("%w: authorizers[%d]: want an authorizer_appid of [A-Za-z0-9_-]{1,64} and an authorizer_refresh_token", ErrInvalidImport, i)
+			return nil, fmt.Errorf("%w: authorizers[%d]: want an authorizer_appid of [A-Za-z0-9_-]{1,64} and an authorizer_refresh_token", ErrInvalidImport, i)
 		}
+		if seen[a.AppID] {
+			return nil, fmt.Errorf("%w: authorizers[%d]: %s is listed twice", ErrInvalidImport, i, a.AppID)
+		}
+		seen[a.AppID] = true
 	}
+	done := make([]ImportResult, 0, len(list))
 	for i, a := range list {
 		if err := p.checkOwner(a.AppID); err != nil {
-			return i, err
+			return done, err
+		}
+		result := Imported
+		if s, err := p.tokens.Snapshot(a.AppID); err == nil && !s.Revoked {
+			if !replace {
+				done = append(done, ImportResult{a.AppID, SkippedExisting})
+				continue
+			}
+			result = Replaced
 		}
 		if err := p.tokens.Add(ctx, p.authorizer(a.AppID), &token.Seed{State: a.RefreshToken}); err != nil {
-			return i, fmt.Errorf("authorizers[%d] (%s): %w", i, a.AppID, err)
+			return done, fmt.Errorf("authorizers[%d] (%s): %w", i, a.AppID, err)
 		}
+		done = append(done, ImportResult{a.AppID, result})
 	}
-	return len(list), nil
+	return done, nil
 }
 
 // appIDPattern is what an authorizer appid may look like. It becomes a

@@ -222,7 +222,7 @@ func TestSecondComponentRefused(t *testing.T) {
 		if err := other.Start(t.Context(), pl.tokens); err != nil {
 			t.Fatal(err)
 		}
-		_, err := other.Import(t.Context(), []component.Import{{AppID: "wxauth01", RefreshToken: "stolen"}})
+		_, err := other.Import(t.Context(), []component.Import{{AppID: "wxauth01", RefreshToken: "stolen"}}, true)
 		if !errors.Is(err, token.ErrOwned) {
 			t.Fatalf("second platform importing a held authorizer: %v, want ErrOwned", err)
 		}
@@ -332,13 +332,51 @@ func TestImportRefusesBadAppIDs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pl := startPlatform(t, wxtest.Config{}, memory.New(), nil)
 		for _, id := range []string{`x","access_token":"y`, "plat/*", "", string(make([]byte, 65)), "has space"} {
-			n, err := pl.p.Import(t.Context(), []component.Import{{AppID: "wxgood", RefreshToken: "r"}, {AppID: id, RefreshToken: "r"}})
-			if !errors.Is(err, component.ErrInvalidImport) || n != 0 {
-				t.Errorf("Import(%q) = %d, %v; want 0, ErrInvalidImport", id, n, err)
+			done, err := pl.p.Import(t.Context(), []component.Import{{AppID: "wxgood", RefreshToken: "r"}, {AppID: id, RefreshToken: "r"}}, false)
+			if !errors.Is(err, component.ErrInvalidImport) || len(done) != 0 {
+				t.Errorf("Import(%q) = %v, %v; want nothing, ErrInvalidImport", id, done, err)
 			}
 		}
 		if _, err := pl.tokens.Snapshot("wxgood"); !errors.Is(err, token.ErrUnknown) {
 			t.Fatal("a refused import list imported its valid entries")
+		}
+	})
+}
+
+// TestImportKeepsLiveRefreshTokens: an import leaves a held authorizer's
+// refresh token alone unless asked to replace it, and takes over one whose
+// authorization was withdrawn (the new refresh token is the only one).
+func TestImportKeepsLiveRefreshTokens(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pl := startPlatform(t, wxtest.Config{}, memory.New(), nil)
+		time.Sleep(time.Second)
+		for _, id := range []string{"wxlive", "wxgone"} {
+			if _, err := pl.fake.Authorize(t.Context(), comp.AppID, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := pl.fake.Unauthorize(t.Context(), comp.AppID, "wxgone"); err != nil {
+			t.Fatal(err)
+		}
+		live := storedRecord(t, pl.store, "wxlive").State
+		list := []component.Import{{AppID: "wxlive", RefreshToken: "other"}, {AppID: "wxgone", RefreshToken: "new"}}
+		done, err := pl.p.Import(t.Context(), list, false)
+		want := []component.ImportResult{{AppID: "wxlive", Result: component.SkippedExisting}, {AppID: "wxgone", Result: component.Imported}}
+		if err != nil || fmt.Sprint(done) != fmt.Sprint(want) {
+			t.Fatalf("Import = %v, %v; want %v", done, err, want)
+		}
+		if got := storedRecord(t, pl.store, "wxlive").State; got != live {
+			t.Fatalf("a live authorizer's refresh token became %q", got)
+		}
+		if rec := storedRecord(t, pl.store, "wxgone"); rec.State != "new" || rec.Revoked {
+			t.Fatalf("the withdrawn authorizer holds %+v after its import, want refresh token new", rec)
+		}
+		if _, err := pl.p.Import(t.Context(), []component.Import{list[0], list[0]}, true); !errors.Is(err, component.ErrInvalidImport) {
+			t.Fatalf("an appid listed twice: %v, want ErrInvalidImport", err)
+		}
+		done, err = pl.p.Import(t.Context(), list[:1], true)
+		if err != nil || len(done) != 1 || done[0].Result != component.Replaced || storedRecord(t, pl.store, "wxlive").State != "other" {
+			t.Fatalf("Import with replace = %v, %v; want wxlive replaced", done, err)
 		}
 	})
 }

@@ -190,11 +190,16 @@ type Client struct {
 	// Allow lists credential ids; "*" allows all, and "<component id>/*"
 	// every authorizer of that third-party platform.
 	Allow []string `yaml:"allow"`
+	// Import lists the third-party platforms (component credential ids)
+	// the client may import authorizers into. Importing writes refresh
+	// tokens that cannot be fetched again, so it is a permission of its
+	// own: neither allow nor "*" grants it.
+	Import []string `yaml:"import"`
 }
 
 // LogValue keeps the key out of logs.
 func (c Client) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("name", c.Name), slog.Any("allow", c.Allow))
+	return slog.GroupValue(slog.String("name", c.Name), slog.Any("allow", c.Allow), slog.Any("import", c.Import))
 }
 
 // KeyHash returns the SHA-256 of the client's key.

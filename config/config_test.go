@@ -72,10 +72,13 @@ credentials:
     secret: s
     callback: {token: t}
 clients:
-  - {name: platform-web, key: 0123456789abcdef, allow: [wx00000000000c0001, wx00000000000c0001/*]}
+  - {name: platform-web, key: 0123456789abcdef, allow: [wx00000000000c0001, wx00000000000c0001/*], import: [wx00000000000c0001]}
 `), env(nil))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got := c.Clients[0].Import; len(got) != 1 || got[0] != "wx00000000000c0001" {
+		t.Fatalf("import = %q, want [wx00000000000c0001]", got)
 	}
 	if c.Credentials[0].ID != "wx00000000000c0001" || c.Callbacks.MaxSkew != 5*time.Minute {
 		t.Fatalf("component id = %q, max_skew = %s; want defaults wx00000000000c0001 and 5m", c.Credentials[0].ID, c.Callbacks.MaxSkew)
@@ -131,6 +134,7 @@ func TestParseBad(t *testing.T) {
 		{"client sha", base(okCred, "  - {name: c, key_sha256: xyz, allow: [wx0000000000000001]}\n"), "key_sha256: want 64 hex"},
 		{"client allow", base(okCred, "  - {name: c, key: 0123456789abcdef, allow: [nope]}\n"), "unknown credential \"nope\""},
 		{"client allow empty", base(okCred, "  - {name: c, key: 0123456789abcdef}\n"), ".allow: required"},
+		{"client import", base(okCred, "  - {name: c, key: 0123456789abcdef, allow: [wx0000000000000001], import: [wx0000000000000001]}\n"), "(c).import: \"wx0000000000000001\" is not a credential of kind component"},
 		{"client name", base(okCred, "  - {key: 0123456789abcdef, allow: [wx0000000000000001]}\n"), "clients[0].name: required"},
 		{"client dup name", base(okCred, okClient+"  - {name: c, key: 0123456789abcdeX, allow: [wx0000000000000001]}\n"), "duplicate name"},
 		{"client dup key", base(okCred, okClient+"  - {name: d, key: 0123456789abcdef, allow: [wx0000000000000001]}\n"), "same key as another client"},

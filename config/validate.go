@@ -331,5 +331,10 @@ func (cl Client) validate(f string, ids, components map[string]bool) []error {
 			bad("allow", "unknown credential %q", id)
 		}
 	}
+	for _, id := range cl.Import {
+		if !components[id] {
+			bad("import", "%q is not a credential of kind component", id)
+		}
+	}
 	return errs
 }

@@ -15,12 +15,17 @@ type Client struct {
 	KeyHash [32]byte
 	// Allow lists the credential ids it may see; "*" allows all.
 	Allow []string
+	// Import lists the third-party platforms it may import authorizers
+	// into. Allow does not imply it, not even "*": an import writes
+	// refresh tokens, the one thing WeChat cannot give back.
+	Import []string
 }
 
 type client struct {
-	name  string
-	all   bool
-	allow map[string]bool
+	name    string
+	all     bool
+	allow   map[string]bool
+	imports map[string]bool
 }
 
 // allowed reports whether the client may use credential id, owned by the
@@ -37,12 +42,15 @@ type clients map[[32]byte]*client
 func newClients(list []Client) clients {
 	cs := make(clients, len(list))
 	for _, c := range list {
-		cl := &client{name: c.Name, allow: map[string]bool{}}
+		cl := &client{name: c.Name, allow: map[string]bool{}, imports: map[string]bool{}}
 		for _, id := range c.Allow {
 			if id == "*" {
 				cl.all = true
 			}
 			cl.allow[id] = true
+		}
+		for _, id := range c.Import {
+			cl.imports[id] = true
 		}
 		cs[c.KeyHash] = cl
 	}

@@ -2,9 +2,10 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -111,7 +112,7 @@ func (s *Server) receive(kind string) func(http.ResponseWriter, *http.Request) e
 		if err := s.checkTime(ts); err != nil {
 			return err
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, callback.MaxBodySize))
+		body, err := readBody(w, r, callback.MaxBodySize)
 		if err != nil {
 			return err
 		}
@@ -124,18 +125,26 @@ func (s *Server) receive(kind string) func(http.ResponseWriter, *http.Request) e
 		case !callback.VerifySignature(cb.Token, ts, nonce, q.Get("signature")):
 			return errSignature
 		}
-		key := cb.Kind + "/" + cb.ID + "/" + ts + "/" + nonce
-		if !s.nonces.add(key, time.Now()) {
+		key := replayKey(cb, ts, nonce, q.Get("msg_signature"), q.Get("signature"))
+		// A timestamp may be maxSkew old or maxSkew ahead: the push
+		// would pass the time check for twice that.
+		fresh, err := s.claims.Claim(r.Context(), key, 2*s.maxSkew)
+		if err != nil {
+			// Accepting it unchecked would let a replay through; WeChat
+			// delivers a push again when it is not acknowledged.
+			return &replayUnchecked{err}
+		}
+		if !fresh {
 			return errReplay
 		}
 		if cb.Handler != nil {
 			ev, err := callback.ParseEvent(plain)
 			if err != nil {
-				s.nonces.forget(key)
+				s.unclaim(key)
 				return err
 			}
 			if err := cb.Handler.Handle(r.Context(), ev); err != nil {
-				s.nonces.forget(key) // WeChat delivers it again
+				s.unclaim(key) // WeChat delivers it again
 				return &notStored{err}
 			}
 		}
@@ -143,6 +152,35 @@ func (s *Server) receive(kind string) func(http.ResponseWriter, *http.Request) e
 		return nil
 	}
 }
+
+// replayKey names a push for its claim: the endpoint, then a digest of
+// what WeChat signs it with. A replay carries the same timestamp, nonce
+// and signature (they are all a recorder has); the digest bounds the key
+// whatever the query holds.
+func replayKey(cb *Callback, ts, nonce, msgSignature, signature string) string {
+	h := sha256.Sum256([]byte(ts + "\n" + nonce + "\n" + msgSignature + "\n" + signature))
+	return "push/" + cb.Kind + "/" + cb.ID + "/" + hex.EncodeToString(h[:])
+}
+
+// unclaim drops the claim of a push that was refused after it was
+// claimed, so that WeChat's next delivery of it is not taken for a replay.
+func (s *Server) unclaim(key string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.claims.Unclaim(ctx, key); err != nil {
+		s.log.Warn("push refused, but its claim stays: WeChat's next delivery of it will be taken for a replay",
+			"key", key, "err", err)
+	}
+}
+
+// replayUnchecked is a push that could not be checked against those
+// already accepted, because the store could not be reached.
+type replayUnchecked struct{ err error }
+
+func (e *replayUnchecked) Error() string {
+	return "push not checked for replay, deliver again: " + e.err.Error()
+}
+func (e *replayUnchecked) Unwrap() error { return e.err }
 
 func writeText(w http.ResponseWriter, b []byte) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -14,7 +14,7 @@ import (
 // Platform is what the API needs of a third-party platform.
 type Platform interface {
 	PreAuth(ctx context.Context, redirectURI string, authType int) (code string, expiresIn time.Duration, pageURL string, err error)
-	Import(ctx context.Context, list []component.Import) (int, error)
+	Import(ctx context.Context, list []component.Import, replace bool) ([]component.ImportResult, error)
 	Page(ids []string, cursor string, limit int) ([]*token.Snapshot, string)
 }
 
@@ -58,13 +58,26 @@ func (s *Server) preAuthCode(w http.ResponseWriter, r *http.Request) error {
 // maxImportBody fits MaxImport authorizers.
 const maxImportBody = 512 << 10
 
+// importAuthorizers takes authorizers migrated from another system. It
+// needs the client's import permission for the platform; replacing the
+// refresh token of an authorizer held already also needs the client to be
+// allowed that authorizer. Both are checked before anything is written.
 func (s *Server) importAuthorizers(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.platform(r)
+	id := r.PathValue("id")
+	c, err := s.clients.authenticate(r)
 	if err != nil {
 		return err
 	}
+	if !c.imports[id] {
+		return &notPermitted{"importing authorizers into " + id + " needs the import permission: list it in the client's import (import: [" + id + "]); being allowed to read the platform does not grant it"}
+	}
+	p := s.platforms[id]
+	if p == nil {
+		return token.ErrUnknown
+	}
 	var req struct {
 		Authorizers []component.Import `json:"authorizers"`
+		Replace     bool               `json:"replace"`
 	}
 	if err := decodeJSON(w, r, maxImportBody, &req); err != nil {
 		return err
@@ -72,13 +85,32 @@ func (s *Server) importAuthorizers(w http.ResponseWriter, r *http.Request) error
 	if len(req.Authorizers) == 0 {
 		return &badRequest{"authorizers is required: [{authorizer_appid, authorizer_refresh_token}]"}
 	}
-	n, err := p.Import(r.Context(), req.Authorizers)
-	c, _ := s.clients.authenticate(r)
-	s.log.Info("authorizers imported", "client", c.name, "credential", r.PathValue("id"), "imported", n, "of", len(req.Authorizers))
-	if err != nil {
-		return importError{n, err}
+	if req.Replace {
+		for _, a := range req.Authorizers {
+			if !c.allowed(a.AppID, id) {
+				return &notPermitted{"replace needs the client to be allowed every authorizer listed (" + id + "/* or the appid); it is not allowed " + a.AppID}
+			}
+		}
 	}
-	writeJSON(w, http.StatusOK, map[string]int{"imported": n})
+	done, err := p.Import(r.Context(), req.Authorizers, req.Replace)
+	count := map[string]int{component.Imported: 0, component.Replaced: 0, component.SkippedExisting: 0}
+	for _, d := range done {
+		count[d.Result]++
+		if d.Result == component.Replaced {
+			s.log.Warn("authorizer refresh token replaced by import", "client", c.name, "credential", d.AppID, "component", id)
+		}
+	}
+	s.log.Info("authorizers imported", "client", c.name, "credential", id, "imported", count[component.Imported],
+		"replaced", count[component.Replaced], "skipped_existing", count[component.SkippedExisting], "of", len(req.Authorizers))
+	if err != nil {
+		return importError{len(done), err}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		component.Imported:        count[component.Imported],
+		component.Replaced:        count[component.Replaced],
+		component.SkippedExisting: count[component.SkippedExisting],
+		"authorizers":             done,
+	})
 	return nil
 }
 
@@ -89,7 +121,7 @@ type importError struct {
 }
 
 func (e importError) Error() string {
-	return e.err.Error() + " (" + strconv.Itoa(e.done) + " imported before it)"
+	return e.err.Error() + " (" + strconv.Itoa(e.done) + " authorizers handled before it)"
 }
 func (e importError) Unwrap() error { return e.err }
 

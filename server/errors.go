@@ -35,6 +35,12 @@ func (e *methodNotAllowed) Error() string {
 	return fmt.Sprintf("method %s not allowed here; use %s", e.method, strings.Join(e.allow, " or "))
 }
 
+// notPermitted is a request the client's key lacks a permission for; the
+// message names the permission.
+type notPermitted struct{ msg string }
+
+func (e *notPermitted) Error() string { return e.msg }
+
 // badRequest is a request the client must fix.
 type badRequest struct{ msg string }
 
@@ -60,6 +66,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if mna, ok := errors.AsType[*methodNotAllowed](err); ok {
 		w.Header().Set("Allow", strings.Join(mna.allow, ", "))
 	}
+	if errors.As(err, new(*bodyError)) {
+		// Anyone can send a body cut short; at error level, that would let
+		// an outsider flood the log.
+		s.log.Debug("request body not read", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
 	if status >= 500 && status != http.StatusServiceUnavailable && status != http.StatusBadGateway {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
@@ -77,14 +88,25 @@ func classify(err error) (int, apiError) {
 		blocked *token.BlockedError
 		fetch   *token.FetchError
 	)
-	var stale *staleError
+	var (
+		stale *staleError
+		body  *bodyError
+	)
 	switch {
+	// The client's own failures first: they may wrap a net.Error, which
+	// further down would be taken for a failed call to WeChat.
+	case errors.As(err, &body) && body.timeout():
+		return http.StatusRequestTimeout, apiError{Code: "request_timeout", Message: "request body not received within the server's read timeout"}
+	case errors.As(err, &body):
+		return http.StatusBadRequest, apiError{Code: "bad_request", Message: err.Error()}
 	case errors.Is(err, errSignature), errors.Is(err, callback.ErrSignature):
 		return http.StatusUnauthorized, apiError{Code: "bad_signature", Message: err.Error()}
 	case errors.As(err, &stale):
 		return http.StatusBadRequest, apiError{Code: "stale_timestamp", Message: err.Error()}
 	case errors.Is(err, errReplay):
 		return http.StatusConflict, apiError{Code: "replayed", Message: err.Error()}
+	case errors.As(err, new(*replayUnchecked)):
+		return http.StatusServiceUnavailable, apiError{Code: "store_unavailable", Message: err.Error()}
 	case errors.Is(err, callback.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, apiError{Code: "too_large", Message: err.Error()}
 	case errors.Is(err, callback.ErrMalformed), errors.Is(err, callback.ErrCiphertext),
@@ -101,6 +123,8 @@ func classify(err error) (int, apiError) {
 	case errors.Is(err, errNoKey), errors.Is(err, errBadKey):
 		return http.StatusUnauthorized, apiError{Code: "unauthorized", Message: err.Error()}
 	case errors.Is(err, errForbidden):
+		return http.StatusForbidden, apiError{Code: "forbidden", Message: err.Error()}
+	case errors.As(err, new(*notPermitted)):
 		return http.StatusForbidden, apiError{Code: "forbidden", Message: err.Error()}
 	case errors.Is(err, token.ErrUnknown):
 		return http.StatusNotFound, apiError{Code: "not_found", Message: "unknown credential"}
@@ -119,6 +143,10 @@ func classify(err error) (int, apiError) {
 		return http.StatusServiceUnavailable, withCause(apiError{Code: "blocked", Message: blocked.Error()}, blocked.Cause)
 	case errors.As(err, &unavail):
 		return http.StatusServiceUnavailable, withCause(apiError{Code: "unavailable", Message: unavail.Error()}, unavail.Cause)
+	case errors.As(err, new(*token.StoreError)):
+		// Before the upstream cases: the store's own failure may wrap a
+		// net.Error (Redis unreachable), which is not WeChat's.
+		return http.StatusServiceUnavailable, apiError{Code: "store_unavailable", Message: err.Error()}
 	case errors.As(err, &fetch):
 		e := apiError{Code: "upstream_error", Message: fetch.Error()}
 		if api, ok := errors.AsType[*wechat.APIError](err); ok {
@@ -136,8 +164,6 @@ func classify(err error) (int, apiError) {
 		return http.StatusServiceUnavailable, apiError{Code: "timeout", Message: "gave up waiting for the refresh"}
 	case errors.Is(err, token.ErrClosed):
 		return http.StatusServiceUnavailable, apiError{Code: "shutting_down", Message: "server is shutting down"}
-	case errors.As(err, new(*token.StoreError)):
-		return http.StatusServiceUnavailable, apiError{Code: "store_unavailable", Message: err.Error()}
 	case errors.As(err, new(*notStored)):
 		return http.StatusServiceUnavailable, apiError{Code: "not_stored", Message: err.Error()}
 	}

@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/wxtoken/wxtoken/store"
+	"github.com/wxtoken/wxtoken/store/memory"
 	"github.com/wxtoken/wxtoken/token"
 	"github.com/wxtoken/wxtoken/wechat"
 )
@@ -45,6 +46,11 @@ type Config struct {
 	// MaxSkew is the accepted distance of a callback's timestamp from our
 	// clock, either way (default 5m).
 	MaxSkew time.Duration
+	// Claims records the pushes accepted while their timestamps would
+	// still pass, so that a replay is refused. Give it the store, so that
+	// the next process, and every instance sharing the store, refuses it
+	// too; nil keeps the record in this process's memory only.
+	Claims store.Claimer
 	// Platforms are the third-party platforms, by credential id.
 	Platforms map[string]Platform
 	// Upstreams reports WeChat's hosts and which one is in use; nil
@@ -63,7 +69,7 @@ type Server struct {
 
 	callbacks map[string]*Callback
 	maxSkew   time.Duration
-	nonces    *nonces
+	claims    store.Claimer
 	platforms map[string]Platform
 	upstreams func() []wechat.UpstreamStatus
 	endpoints []endpoint
@@ -84,13 +90,16 @@ func New(cfg Config) (*Server, error) {
 
 		callbacks: map[string]*Callback{},
 		maxSkew:   cfg.MaxSkew,
+		claims:    cfg.Claims,
 		platforms: cfg.Platforms,
 		upstreams: cfg.Upstreams,
 	}
 	if s.maxSkew <= 0 {
 		s.maxSkew = 5 * time.Minute
 	}
-	s.nonces = newNonces(s.maxSkew)
+	if s.claims == nil {
+		s.claims = memory.New()
+	}
 	for i := range cfg.Callbacks {
 		cb := &cfg.Callbacks[i]
 		if cb.Kind != "mp" && cb.Crypter == nil {
@@ -269,24 +278,6 @@ func (s *Server) invalidate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeToken(w, snap, result)
-	return nil
-}
-
-// decodeJSON reads one JSON object of at most limit bytes into v.
-func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
-	if err := dec.Decode(v); err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return err
-		}
-		if errors.Is(err, io.EOF) {
-			return &badRequest{"request body is empty: want a JSON object"}
-		}
-		return &badRequest{"malformed JSON: " + err.Error()}
-	}
-	if dec.More() {
-		return &badRequest{"malformed JSON: trailing data after the object"}
-	}
 	return nil
 }
 

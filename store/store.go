@@ -8,6 +8,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -53,10 +54,12 @@ type Entry struct {
 //   - Keys are non-empty strings of at most 512 bytes; values at most 1 MiB.
 //   - Watch reports writes as the Watcher doc says; storetest.RunShared
 //     checks, for shared backends, that it reports a peer's writes too.
+//   - Claim and Unclaim behave as the Claimer doc says.
 //
 // The Locker half lets exactly one refresher work on a credential at a
 // time across everything that shares the store; the Watcher half lets the
-// others learn of its result without polling for it.
+// others learn of its result without polling for it; the Claimer half
+// lets each of them refuse what any of them has already accepted.
 type Store interface {
 	Get(ctx context.Context, key string) (Entry, error)
 	Put(ctx context.Context, key string, value []byte, expect uint64) (uint64, error)
@@ -64,6 +67,7 @@ type Store interface {
 	List(ctx context.Context, prefix string) ([]string, error)
 	Locker
 	Watcher
+	Claimer
 	// Close releases the store's resources and ends every Watch. Calls
 	// after Close return ErrClosed.
 	Close() error
@@ -81,6 +85,25 @@ type Watcher interface {
 	// Closing the store closes the channel too. A reader that stops
 	// reading never blocks a writer: it gets "" once it reads again.
 	Watch(ctx context.Context, prefix string) (<-chan string, error)
+}
+
+// Claimer records keys that may be used once within a time window, such
+// as the signatures of WeChat pushes already accepted, so that a replay is
+// refused by every instance sharing the store, and after a restart.
+type Claimer interface {
+	// Claim atomically records key for ttl, if it is not recorded already:
+	// it reports true when this call recorded it, and false, changing
+	// nothing, while an earlier claim of key has not expired. Of
+	// concurrent Claims of one key, by anyone sharing the store, exactly
+	// one reports true. A claim reported true is stored as durably as a
+	// Put. Keys have the limits of Check; a ttl under a millisecond is
+	// ErrInvalid. Claims are kept apart from values: Get, List, Delete and
+	// Watch never see them, and a claim's key may also name a value.
+	Claim(ctx context.Context, key string, ttl time.Duration) (bool, error)
+	// Unclaim drops key's claim, so that work the claim guarded, having
+	// failed, can be claimed and done again. Dropping a key that is not
+	// claimed is not an error.
+	Unclaim(ctx context.Context, key string) error
 }
 
 // Locker hands out named, time-limited leases.
@@ -120,4 +143,12 @@ func Check(key string, value []byte) error {
 		return ErrInvalid
 	}
 	return nil
+}
+
+// CheckClaim validates a claim's key and ttl, as Check does a value's.
+func CheckClaim(key string, ttl time.Duration) error {
+	if ttl < time.Millisecond {
+		return fmt.Errorf("%w: claim ttl %v is under a millisecond", ErrInvalid, ttl)
+	}
+	return Check(key, nil)
 }

@@ -114,10 +114,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	var clients []server.Client
 	for _, c := range cfg.Clients {
-		clients = append(clients, server.Client{Name: c.Name, KeyHash: c.KeyHash(), Allow: c.Allow})
+		clients = append(clients, server.Client{Name: c.Name, KeyHash: c.KeyHash(), Allow: c.Allow, Import: c.Import})
 	}
 	api, err := server.New(server.Config{Tokens: m.tokens, Clients: clients, Logger: m.Logger,
-		Callbacks: callbacks, MaxSkew: cfg.Callbacks.MaxSkew, Platforms: apiPlatforms, Upstreams: up.Upstreams})
+		Callbacks: callbacks, MaxSkew: cfg.Callbacks.MaxSkew, Claims: m.store, Platforms: apiPlatforms, Upstreams: up.Upstreams})
 	if err != nil {
 		return err
 	}

@@ -781,3 +781,26 @@ func TestClusterDurableAcrossRedisRestart(t *testing.T) {
 		t.Errorf("authorizer dead uses = %d, want 2 (one check of each token ended on purpose)", st.DeadUses)
 	}
 }
+
+// TestReportWithRedisDown: a report that cannot be acted on because Redis
+// is unreachable answers 503 store_unavailable, as documented. Before, the
+// store's error wrapped a connection error, which the error mapping took
+// for WeChat's: 502 upstream_error.
+func TestReportWithRedisDown(t *testing.T) {
+	_, up := upstream(t, wxtest.Config{})
+	rs := redistest.New(t, redistest.Options{})
+	n := startNode(t, clusterConfig{Redis: rs.Addr(), Upstream: up, Refresh: "{min_force_interval: 100ms}"}.yaml())
+	tok := getToken(t, n.addr(), "wx1").AccessToken
+	rs.Stop()
+	req, _ := http.NewRequest("POST", "http://"+n.addr()+"/v1/tokens/wx1/invalidate", strings.NewReader(fmt.Sprintf(`{"access_token":%q}`, tok)))
+	req.Header.Set("Authorization", "Bearer "+clientKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), `"code":"store_unavailable"`) {
+		t.Fatalf("report with Redis down: %d %s, want 503 store_unavailable", resp.StatusCode, b)
+	}
+}

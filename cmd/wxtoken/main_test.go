@@ -1,19 +1,26 @@
 package main
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/wxtoken/wxtoken/config"
+	"github.com/wxtoken/wxtoken/store/bolt"
 	"github.com/wxtoken/wxtoken/wechat"
 	"github.com/wxtoken/wxtoken/wxtest"
 )
@@ -194,4 +201,115 @@ func TestClientsNeverHoldDeadTokens(t *testing.T) {
 		t.Fatalf("issued %d classic and %d stable tokens in 30 s; the test did not cross refreshes", s1.Issued, s2.Issued)
 	}
 	t.Logf("%d uses; classic: %d tokens, stable: %d tokens, 0 dead", uses, s1.Issued, s2.Issued)
+}
+
+// TestSecondMainOnDataDirRefused: a second instance on a data directory
+// in use fails with the store's error. Before, the failed open left a nil
+// *bolt.Store in Main's store interface and cleanup called Close on it:
+// a nil pointer panic instead of the message.
+func TestSecondMainOnDataDirRefused(t *testing.T) {
+	_, up := upstream(t, wxtest.Config{})
+	dir := t.TempDir()
+	first := startMain(t, dir, up, 0)
+	defer first.Close()
+	cfg := *first.Config
+	second := &Main{Config: &cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := second.Run(t.Context()); !errors.Is(err, bolt.ErrInUse) {
+		t.Fatalf("second Run on the same data directory: %v, want bolt.ErrInUse", err)
+	}
+}
+
+// TestServeRefusesDamagedStore: "wxtoken serve" on a data directory whose
+// file is damaged exits with an error naming the file. Before, a file cut
+// short killed the process with SIGBUS, and garbage in its pages panicked:
+// a crash dump instead of a message.
+func TestServeRefusesDamagedStore(t *testing.T) {
+	bin := buildBinary(t)
+	_, up := upstream(t, wxtest.Config{})
+	healthy := filledStoreFile(t)
+	tests := []struct {
+		name   string
+		damage func(data []byte) []byte
+	}{
+		{"cut inside the freelist page", func(data []byte) []byte {
+			// Meta page 0 or 1, whichever has the higher transaction id,
+			// is in use; 16 bytes of page header, then its fields. The
+			// freelist page lies past the cut but inside bbolt's map,
+			// whose size is a power of two: reading it is a SIGBUS.
+			ne, p := binary.NativeEndian, 0
+			if ne.Uint64(data[4096+16+48:]) > ne.Uint64(data[16+48:]) {
+				p = 1
+			}
+			off := int(ne.Uint64(data[p*4096+16+32:])) * 4096
+			return data[:off-1]
+		}},
+		{"garbage after the meta pages", func(data []byte) []byte {
+			r := rand.New(rand.NewPCG(1, 2))
+			for i := 2 * 4096; i < len(data); i++ {
+				data[i] = byte(r.Uint32())
+			}
+			return data
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			data := filepath.Join(dir, "data")
+			os.Mkdir(data, 0o700)
+			file := filepath.Join(data, bolt.FileName)
+			if err := os.WriteFile(file, tt.damage(bytes.Clone(healthy)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "wxtoken.yaml")
+			os.WriteFile(path, []byte(configYAML(data, "127.0.0.1:0", up, 0)), 0o600)
+			cmd := exec.Command(bin, "serve", "--config", path)
+			cmd.Env = append(os.Environ(), "WX1_SECRET=secret1", "WX2_SECRET=secret2")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			done := make(chan error, 1)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			go func() { done <- cmd.Wait() }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(20 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("serve on a damaged store did not exit; it said:\n%s", stderr.String())
+			}
+			out := stderr.String()
+			if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(out, "wxtoken: bolt: data file is damaged: "+file) {
+				t.Errorf("exit %d (%v), stderr:\n%s\nwant exit 1 and an error naming %s", code, err, out, file)
+			}
+			for _, crash := range []string{"panic", "fatal error", "SIGBUS", "goroutine "} {
+				if strings.Contains(out, crash) {
+					t.Fatalf("serve crashed:\n%s", out)
+				}
+			}
+		})
+	}
+}
+
+// filledStoreFile returns the bytes of a store file holding 200
+// authorizer-like records: several pages of each kind.
+func filledStoreFile(t *testing.T) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := bolt.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		v := fmt.Sprintf(`{"token":"%d_abcdefghijklmnopqrstuvwxyz","state":"refreshtoken@@@%d"}`, i, i)
+		if _, err := s.Put(t.Context(), fmt.Sprintf("token/wxauth%04d", i), []byte(v), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	data, err := os.ReadFile(filepath.Join(dir, bolt.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }

@@ -29,6 +29,8 @@ type Store struct {
 	db *bbolt.DB
 	store.LocalLocker
 	hub store.Hub
+
+	lastPrune time.Time // of expired claims; see Claim
 }
 
 var _ store.Store = (*Store)(nil)
@@ -36,26 +38,51 @@ var _ store.Store = (*Store)(nil)
 // ErrInUse reports that another process holds the data directory.
 var ErrInUse = errors.New("bolt: data directory is in use by another process")
 
-// Open opens or creates the store in dir, creating dir if needed.
+// Open opens or creates the store in dir, creating dir if needed. A
+// damaged file is refused with ErrDamaged.
 func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("bolt: create data directory: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("%w: %s", ErrInUse, path)
+	if err := checkFile(path); err != nil {
+		return nil, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
-	}
-	err = db.Update(func(tx *bbolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucket)
+	var db *bbolt.DB
+	err := guard(path, func() (err error) {
+		db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
 		return err
 	})
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return nil, fmt.Errorf("%w: %s", ErrInUse, path)
+	case errors.Is(err, ErrDamaged):
+		return nil, err
+	case err != nil:
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	err = guard(path, func() error { return verify(db) })
+	if err != nil && !errors.Is(err, ErrDamaged) {
+		err = damaged(path, "consistency check: %v", err)
+	}
+	if err == nil {
+		err = guard(path, func() error {
+			return db.Update(func(tx *bbolt.Tx) error {
+				for _, name := range [][]byte{bucket, claimBucket} {
+					if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		})
+	}
 	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("bolt: init %s: %w", path, err)
+		guard(path, db.Close)
+		if !errors.Is(err, ErrDamaged) {
+			err = fmt.Errorf("bolt: init %s: %w", path, err)
+		}
+		return nil, err
 	}
 	return &Store{db: db}, nil
 }

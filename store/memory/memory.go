@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/wxtoken/wxtoken/store"
 )
@@ -19,15 +20,19 @@ type Store struct {
 	store.LocalLocker
 	hub store.Hub
 
-	mu     sync.Mutex
-	m      map[string]store.Entry
-	closed bool
+	mu        sync.Mutex
+	m         map[string]store.Entry
+	claims    map[string]time.Time // key → expiry
+	lastPrune time.Time
+	closed    bool
 }
 
 var _ store.Store = (*Store)(nil)
 
 // New returns an empty store.
-func New() *Store { return &Store{m: make(map[string]store.Entry)} }
+func New() *Store {
+	return &Store{m: make(map[string]store.Entry), claims: make(map[string]time.Time)}
+}
 
 func (s *Store) begin(ctx context.Context, key string, value []byte) error {
 	if err := ctx.Err(); err != nil {
@@ -104,6 +109,44 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 	}
 	sort.Strings(keys)
 	return keys, nil
+}
+
+// Claim implements store.Store.
+func (s *Store) Claim(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if err := store.CheckClaim(key, ttl); err != nil {
+		return false, err
+	}
+	if err := s.begin(ctx, key, nil); err != nil {
+		return false, err
+	}
+	defer s.mu.Unlock()
+	now := time.Now()
+	if now.Sub(s.lastPrune) >= pruneEvery {
+		s.lastPrune = now
+		for k, until := range s.claims {
+			if !now.Before(until) {
+				delete(s.claims, k)
+			}
+		}
+	}
+	if until, ok := s.claims[key]; ok && now.Before(until) {
+		return false, nil
+	}
+	s.claims[key] = now.Add(ttl)
+	return true, nil
+}
+
+// pruneEvery is how often Claim drops expired claims.
+const pruneEvery = time.Minute
+
+// Unclaim implements store.Store.
+func (s *Store) Unclaim(ctx context.Context, key string) error {
+	if err := s.begin(ctx, key, nil); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	delete(s.claims, key)
+	return nil
 }
 
 // Watch implements store.Store.

@@ -116,11 +116,12 @@ var _ store.Store = (*Store)(nil)
 type keyspace struct {
 	data    string // prefix of values: data+key
 	lease   string // prefix of leases: lease+name
+	claim   string // prefix of claims: claim+key
 	channel string // where writes are announced
 }
 
 func newKeyspace(prefix string) keyspace {
-	return keyspace{data: prefix + "kv:", lease: prefix + "lease:", channel: prefix + "changes"}
+	return keyspace{data: prefix + "kv:", lease: prefix + "lease:", claim: prefix + "claim:", channel: prefix + "changes"}
 }
 
 // Open connects to Redis, checks that it answers and, unless
@@ -253,6 +254,32 @@ func (s *Store) Delete(ctx context.Context, key string, expect uint64) error {
 		return store.ErrNotFound
 	case r < 0:
 		return store.ErrConflict
+	}
+	return nil
+}
+
+// Claim implements store.Store with SET NX PX: Redis expires the claim.
+func (s *Store) Claim(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if err := store.CheckClaim(key, ttl); err != nil {
+		return false, err
+	}
+	if err := s.ready(ctx, key, nil); err != nil {
+		return false, err
+	}
+	ok, err := s.client.SetNX(ctx, s.keys.claim+key, "1", ttl).Result()
+	if err != nil {
+		return false, s.fail(ctx, "claim", key, err)
+	}
+	return ok, nil
+}
+
+// Unclaim implements store.Store.
+func (s *Store) Unclaim(ctx context.Context, key string) error {
+	if err := s.ready(ctx, key, nil); err != nil {
+		return err
+	}
+	if err := s.client.Del(ctx, s.keys.claim+key).Err(); err != nil {
+		return s.fail(ctx, "unclaim", key, err)
 	}
 	return nil
 }

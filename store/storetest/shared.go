@@ -21,6 +21,7 @@ func RunShared(t *testing.T, open func(t *testing.T) (a, b store.Store)) {
 		{"Watch", testSharedWatch},
 		{"Lock", testSharedLock},
 		{"Fencing", testFencing},
+		{"Claim", testSharedClaim},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

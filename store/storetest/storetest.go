@@ -42,6 +42,13 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"WatchSlowReader", testWatchSlowReader},
 		{"WatchClosed", testWatchClosed},
 		{"Closed", testClosed},
+		{"Claim", testClaim},
+		{"ClaimExpires", testClaimExpires},
+		{"ClaimConcurrent", testClaimConcurrent},
+		{"ClaimApart", testClaimApart},
+		{"ClaimLimits", testClaimLimits},
+		{"ClaimCancelled", testClaimCancelled},
+		{"ClaimClosed", testClaimClosed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
