@@ -203,8 +203,8 @@ func awaitCount(t *testing.T, what string, count func() int, want int, deadline 
 
 // forceNew ends stale at the fake (as a second system fetching with the
 // secret would: a report of a token WeChat still accepts is answered
-// with that token) and reports it to addr until a new token is stored, retrying
-// while MinForceInterval refuses (429), and returns the new token.
+// with that token) and reports it to addr until a new token is stored,
+// and returns the new token.
 func forceNew(t *testing.T, hc *http.Client, fake *wxtest.Fake, account, addr, id, stale string) string {
 	t.Helper()
 	fake.Expire(account)
@@ -216,7 +216,11 @@ func forceNew(t *testing.T, hc *http.Client, fake *wxtest.Fake, account, addr, i
 			return tr.AccessToken
 		case err == nil && status == http.StatusOK:
 			t.Fatalf("invalidate %s on %s answered the reported token", id, addr)
-		case err == nil && status != http.StatusTooManyRequests:
+		// 429: too soon after the last fetch. 502: the refresh failed and
+		// is retried on its backoff, as when an authorizer's fetch met a
+		// component token a peer had just replaced and WeChat ended,
+		// before this instance heard of the new one. Both are retried.
+		case err == nil && status != http.StatusTooManyRequests && status != http.StatusBadGateway:
 			t.Fatalf("invalidate %s on %s: status %d", id, addr, status)
 		case time.Now().After(end):
 			t.Fatalf("invalidate %s on %s: no new token within 20s (last %d, %v)", id, addr, status, err)
@@ -774,11 +778,12 @@ func TestClusterDurableAcrossRedisRestart(t *testing.T) {
 	if st.ComponentTokenCalls != compCalls+1 {
 		t.Errorf("component token calls after the restarts = %d, want 1", st.ComponentTokenCalls-compCalls)
 	}
-	// Two authorizer tokens were ended on purpose, and each report of one
-	// was checked with WeChat once before it was replaced: those checks
-	// are the only uses of a dead token.
-	if st := fake.Stats(auth); st.DeadUses != 2 {
-		t.Errorf("authorizer dead uses = %d, want 2 (one check of each token ended on purpose)", st.DeadUses)
+	// Two authorizer tokens were ended on purpose, and a report of one is
+	// checked with WeChat before it is replaced (once, or once more after
+	// a refresh that met a stale component token): those checks are the
+	// only uses of a dead token.
+	if st := fake.Stats(auth); st.DeadUses < 2 || st.DeadUses > 4 {
+		t.Errorf("authorizer dead uses = %d, want 2 to 4 (the checks of the tokens ended on purpose)", st.DeadUses)
 	}
 }
 
