@@ -86,6 +86,7 @@ func TestImportNeverOverwritesLiveAuthorizer(t *testing.T) {
 		t.Fatalf("stored refresh token %q after the imports, want WeChat's %q", got, want)
 	}
 	old := getToken(t, addr, auth).AccessToken
+	fake.Expire(auth) // a report of a token WeChat still accepts is answered with it
 	fresh := invalidate(t, addr, auth, old)
 	if _, err := (&wechat.Client{API: srv.URL}).CallbackIP(t.Context(), fresh); err != nil || fresh == old {
 		t.Fatalf("refresh after the refused imports gave %q (was %q): %v", fresh, old, err)
