@@ -121,6 +121,9 @@ func (m *Manager) fly(e *entry, f *flight, base string) {
 	defer m.wg.Done()
 	start := time.Now()
 	o := m.attempt(m.ctx, e, base, f)
+	if so, ok := m.solo(m.ctx, e, o); ok {
+		o = so
+	}
 
 	e.mu.Lock()
 	if !o.next.IsZero() {
