@@ -87,7 +87,13 @@ func (p *Platform) Import(ctx context.Context, list []Import, replace bool) ([]I
 			}
 			result = Replaced
 		}
-		if err := p.tokens.Add(ctx, p.authorizer(a.AppID), &token.Seed{State: a.RefreshToken}); err != nil {
+		err := p.tokens.Add(ctx, p.authorizer(a.AppID), &token.Seed{State: a.RefreshToken, KeepLive: !replace})
+		if errors.Is(err, token.ErrLive) {
+			// Stored by a peer, or by a push, since the snapshot above.
+			done = append(done, ImportResult{a.AppID, SkippedExisting})
+			continue
+		}
+		if err != nil {
 			return done, fmt.Errorf("authorizers[%d] (%s): %w", i, a.AppID, err)
 		}
 		done = append(done, ImportResult{a.AppID, result})

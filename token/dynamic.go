@@ -25,7 +25,16 @@ var ErrOwned = errors.New("token: credential id already in use")
 type Seed struct {
 	Token wechat.Token
 	State string
+	// KeepLive refuses the seed with ErrLive if the store holds durable
+	// state for the credential that is not revoked, so an import never
+	// overwrites a live authorization, whatever this instance has heard
+	// of yet: the check is made under the lease, on the stored record.
+	KeepLive bool
 }
+
+// ErrLive reports a Seed with KeepLive for a credential whose stored
+// authorization is live.
+var ErrLive = errors.New("token: a live authorization is stored")
 
 // Add starts managing c. With a seed, the seed's token and state are
 // stored durably (replacing what was stored for c, and lifting a
@@ -60,6 +69,9 @@ func (m *Manager) Add(ctx context.Context, c Credential, seed *Seed) error {
 	err := m.update(ctx, e, func(rec *record) error {
 		if rec.Owner != c.Owner && (rec.Owner != "" || rec.Token != "") {
 			return fmt.Errorf("%w: %q is stored for %s", ErrOwned, c.ID, ownerName(rec.Owner))
+		}
+		if seed.KeepLive && rec.State != "" && !rec.Revoked {
+			return ErrLive
 		}
 		now := time.Now()
 		rec.Token, rec.IssuedAt, rec.ExpiresAt = seed.Token.Value, now, now.Add(seed.Token.ExpiresIn)

@@ -1,0 +1,49 @@
+package token
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+
+	"github.com/wxtoken/wxtoken/wechat"
+	"github.com/wxtoken/wxtoken/wxtest"
+)
+
+// fixedSource is an authorizer-like source that never needs to be called
+// in these tests.
+type fixedSource struct{}
+
+func (fixedSource) Fetch(context.Context, bool) (wechat.Token, error) {
+	return wechat.Token{}, errors.New("not called in this test")
+}
+
+// TestSeedKeepLive: a seed that must not overwrite a live authorization is
+// refused on the stored record, even by an instance that has not yet heard
+// of that authorization, and the stored state is unchanged.
+func TestSeedKeepLive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, wxtest.Config{})
+		a := h.start(t)
+		b := h.start(t) // shares the store, knows nothing of "auth1"
+		cred := Credential{ID: "auth1", Kind: "authorizer", Owner: "plat", Source: fixedSource{}}
+		seed := &Seed{Token: wechat.Token{Value: "tok1", ExpiresIn: 7200e9}, State: "refresh-1"}
+		if err := a.Add(t.Context(), cred, seed); err != nil {
+			t.Fatal(err)
+		}
+		err := b.Add(t.Context(), cred, &Seed{State: "garbage", KeepLive: true})
+		if !errors.Is(err, ErrLive) {
+			t.Fatalf("a KeepLive seed over a live authorization: %v, want ErrLive", err)
+		}
+		rec, _, err := b.load(t.Context(), "auth1")
+		if err != nil || rec.State != "refresh-1" {
+			t.Fatalf("stored state after the refused seed = %q, %v; want refresh-1", rec.State, err)
+		}
+		if err := a.Revoke(t.Context(), "auth1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Add(t.Context(), cred, &Seed{State: "refresh-2", KeepLive: true}); err != nil {
+			t.Fatalf("a KeepLive seed over a revoked authorization: %v, want it taken", err)
+		}
+	})
+}
