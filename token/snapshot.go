@@ -68,6 +68,13 @@ func (m *Manager) snapshot(e *entry, rec record, next time.Time, cause *Cause) *
 			if !rec.Fetching.IsZero() {
 				s.ServeUntil = minTime(s.ServeUntil, rec.Fetching.Add(m.cfg.Overlap-safety))
 			}
+			if !rec.Fetching.IsZero() && rec.Reported {
+				// A caller reported it dead and its replacement began,
+				// perhaps in a process that died before storing it:
+				// it is not handed out; a request waits for the
+				// refresh instead (Await).
+				s.ServeUntil = time.Time{}
+			}
 		}
 	}
 	return s

@@ -22,7 +22,12 @@ func (f *Fake) serveClassic(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r, http.MethodGet) {
 		return
 	}
-	writeJSON(w, f.classic(r, q))
+	reply := f.classic(r, q)
+	if f.takeLoss(appid) {
+		<-r.Context().Done()
+		return
+	}
+	writeJSON(w, reply)
 }
 
 // classic makes the checks in the order the outcome is least surprising:

@@ -118,6 +118,7 @@ type Fake struct {
 	accounts  map[string]*account
 	tokens    map[string]*token
 	faults    map[string]*faultState
+	lose      map[string]int // answers to lose, by account (LoseAnswers)
 	whitelist map[string]bool
 	serial    uint64
 

@@ -20,7 +20,12 @@ func (f *Fake) serveWeCom(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r, http.MethodGet) {
 		return
 	}
-	writeJSON(w, f.weCom(r, q))
+	reply := f.weCom(r, q)
+	if f.takeLoss(corpid) {
+		<-r.Context().Done()
+		return
+	}
+	writeJSON(w, reply)
 }
 
 // weCom checks the corp, the day's quota (kept per corpid, shared by the
