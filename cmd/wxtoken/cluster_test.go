@@ -69,12 +69,12 @@ func (c clusterConfig) yaml() string {
 		creds = mpCredentials
 	}
 	return fmt.Sprintf(`listen: 127.0.0.1:0
-store: {type: redis, addrs: ["%s"]}
-upstream: {api: %s, timeout: %s}
-refresh: %s
-credentials:%s
+store: {type: redis, addrs: ["%[1]s"]}
+upstream: {api: %[2]s, wecom: %[2]s, timeout: %[3]s}
+refresh: %[4]s
+credentials:%[5]s
 clients:
-  - {name: e2e, key: %s, allow: ["*"]}
+  - {name: e2e, key: %[6]s, allow: ["*"]}
 `, c.Redis, c.Upstream, timeout, c.Refresh, creds, clientKey)
 }
 

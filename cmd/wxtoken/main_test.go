@@ -82,6 +82,7 @@ func startMain(t *testing.T, dir, up string, overlap time.Duration) *Main {
 type tokenReply struct {
 	AccessToken string `json:"access_token"`
 	ExpiresIn   int64  `json:"expires_in"`
+	Result      string `json:"result"` // a report's: replaced, live or refreshed
 }
 
 // getToken asks addr for id's token, retrying while it is not ready.
