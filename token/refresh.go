@@ -185,7 +185,7 @@ func (m *Manager) tick(e *entry) {
 }
 
 // attempt is one refresh: read the store, take the lease, read again,
-// apply the policy, fetch, and write with a compare-and-swap.
+// then decide.
 func (m *Manager) attempt(ctx context.Context, e *entry, base string, f *flight) outcome {
 	force := f.force
 	id := e.cred.ID
@@ -228,21 +228,27 @@ func (m *Manager) attempt(ctx context.Context, e *entry, base string, f *flight)
 	if m.adoptable(rec, base, force) {
 		return outcome{rec: rec, ver: ver, next: m.planned(e, rec, time.Now())}
 	}
+	return m.decide(ctx, e, base, f, rec, ver)
+}
 
+// decide applies the policy to the record read under the lease (revoked,
+// blocked, the shared retry time, a report's check and limits) and, if a
+// call is due, records the intent and makes it.
+func (m *Manager) decide(ctx context.Context, e *entry, base string, f *flight, rec record, ver uint64) outcome {
 	now := time.Now()
 	if rec.Revoked {
 		return outcome{rec: rec, ver: ver, err: ErrRevoked}
 	}
 	if rec.BlockedUntil.After(now) && rec.Fingerprint == e.cred.Fingerprint {
 		return outcome{rec: rec, ver: ver, next: rec.BlockedUntil,
-			err: &BlockedError{ID: id, Until: rec.BlockedUntil, Cause: rec.Cause}}
+			err: &BlockedError{ID: e.cred.ID, Until: rec.BlockedUntil, Cause: rec.Cause}}
 	}
 	e.mu.Lock()
 	woken := e.woken
 	e.woken = false
 	e.mu.Unlock()
 	backoff := rec.RetryAt.After(now) && !woken
-	if force && !backoff {
+	if f.force && !backoff {
 		v := verdictUnknown
 		if f.check {
 			v = m.verify(ctx, e, rec, now)
@@ -257,30 +263,36 @@ func (m *Manager) attempt(ctx context.Context, e *entry, base string, f *flight)
 			return o
 		}
 	}
-	if force {
+	if f.force {
 		rec.Reported = true
 	}
 	if backoff {
 		// WeChat failed the last attempt: a report, checked or not,
 		// waits for the shared retry time like everyone else, or an
 		// outage turns every report into a call.
-		return m.backingOff(ctx, e, rec, ver, force)
+		return m.backingOff(ctx, e, rec, ver, f.force)
 	}
 	if !e.cred.Stable {
 		// Record the intent before the call: the call ends the stored
 		// token Overlap later, whether or not we live to store the new
 		// one.
 		rec.Fetching = now
-		nv, err := m.cfg.Store.Put(ctx, recordKey(id), rec.encode(), ver)
+		nv, err := m.cfg.Store.Put(ctx, recordKey(e.cred.ID), rec.encode(), ver)
+		if errors.Is(err, store.ErrConflict) {
+			return m.reload(ctx, e)
+		}
 		if err != nil {
-			if errors.Is(err, store.ErrConflict) {
-				return m.reload(ctx, e)
-			}
 			return m.storeFailed(e, err)
 		}
 		ver = nv
 	}
+	return m.fetchAndStore(ctx, e, base, f.force, rec, ver)
+}
 
+// fetchAndStore calls WeChat and writes what it answered over version ver,
+// success or failure, with a compare-and-swap.
+func (m *Manager) fetchAndStore(ctx context.Context, e *entry, base string, force bool, rec record, ver uint64) outcome {
+	id := e.cred.ID
 	ferr := m.fetch(ctx, e, &rec, base, force)
 	rec.Fetching = time.Time{}
 	limited, isLimited := errors.AsType[*LimitedError](ferr)
