@@ -46,8 +46,11 @@ func (m *Manager) solo(ctx context.Context, e *entry, o outcome) (outcome, bool)
 	}
 	base := rec.Token
 	if err := m.fetch(ctx, e, &rec, base, false); err != nil {
+		// Keep the call's count and the failure's backoff in memory
+		// with the rest of what could not be stored.
 		m.log.Debug("fetch without the store failed", "credential", e.cred.ID, "kind", e.cred.Kind, "err", err)
-		return o, false
+		next := m.failed(e, &rec, err)
+		return outcome{fetched: true, unsaved: true, rec: rec, ver: o.ver, next: next, cause: o.cause, err: o.err}, true
 	}
 	c := *o.cause
 	c.Message = "store unreachable; serving a token this instance fetched alone: " + c.Message

@@ -851,7 +851,11 @@ func (s *soak) startRedis() {
 
 // lost is how many of id's token calls may be missing from the day's
 // counter: those that ended at most soakWriteAfter before a kill of the
-// instance that made them, or before or during a Redis outage.
+// instance that made them, or before, during or up to soakWriteAfter
+// after a Redis outage. An instance fetching a stable or repeating WeCom
+// token alone while it cannot reach Redis (its client may still be
+// reconnecting just after Redis is back) counts the call in its memory,
+// and that count is lost if a peer writes the record first.
 func (s *soak) lost(id string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -865,7 +869,7 @@ func (s *soak) lost(id string) int {
 			risky = risky || c.inst == soakBinary && !c.end.Before(k.Add(-soakWriteAfter)) && !c.start.After(k)
 		}
 		for _, d := range s.redisDown {
-			risky = risky || !c.end.Before(d.from.Add(-soakWriteAfter)) && (d.to.IsZero() || !c.start.After(d.to))
+			risky = risky || !c.end.Before(d.from.Add(-soakWriteAfter)) && (d.to.IsZero() || !c.start.After(d.to.Add(soakWriteAfter)))
 		}
 		if risky {
 			n++
