@@ -1,0 +1,168 @@
+package token
+
+import (
+	"context"
+	"time"
+)
+
+// need is why a refresh runs.
+type need int
+
+const (
+	planned  need = iota // its plan is due
+	forced               // replace the token now (an operator, a dependent's failure)
+	reported             // a caller reported the token dead: check it first
+)
+
+// flight is the one refresh in progress for a credential; everyone who
+// needs it waits on done.
+type flight struct {
+	force  bool
+	check  bool // a report: ask WeChat whether the token works first
+	done   chan struct{}
+	snap   *Snapshot
+	result Result
+	err    error
+}
+
+// outcome is what one refresh attempt decided.
+type outcome struct {
+	// fetched: WeChat was called (otherwise a peer's record was adopted,
+	// or the refresh was refused before any call).
+	fetched bool
+	rec     record
+	unsaved bool // rec was fetched but could not be stored
+	ver     uint64
+	next    time.Time
+	cause   *Cause // nil: rec.Cause
+	// live: WeChat confirmed the reported token works; nothing fetched.
+	live bool
+	err  error
+}
+
+// refresh replaces base, the token the caller holds or the one due for its
+// planned refresh, unless it has been replaced already. Concurrent callers
+// with the same base share one flight, which runs on the Manager's context
+// so that a caller giving up does not cancel it for the others.
+func (m *Manager) refresh(ctx context.Context, e *entry, base string, n need) (*Snapshot, Result, error) {
+	force := n != planned
+	for {
+		e.mu.Lock()
+		if cur := e.snap.Load(); cur.Token != base {
+			e.mu.Unlock()
+			return cur, Replaced, nil
+		}
+		f := e.flight
+		if f == nil {
+			if f = m.launch(e, base, n); f == nil {
+				e.mu.Unlock()
+				return nil, 0, ErrClosed
+			}
+		}
+		e.mu.Unlock()
+
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		}
+		// A caller that needs the token replaced and joined a planned
+		// refresh which kept it (stable mode) starts a forced one.
+		if f.err != nil || !force || f.force || f.snap.Token != base {
+			return f.snap, f.result, f.err
+		}
+	}
+}
+
+// launch starts a flight replacing base; e.mu must be held and no flight
+// running. It returns nil once the Manager is closed.
+func (m *Manager) launch(e *entry, base string, n need) *flight {
+	if !m.enter() {
+		return nil
+	}
+	f := &flight{force: n != planned, check: n == reported, done: make(chan struct{})}
+	e.flight = f
+	go m.fly(e, f, base)
+	return f
+}
+
+// InvalidateAsync is Invalidate without waiting: it starts the refresh of
+// stale if stale is still current and none is running. A refresher that
+// learns its dependency's token was refused (an authorizer's component
+// token) uses it, rather than wait on a refresh from inside another.
+func (m *Manager) InvalidateAsync(id, stale string) {
+	e, err := m.entry(id)
+	if err != nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.snap.Load().Token == stale && e.flight == nil {
+		m.launch(e, stale, forced)
+	}
+}
+
+// fly runs one flight and publishes its outcome.
+func (m *Manager) fly(e *entry, f *flight, base string) {
+	defer m.wg.Done()
+	start := time.Now()
+	o := m.safeAttempt(e, base, f)
+
+	e.mu.Lock()
+	if !o.next.IsZero() {
+		if o.fetched {
+			e.unsaved = o.unsaved
+		}
+		m.settle(e, o.rec, o.ver, o.next, o.cause)
+	}
+	f.snap, f.err = e.snap.Load(), o.err
+	switch {
+	case o.live:
+		f.result = Live
+	case f.snap.Token == base:
+		f.result = Kept
+	case o.fetched:
+		f.result = Refreshed
+	default:
+		f.result = Replaced
+	}
+	e.flight = nil
+	e.mu.Unlock()
+	close(f.done)
+
+	m.logRefresh(e, f, o, time.Since(start))
+}
+
+// settle publishes rec as the entry's state and plans its next refresh.
+// e.mu must be held.
+func (m *Manager) settle(e *entry, rec record, ver uint64, next time.Time, cause *Cause) {
+	if ver < e.ver {
+		// A slower path read the record before a newer write (a
+		// revocation, a re-authorization) was published: keep the newer
+		// state, and its timer.
+		return
+	}
+	if cause == nil {
+		cause = rec.Cause
+		e.storeFailures = 0
+	}
+	e.rec, e.ver, e.next = rec, ver, next
+	e.snap.Store(m.snapshot(e, rec, next, cause))
+	close(e.changed)
+	e.changed = make(chan struct{})
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+	if m.ctx.Err() == nil && !rec.Revoked {
+		e.timer = time.AfterFunc(time.Until(next), func() { m.tick(e) })
+	}
+}
+
+// tick runs a planned refresh.
+func (m *Manager) tick(e *entry) {
+	if !m.enter() {
+		return
+	}
+	defer m.wg.Done()
+	m.refresh(m.ctx, e, e.snap.Load().Token, planned)
+}
