@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/wxtoken/wxtoken/wxtest"
 )
 
 // ticketCalls are the three ticket fetches, each with the request it must
@@ -110,5 +112,59 @@ func TestTicketErrors(t *testing.T) {
 					call.name, tt.body, err, Classify(err), tt.code, tt.class)
 			}
 		}
+	}
+}
+
+// TestTicketsAgainstFake: the client and the fake WeChat agree on every
+// ticket endpoint, including the repeat within a ticket's life.
+func TestTicketsAgainstFake(t *testing.T) {
+	f := wxtest.New(wxtest.Config{})
+	f.AddApp("wx1", "s1")
+	f.AddCorp("ww1", "cs1")
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	c := &Client{API: srv.URL, WeCom: srv.URL}
+	ctx := t.Context()
+
+	oa, err := c.ClassicToken(ctx, "wx1", "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	corp, err := c.WeComToken(ctx, "ww1", "cs1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetches := []struct {
+		name string
+		key  wxtest.TicketKey
+		call func() (Token, error)
+	}{
+		{"jsapi", wxtest.TicketKey{Account: "wx1", Type: wxtest.TicketJSAPI},
+			func() (Token, error) { return c.Ticket(ctx, oa.Value, "jsapi") }},
+		{"wx_card", wxtest.TicketKey{Account: "wx1", Type: wxtest.TicketCard},
+			func() (Token, error) { return c.Ticket(ctx, oa.Value, "wx_card") }},
+		{"wecom corp", wxtest.TicketKey{Account: "ww1", Type: wxtest.TicketJSAPI},
+			func() (Token, error) { return c.WeComJSAPITicket(ctx, corp.Value) }},
+		{"wecom agent", wxtest.TicketKey{Account: "ww1", Type: wxtest.TicketAgent, App: "cs1"},
+			func() (Token, error) { return c.WeComAgentTicket(ctx, corp.Value) }},
+	}
+	for _, ff := range fetches {
+		first, err := ff.call()
+		if err != nil || first.ExpiresIn != 7200*time.Second {
+			t.Fatalf("%s: %+v, %v", ff.name, first, err)
+		}
+		if again, err := ff.call(); err != nil || again != first {
+			t.Errorf("%s again: %+v, %v; want %+v", ff.name, again, err, first)
+		}
+		if info, ok := f.TicketInfo(ff.key); !ok || info.Value != first.Value {
+			t.Errorf("%s: the fake holds %+v, %v; want %q", ff.name, info, ok, first.Value)
+		}
+	}
+	// Each host refuses the other's tokens, as a stale token.
+	if _, err := c.WeComJSAPITicket(ctx, oa.Value); ErrCode(err) != CodeInvalidToken || Classify(err) != Stale {
+		t.Errorf("WeCom ticket with an OA token: %v; want 40014 classed stale", err)
+	}
+	if _, err := c.Ticket(ctx, corp.Value, "jsapi"); ErrCode(err) != CodeInvalidCredential || Classify(err) != Stale {
+		t.Errorf("OA ticket with a WeCom token: %v; want 40001 classed stale", err)
 	}
 }
