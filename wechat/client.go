@@ -135,11 +135,43 @@ func (c *Client) WeComToken(ctx context.Context, corpid, secret string) (Token, 
 }
 
 // Ticket fetches a JS-SDK ticket of the given type ("jsapi" or "wx_card")
-// with an Official Account access token.
+// with an Official Account access token, or an authorizer_access_token for
+// an account a third-party platform manages (wx.config then carries the
+// authorizer's appid). A fetch within the ticket's life returns the same
+// ticket, and expires_in is always the full 7200 s rather than the time
+// left, so a ticket's life counts from the first time its value was seen.
 func (c *Client) Ticket(ctx context.Context, accessToken, typ string) (Token, error) {
 	q := url.Values{"access_token": {accessToken}, "type": {typ}}
 	var r tokenReply
 	if err := c.doAPI(ctx, "getticket", http.MethodGet, "/cgi-bin/ticket/getticket?"+q.Encode(), nil, &r); err != nil {
+		return Token{}, err
+	}
+	return r.token(r.Ticket)
+}
+
+// WeComJSAPITicket fetches a WeCom corp's JS-SDK ticket, the one wx.config
+// is signed with, from GET /cgi-bin/get_jsapi_ticket on the WeCom host.
+// accessToken is an application's token (for a third-party suite, the corp
+// token from get_corp_token: a suite_access_token answers 40014). WeCom
+// allows 400 ticket fetches an hour per corp and 100 per application, and
+// answers a fetch within a ticket's life with the same ticket.
+func (c *Client) WeComJSAPITicket(ctx context.Context, accessToken string) (Token, error) {
+	q := url.Values{"access_token": {accessToken}}
+	var r tokenReply
+	if err := c.do(ctx, "get_jsapi_ticket", http.MethodGet, c.wecom()+"/cgi-bin/get_jsapi_ticket?"+q.Encode(), nil, &r); err != nil {
+		return Token{}, err
+	}
+	return r.token(r.Ticket)
+}
+
+// WeComAgentTicket fetches a WeCom application's JS-SDK ticket, the one
+// wx.agentConfig is signed with, from GET
+// /cgi-bin/ticket/get?type=agent_config on the WeCom host. accessToken must
+// be that application's token. It shares WeComJSAPITicket's hourly limits.
+func (c *Client) WeComAgentTicket(ctx context.Context, accessToken string) (Token, error) {
+	q := url.Values{"access_token": {accessToken}, "type": {"agent_config"}}
+	var r tokenReply
+	if err := c.do(ctx, "ticket/get", http.MethodGet, c.wecom()+"/cgi-bin/ticket/get?"+q.Encode(), nil, &r); err != nil {
 		return Token{}, err
 	}
 	return r.token(r.Ticket)

@@ -1,6 +1,8 @@
 // Package wechat is the upstream client for WeChat's credential endpoints:
 // the Official Account / Mini Program access_token (classic and stable), the
-// WeCom app token and the JS-SDK ticket.
+// WeCom app token and the JS-SDK tickets (an account's jsapi and wx_card
+// tickets, a WeCom corp's and application's), with the JS-SDK signature
+// that pages pass to wx.config.
 //
 // Every failure WeChat reports in a JSON body becomes an *APIError carrying
 // its errcode, and Classify sorts any error into the few classes a token

@@ -37,9 +37,18 @@
 //     count toward the corp's daily quota.
 //   - GET /cgi-bin/getcallbackip and GET /cgi-bin/get_api_domain_ip: validate
 //     an access token of any kind and answer {"ip_list":["127.0.0.1"]}.
-//   - GET /cgi-bin/ticket/getticket: a new JS-SDK ticket on every call with a
-//     valid token. Tickets are not remembered, since no endpoint of the fake
-//     checks them; a token server is expected to cache them.
+//   - GET /cgi-bin/ticket/getticket?type=jsapi|wx_card: the JS-SDK ticket of
+//     the token's account (an app, or an authorizer for its
+//     authorizer_access_token). Within its life (Config.TicketLifetime) every
+//     fetch returns the same ticket, with expires_in the full lifetime, never
+//     the time left, as WeChat does; then a new one is issued. A new access
+//     token leaves the ticket alone; ExpireTicket ends one early.
+//   - GET /cgi-bin/get_jsapi_ticket and GET /cgi-bin/ticket/get?type=agent_config
+//     (WeCom): the same, with a WeCom application's token, for the corp's
+//     ticket (one per corp) and the application's (one per application).
+//     WeCom's hourly limits apply: 400 ticket fetches per corp and 100 per
+//     application, then 45009 for an hour. TicketCalls, TicketInfo and
+//     LookupTicket show what was fetched and issued.
 //   - POST /cgi-bin/clear_quota (with a token) and POST /cgi-bin/clear_quota/v2
 //     (with appid and appsecret) reset an app's daily call count, ten times a
 //     Beijing calendar month, then 48006.
@@ -52,7 +61,9 @@
 // Token uses answer 41001 for a missing token, 40014 for a string that is not
 // shaped like one of the fake's tokens, 40001 for an unknown token or one
 // replaced longer than Config.Overlap ago, and 42001 for one past its
-// lifetime or ended early with Expire.
+// lifetime or ended early with Expire. The ticket endpoints take only their
+// own host's tokens: a WeCom token at getticket is unknown (40001), any
+// other token at WeCom's ticket endpoints answers 40014.
 //
 // # Third-party platforms
 //

@@ -19,10 +19,16 @@ const (
 
 // Config tunes a Fake. The zero value behaves like the real platform.
 type Config struct {
-	// Lifetime is the life of issued tokens and tickets, reported as
-	// expires_in in whole seconds. Zero means 7200 s; anything shorter than a
-	// second is raised to one, because expires_in 0 is not a real answer.
+	// Lifetime is the life of issued tokens, reported as expires_in in
+	// whole seconds. Zero means 7200 s; anything shorter than a second is
+	// raised to one, because expires_in 0 is not a real answer.
 	Lifetime time.Duration
+
+	// TicketLifetime is the life of JS-SDK tickets, reported as expires_in
+	// in whole seconds on every fetch, however much of it is left. Zero
+	// means Lifetime (so 7200 s by default); anything shorter than a
+	// second is raised to one.
+	TicketLifetime time.Duration
 
 	// Overlap is how long a replaced classic, WeCom or force-replaced stable
 	// token stays valid after its successor is issued. Zero means 5 minutes;
@@ -64,6 +70,16 @@ func (c Config) lifetime() time.Duration {
 		return time.Second
 	}
 	return c.Lifetime
+}
+
+func (c Config) ticketLifetime() time.Duration {
+	switch {
+	case c.TicketLifetime <= 0:
+		return c.lifetime()
+	case c.TicketLifetime < time.Second:
+		return time.Second
+	}
+	return c.TicketLifetime
 }
 
 func (c Config) overlap() time.Duration {
@@ -122,6 +138,14 @@ type Fake struct {
 	whitelist map[string]bool
 	serial    uint64
 
+	// tickets holds the current JS-SDK ticket of each key, ticketValues
+	// every ticket still remembered, by value; ticketCalls counts fetches
+	// by key and ticketLimits WeCom's hourly ticket fetches.
+	tickets      map[TicketKey]*ticket
+	ticketValues map[string]*ticket
+	ticketCalls  map[TicketKey]int
+	ticketLimits map[appLimit]*hourLimit
+
 	// targets and rotation hold SetPushTarget and SetRefreshTokenRotation,
 	// by component appid; they may be set before AddComponent.
 	targets  map[string]pushTarget
@@ -176,16 +200,18 @@ type Stats struct {
 	Issued int
 
 	// GoodUses counts calls to token-using endpoints (getcallbackip,
-	// get_api_domain_ip, getticket, clear_quota, and for a component the
-	// component endpoints that take its token) made with a valid token.
+	// get_api_domain_ip, the ticket endpoints, clear_quota, and for a
+	// component the component endpoints that take its token) made with a
+	// valid token.
 	GoodUses int
 
 	// DeadUses counts token uses answered 40001, 42001 or 40014 where the
 	// token could be traced to this account.
 	DeadUses int
 
-	// TicketCalls counts getticket calls made with this account's tokens,
-	// valid or not.
+	// TicketCalls counts calls to the ticket endpoints (getticket, and
+	// WeCom's get_jsapi_ticket and ticket/get) made with this account's
+	// tokens, valid or not; Fake.TicketCalls counts them by ticket.
 	TicketCalls int
 
 	// ComponentTokenCalls, StartPushCalls, PreAuthCodeCalls and
@@ -220,10 +246,16 @@ func New(cfg Config) *Fake {
 		tokens:    make(map[string]*token),
 		faults:    make(map[string]*faultState),
 		whitelist: make(map[string]bool),
-		targets:   make(map[string]pushTarget),
-		rotation:  make(map[string]int),
-		life:      life,
-		stop:      stop,
+
+		tickets:      make(map[TicketKey]*ticket),
+		ticketValues: make(map[string]*ticket),
+		ticketCalls:  make(map[TicketKey]int),
+		ticketLimits: make(map[appLimit]*hourLimit),
+
+		targets:  make(map[string]pushTarget),
+		rotation: make(map[string]int),
+		life:     life,
+		stop:     stop,
 	}
 }
 
@@ -241,6 +273,10 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.serveIPList(w, r)
 	case "/cgi-bin/ticket/getticket":
 		f.serveTicket(w, r)
+	case "/cgi-bin/get_jsapi_ticket":
+		f.serveWeComTicket(w, r, false)
+	case "/cgi-bin/ticket/get":
+		f.serveWeComTicket(w, r, true)
 	case "/cgi-bin/clear_quota":
 		f.serveClearQuota(w, r)
 	case "/cgi-bin/clear_quota/v2":

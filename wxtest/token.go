@@ -29,6 +29,12 @@ type token struct {
 	dies time.Time
 	// killed is set by Expire.
 	killed bool
+
+	// wecom marks a token of WeCom's gettoken, and app names its
+	// application by the secret it was issued for; the WeCom host's
+	// endpoints take only these, the API host's all others.
+	wecom bool
+	app   string
 }
 
 // check returns 0 if t is valid at now, else the errcode a use answers.

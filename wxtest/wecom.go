@@ -57,6 +57,7 @@ func (f *Fake) weCom(r *http.Request, q url.Values) any {
 	if err != nil {
 		return failf(codeSystemBusy, "system busy")
 	}
+	t.wecom, t.app = true, secret
 	prev.replace(now, f.cfg.overlap())
 	a.corp[secret] = t
 	return weComTokenReply{ErrMsg: "ok", AccessToken: t.value, ExpiresIn: t.expiresIn(now)}
