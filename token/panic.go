@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"fmt"
 	"runtime/debug"
 	"time"
@@ -16,26 +17,48 @@ const causePanic = "panic"
 // released by attempt's deferred calls as the panic unwinds.
 func (m *Manager) safeAttempt(e *entry, base string, f *flight) (o outcome) {
 	defer func() {
-		r := recover()
-		if r == nil {
-			return
+		if r := recover(); r != nil {
+			m.log.Error("refresh panicked", "credential", e.cred.ID, "kind", e.cred.Kind,
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			o = m.panicked(e, r)
 		}
-		m.log.Error("refresh panicked", "credential", e.cred.ID, "kind", e.cred.Kind,
-			"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-		e.mu.Lock()
-		rec, ver, prev := e.rec, e.ver, e.snap.Load().Cause
-		e.mu.Unlock()
-		now := time.Now()
-		c := &Cause{Class: causePanic, Message: fmt.Sprintf("refresh panicked: %v", r), Since: now, Failures: 1}
-		if prev != nil && prev.Class == causePanic {
-			c.Since, c.Failures = prev.Since, prev.Failures+1
-		}
-		o = outcome{rec: rec, ver: ver, cause: c, err: fmt.Errorf("token: %s: %s", e.cred.ID, c.Message),
-			next: now.Add(m.plan.backoff(c.Failures, now, rec.ExpiresAt))}
 	}()
 	o = m.attempt(m.ctx, e, base, f)
 	if so, ok := m.solo(m.ctx, e, o); ok {
 		o = so
 	}
+	return o
+}
+
+// panicked records a refresh that panicked as a failure in the shared
+// record, so the backoff belongs to the credential as any other failure's
+// does. The record is read again: the attempt may have written its intent
+// (Fetching) before the panic, and that intent must stay, since a call may
+// have reached WeChat. If the store fails, the failure is kept in memory.
+func (m *Manager) panicked(e *entry, r any) outcome {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx), 5*time.Second)
+	defer cancel()
+	e.mu.Lock()
+	rec, ver := e.rec, e.ver
+	e.mu.Unlock()
+	stored, sver, lerr := m.load(ctx, e.cred.ID)
+	if lerr == nil && sver >= ver {
+		rec, ver = stored, sver
+	}
+	now := time.Now()
+	c := &Cause{Class: causePanic, Message: fmt.Sprintf("refresh panicked: %v", r), Since: now, Failures: 1}
+	if p := rec.Cause; p != nil && p.Class == causePanic {
+		c.Since, c.Failures = p.Since, p.Failures+1
+	}
+	rec.Cause = c
+	rec.RetryAt = now.Add(m.plan.backoff(c.Failures, now, rec.ExpiresAt))
+	o := outcome{rec: rec, ver: ver, next: rec.RetryAt, err: fmt.Errorf("token: %s: %s", e.cred.ID, c.Message)}
+	if lerr == nil {
+		if nv, err := m.cfg.Store.Put(ctx, recordKey(e.cred.ID), rec.encode(), ver); err == nil {
+			o.ver = nv
+			return o
+		}
+	}
+	o.cause = c // not stored: shown from memory
 	return o
 }
