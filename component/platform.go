@@ -2,7 +2,6 @@ package component
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -27,7 +26,6 @@ type Tokens interface {
 	Revoke(ctx context.Context, id string) error
 	Restore(ctx context.Context, owner string, mk func(id string) token.Credential) (int, error)
 	Wake(id string)
-	InvalidateAsync(id, stale string)
 }
 
 var _ Tokens = (*token.Manager)(nil)
@@ -41,6 +39,9 @@ type Config struct {
 	// PushInterval bounds how often api_start_push_ticket is called when
 	// no usable ticket is held (default 10m, WeChat's push period).
 	PushInterval time.Duration
+	// Tickets returns the credentials derived from an authorizer's token
+	// (its JS-SDK tickets), added and restored with it; nil for none.
+	Tickets func(appid string) []token.Credential
 }
 
 // Platform is one third-party platform's ticket and authorizers.
@@ -93,31 +94,37 @@ func (p *Platform) Start(ctx context.Context, tokens Tokens) error {
 
 // authorizer is the credential of one authorizer of this platform.
 func (p *Platform) authorizer(appid string) token.Credential {
-	return token.Credential{ID: appid, Kind: KindAuthorizer, Owner: p.cfg.ID,
+	c := token.Credential{ID: appid, Kind: KindAuthorizer, Owner: p.cfg.ID, Parent: p.cfg.ID,
 		Source: &authorizerSource{p: p, appid: appid}}
+	if p.cfg.Tickets != nil {
+		c.Children = p.cfg.Tickets(appid)
+	}
+	return c
 }
 
 // componentSource fetches the component_access_token with the stored
 // ticket, asking WeChat to push one when there is none.
 type componentSource Platform
 
-func (s *componentSource) Fetch(ctx context.Context, force bool) (wechat.Token, error) {
+// Fetch implements token.Source. It is called by one refresh at a time.
+func (s *componentSource) Fetch(ctx context.Context, req token.Request) (token.Fetched, error) {
 	p := (*Platform)(s)
 	t, _, err := loadTicket(ctx, p.store, p.cfg.ID)
 	if err != nil {
-		return wechat.Token{}, err
+		return token.Fetched{}, err
 	}
 	now := time.Now()
 	if !t.usable(now) {
 		p.askForTicket(ctx, "no usable component_verify_ticket")
-		return wechat.Token{}, fmt.Errorf("%w (%w)", wechat.ErrNoTicket, token.ErrNotCalled)
+		return token.Fetched{}, fmt.Errorf("%w (%w)", wechat.ErrNoTicket, token.ErrNotCalled)
 	}
 	if age := now.Sub(t.ReceivedAt); age > 3*p.cfg.PushInterval {
 		// Still usable, but WeChat has missed several pushes: the
 		// authorization-event URL may be broken. Ask, and say so.
 		p.askForTicket(ctx, fmt.Sprintf("no ticket pushed for %s", age.Round(time.Minute)))
 	}
-	return p.up.ComponentToken(ctx, p.cfg.AppID, p.cfg.Secret, t.Value)
+	tok, err := p.up.ComponentToken(ctx, p.cfg.AppID, p.cfg.Secret, t.Value)
+	return token.Fetched{Token: tok}, err
 }
 
 // askForTicket calls api_start_push_ticket at most once per PushInterval.
@@ -135,14 +142,22 @@ func (p *Platform) askForTicket(ctx context.Context, why string) {
 }
 
 // authorizerSource refreshes an authorizer's token with its refresh token
-// and the platform's component token.
+// (the credential's durable state) and the platform's component token (its
+// parent's token, handed in by the manager).
 type authorizerSource struct {
 	p     *Platform
 	appid string
 }
 
-func (s *authorizerSource) Fetch(ctx context.Context, force bool) (wechat.Token, error) {
-	return wechat.Token{}, errors.New("component: an authorizer needs its refresh token")
+// Fetch implements token.Source. A refusal of the component token (40001,
+// 42001, 40014) is returned as WeChat gave it: the manager reports the
+// component token and retries this authorizer once it is replaced.
+func (s *authorizerSource) Fetch(ctx context.Context, req token.Request) (token.Fetched, error) {
+	if req.State == "" {
+		return token.Fetched{}, &wechat.APIError{ErrCode: wechat.CodeRefreshInvalid, ErrMsg: "no authorizer_refresh_token stored"}
+	}
+	tok, next, err := s.p.up.AuthorizerToken(ctx, req.Parent, s.p.cfg.AppID, s.appid, req.State)
+	return token.Fetched{Token: tok, State: next}, err
 }
 
 // Check implements token.Checker: an authorizer's access token is an
@@ -150,24 +165,6 @@ func (s *authorizerSource) Fetch(ctx context.Context, force bool) (wechat.Token,
 func (s *authorizerSource) Check(ctx context.Context, tok string) error {
 	_, err := s.p.up.CallbackIP(ctx, tok)
 	return err
-}
-
-func (s *authorizerSource) FetchState(ctx context.Context, force bool, refresh string) (wechat.Token, string, error) {
-	if refresh == "" {
-		return wechat.Token{}, "", &wechat.APIError{ErrCode: wechat.CodeRefreshInvalid, ErrMsg: "no authorizer_refresh_token stored"}
-	}
-	ct, err := s.p.tokens.Token(s.p.cfg.ID)
-	if err != nil {
-		return wechat.Token{}, "", fmt.Errorf("component token unavailable (%w): %v", token.ErrNotCalled, err)
-	}
-	tok, next, err := s.p.up.AuthorizerToken(ctx, ct.Token, s.p.cfg.AppID, s.appid, refresh)
-	if wechat.Classify(err) == wechat.Stale {
-		// The component token, not the authorizer, was refused: refresh
-		// it and retry this one shortly, without blocking on it here.
-		s.p.tokens.InvalidateAsync(s.p.cfg.ID, ct.Token)
-		return wechat.Token{}, "", fmt.Errorf("component token refused (errcode %d); refreshing it", wechat.ErrCode(err))
-	}
-	return tok, next, err
 }
 
 func errString(err error) string {

@@ -77,7 +77,7 @@ func startPlatformWith(t *testing.T, fc wxtest.Config, st store.Store, fake *wxt
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := server.New(server.Config{Tokens: m, Logger: quiet, Callbacks: []server.Callback{
+	api, err := server.New(server.Config{Tokens: m, Logger: quiet, CallbackModes: []server.CallbackMode{{Kind: component.KindComponent, Encrypted: true}}, Callbacks: []server.Callback{
 		{Kind: "component", ID: "plat", Token: comp.Token, Crypter: cr, Handler: pl.p}}})
 	if err != nil {
 		t.Fatal(err)

@@ -43,6 +43,10 @@ type Config struct {
 	Credentials []Credential `yaml:"credentials"`
 	// Clients are the business servers allowed to ask for them.
 	Clients []Client `yaml:"clients"`
+
+	// kindSet, when set, is checked against instead of the installed
+	// kinds (ParseWith).
+	kindSet Kinds
 }
 
 // Store kinds.
@@ -143,12 +147,8 @@ type Callback struct {
 	EncodingAESKey string `yaml:"encoding_aes_key"`
 }
 
-// Credential kinds and modes.
+// Modes of an mp credential.
 const (
-	KindMP        = "mp"
-	KindWeCom     = "wecom"
-	KindComponent = "component"
-
 	ModeStable  = "stable"
 	ModeClassic = "classic"
 )
@@ -158,7 +158,8 @@ type Credential struct {
 	// ID names it in the API; [A-Za-z0-9._-]{1,64}. Defaults to the appid
 	// for kind mp; required for wecom (a corp has one token per app).
 	ID string `yaml:"id"`
-	// Kind is mp (Official Account, Mini Program, Mini Game) or wecom.
+	// Kind is one of the registered kinds (package kind): mp (Official
+	// Account, Mini Program, Mini Game), wecom, component.
 	Kind   string `yaml:"kind"`
 	AppID  string `yaml:"appid"`
 	CorpID string `yaml:"corpid"`
@@ -167,6 +168,13 @@ type Credential struct {
 	Mode string `yaml:"mode"`
 	// Callback enables server URL verification for kinds mp and wecom.
 	Callback *Callback `yaml:"callback"`
+	// Tickets are the JS-SDK tickets to keep fresh for this credential
+	// (mp: jsapi, wx_card; wecom: jsapi, the corp ticket, and
+	// agent_config; component: the tickets of every authorizer).
+	Tickets []string `yaml:"tickets"`
+	// AgentID is the WeCom application's AgentId, which its agent_config
+	// ticket is signed for.
+	AgentID int64 `yaml:"agentid"`
 
 	// ComponentAppID, Token and EncodingAESKey configure kind component,
 	// a third-party platform; ID defaults to ComponentAppID.
@@ -230,6 +238,12 @@ func Load(path string) (*Config, error) {
 
 // Parse is Load on bytes, with lookup resolving ${NAME}.
 func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	return ParseWith(data, lookup, nil)
+}
+
+// ParseWith is Parse against the kinds ks instead of the installed ones
+// (nil: the installed ones).
+func ParseWith(data []byte, lookup func(string) (string, bool), ks Kinds) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, err
@@ -244,7 +258,7 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	var c Config
+	c := Config{kindSet: ks}
 	dec := yaml.NewDecoder(bytes.NewReader(expanded))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // empty file: all defaults

@@ -1,10 +1,13 @@
-package config
+package config_test
 
 import (
 	"crypto/sha256"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wxtoken/wxtoken/config"
+	_ "github.com/wxtoken/wxtoken/kind"
 )
 
 func env(m map[string]string) func(string) (string, bool) {
@@ -35,12 +38,12 @@ clients:
 `
 
 func TestParseGood(t *testing.T) {
-	c, err := Parse([]byte(good), env(map[string]string{
+	c, err := config.Parse([]byte(good), env(map[string]string{
 		"OA_SECRET": "s3cr#t: with yaml chars", "HR_SECRET": "hr", "SHOP_KEY": "0123456789abcdef"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.Credentials[0]; got.ID != "wx1234567890abcdef" || got.Mode != ModeStable || got.Secret != "s3cr#t: with yaml chars" {
+	if got := c.Credentials[0]; got.ID != "wx1234567890abcdef" || got.Mode != config.ModeStable || got.Secret != "s3cr#t: with yaml chars" {
 		t.Errorf("credential 0 = %+v; want id defaulted to appid, mode stable, secret expanded verbatim", got)
 	}
 	if c.Refresh.MinForceInterval != 45*time.Second {
@@ -60,7 +63,7 @@ func TestParseGood(t *testing.T) {
 }
 
 func TestParseComponent(t *testing.T) {
-	c, err := Parse([]byte(`
+	c, err := config.Parse([]byte(`
 credentials:
   - kind: component
     component_appid: wx00000000000c0001
@@ -86,7 +89,7 @@ clients:
 }
 
 func TestParseEmptyIsDefaults(t *testing.T) {
-	c, err := Parse(nil, env(nil))
+	c, err := config.Parse(nil, env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +123,7 @@ func TestParseBad(t *testing.T) {
 		{"refresh.jitter", "refresh: {jitter: 0.7}\n", "refresh.jitter"},
 		{"negative duration", "refresh: {max_backoff: -1s}\n", "refresh.max_backoff: must not be negative"},
 		{"log level", "log: {level: loud}\n", "log.level"},
-		{"kind", base("  - {id: x, kind: oa, appid: wx0000000000000001, secret: s}\n", ""), "credentials[0] (x).kind: want mp, wecom or component"},
+		{"kind", base("  - {id: x, kind: oa, appid: wx0000000000000001, secret: s}\n", ""), "credentials[0] (x).kind: want component, mp or wecom"},
 		{"id", base("  - {id: 'bad id!', kind: mp, appid: wx0000000000000001, secret: s}\n", ""), ".id: want [A-Za-z0-9._-]"},
 		{"appid", base("  - {id: x, kind: mp, secret: s}\n", ""), "credentials[0] (x).appid: required"},
 		{"secret", base("  - {kind: mp, appid: wx0000000000000001}\n", ""), "(wx0000000000000001).secret: required"},
@@ -142,8 +145,8 @@ func TestParseBad(t *testing.T) {
 		{"component appid", base("  - {kind: component, secret: s, token: t, encoding_aes_key: abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG}\n", ""), "credentials[0].component_appid: required"},
 		{"component token", base("  - {kind: component, component_appid: wx00000000000c0002, secret: s, encoding_aes_key: abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG}\n", ""), "(wx00000000000c0002).token: required"},
 		{"component key", base("  - {kind: component, component_appid: wx00000000000c0002, secret: s, token: t, encoding_aes_key: short}\n", ""), "(wx00000000000c0002).encoding_aes_key: want the platform's 43-character"},
-		{"component extra", base("  - {kind: component, component_appid: wx00000000000c0002, appid: wx0000000000000001, secret: s, token: t, encoding_aes_key: abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG}\n", ""), "(wx00000000000c0002).kind: kind component takes"},
-		{"token on mp", base("  - {kind: mp, appid: wx0000000000000001, secret: s, token: t}\n", ""), "(wx0000000000000001).component_appid: component_appid, token and encoding_aes_key are for kind component"},
+		{"component extra", base("  - {kind: component, component_appid: wx00000000000c0002, appid: wx0000000000000001, secret: s, token: t, encoding_aes_key: abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG}\n", ""), "(wx00000000000c0002).appid: not used by kind component (it takes secret, component_appid, token, encoding_aes_key, tickets)"},
+		{"token on mp", base("  - {kind: mp, appid: wx0000000000000001, secret: s, token: t}\n", ""), "(wx0000000000000001).token: not used by kind mp (it takes secret, appid, mode, callback, tickets)"},
 		{"callback token", base("  - {kind: mp, appid: wx0000000000000001, secret: s, callback: {encoding_aes_key: abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG}}\n", ""), "(wx0000000000000001).callback.token: required"},
 		{"callback key", base("  - {kind: mp, appid: wx0000000000000001, secret: s, callback: {token: t, encoding_aes_key: nope}}\n", ""), "(wx0000000000000001).callback.encoding_aes_key: want the 43-character"},
 		{"wecom callback key", base("  - {id: w, kind: wecom, corpid: ww0000000000000001, secret: s, callback: {token: t}}\n", ""), "(w).callback.encoding_aes_key: required for kind wecom"},
@@ -170,7 +173,7 @@ func TestParseBad(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(tt.yaml), env(nil))
+			_, err := config.Parse([]byte(tt.yaml), env(nil))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Parse error = %v; want it to mention %q", err, tt.want)
 			}
@@ -192,15 +195,15 @@ func TestRealIDsAccepted(t *testing.T) {
 		"{id: legacy, kind: wecom, corpid: wx5823bf96d3bd56c7, secret: s}",
 		"{kind: component, component_appid: wx0123456789abcdef, secret: s, token: t, encoding_aes_key: abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG}",
 	} {
-		if _, err := Parse([]byte("credentials:\n  - "+cred+"\n"), env(nil)); err != nil {
+		if _, err := config.Parse([]byte("credentials:\n  - "+cred+"\n"), env(nil)); err != nil {
 			t.Errorf("%s: %v", cred, err)
 		}
 	}
 }
 
 func TestLogValueHidesSecrets(t *testing.T) {
-	cr := Credential{ID: "x", Kind: KindMP, AppID: "wx", Secret: "TOPSECRET"}
-	cl := Client{Name: "c", Key: "TOPSECRETKEY0000"}
+	cr := config.Credential{ID: "x", Kind: "mp", AppID: "wx", Secret: "TOPSECRET"}
+	cl := config.Client{Name: "c", Key: "TOPSECRETKEY0000"}
 	for _, v := range []string{cr.LogValue().String(), cl.LogValue().String()} {
 		if strings.Contains(v, "TOPSECRET") {
 			t.Errorf("LogValue leaks a secret: %s", v)

@@ -47,33 +47,13 @@ func (c *Config) SetDefaults() {
 	}
 	for i := range c.Credentials {
 		cr := &c.Credentials[i]
-		if cr.Kind == KindComponent && cr.ID == "" {
-			cr.ID = cr.ComponentAppID
-		}
-		if cr.Kind == KindMP {
-			if cr.ID == "" {
-				cr.ID = cr.AppID
-			}
-			if cr.Mode == "" {
-				cr.Mode = ModeStable
-			}
+		if r, ok := c.kinds().Rules(cr.Kind); ok {
+			r.SetDefaults(cr)
 		}
 	}
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-
-// appIDPattern is the shape of every WeChat AppID (Official Account, Mini
-// Program, Mini Game, test account, third-party platform): "wx" and 16
-// lowercase hex digits. Checking it at start catches a placeholder such as
-// "wx..." before it is sent to WeChat.
-var appIDPattern = regexp.MustCompile(`^wx[0-9a-f]{16}$`)
-
-// corpIDPattern is the shape of a WeCom CorpID: "ww" and 16 lowercase hex
-// digits, or "wx" and 16 for corps registered as WeChat enterprise
-// accounts (企业号) before WeCom; WeCom's own message-crypto sample uses
-// the corp wx5823bf96d3bd56c7.
-var corpIDPattern = regexp.MustCompile(`^w[wx][0-9a-f]{16}$`)
 
 // Validate checks every rule and reports all violations, each naming its
 // field.
@@ -161,16 +141,13 @@ func (c *Config) Validate() error {
 		bad("callbacks.max_skew", "must not be negative")
 	}
 	ids := map[string]bool{}
-	components := map[string]bool{}
+	components := c.authorizerParents()
 	for i, cr := range c.Credentials {
-		if cr.Kind == KindComponent {
-			components[cr.ID] = true
-		}
 		f := fmt.Sprintf("credentials[%d]", i)
 		if cr.ID != "" {
 			f = fmt.Sprintf("credentials[%d] (%s)", i, cr.ID)
 		}
-		errs = append(errs, cr.validate(f)...)
+		errs = append(errs, cr.validate(f, c.kinds())...)
 		if ids[cr.ID] {
 			bad(f+".id", "duplicate id %q", cr.ID)
 		}
@@ -197,7 +174,7 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (cr Credential) validate(f string) []error {
+func (cr Credential) validate(f string, ks Kinds) []error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s.%s: %s", f, field, fmt.Sprintf(format, args...)))
@@ -208,64 +185,23 @@ func (cr Credential) validate(f string) []error {
 	if cr.Secret == "" {
 		bad("secret", "required")
 	}
-	if cr.Kind != KindComponent && (cr.ComponentAppID != "" || cr.Token != "" || cr.EncodingAESKey != "") {
-		bad("component_appid", "component_appid, token and encoding_aes_key are for kind component (use callback: for mp and wecom)")
-	}
-	switch cr.Kind {
-	case KindComponent:
-		if cr.ComponentAppID == "" {
-			bad("component_appid", "required for kind component")
-		} else if !appIDPattern.MatchString(cr.ComponentAppID) {
-			bad("component_appid", "want wx and 16 lowercase hex digits (the platform's AppID), got %q", cr.ComponentAppID)
-		}
-		if cr.AppID != "" || cr.CorpID != "" || cr.Mode != "" || cr.Callback != nil {
-			bad("kind", "kind component takes component_appid, secret, token and encoding_aes_key only")
-		}
-		if cr.Token == "" {
-			bad("token", "required for kind component: the message token of the platform")
-		}
-		if !validAESKey(cr.EncodingAESKey) {
-			bad("encoding_aes_key", "want the platform's 43-character EncodingAESKey")
-		}
-	case KindMP:
-		if cr.AppID == "" {
-			bad("appid", "required for kind mp")
-		} else if !appIDPattern.MatchString(cr.AppID) {
-			bad("appid", "want wx and 16 lowercase hex digits (the account's AppID), got %q", cr.AppID)
-		}
-		if cr.CorpID != "" {
-			bad("corpid", "not used by kind mp")
-		}
-		if cr.Mode != ModeStable && cr.Mode != ModeClassic {
-			bad("mode", "want stable or classic, got %q", cr.Mode)
-		}
-	case KindWeCom:
-		if cr.CorpID == "" {
-			bad("corpid", "required for kind wecom")
-		} else if !corpIDPattern.MatchString(cr.CorpID) {
-			bad("corpid", "want ww (or, for an old enterprise account, wx) and 16 lowercase hex digits (the CorpID), got %q", cr.CorpID)
-		}
-		if cr.AppID != "" {
-			bad("appid", "not used by kind wecom")
-		}
-		if cr.Mode != "" {
-			bad("mode", "not used by kind wecom")
-		}
-	default:
-		bad("kind", "want mp, wecom or component, got %q", cr.Kind)
-	}
-	if cb := cr.Callback; cb != nil {
-		if cb.Token == "" {
-			bad("callback.token", "required")
-		}
-		if cb.EncodingAESKey != "" && !validAESKey(cb.EncodingAESKey) {
-			bad("callback.encoding_aes_key", "want the 43-character EncodingAESKey")
-		}
-		if cr.Kind == KindWeCom && cb.EncodingAESKey == "" {
-			bad("callback.encoding_aes_key", "required for kind wecom: WeCom callbacks are always encrypted")
-		}
-	}
+	validateKind(ks, cr, bad)
 	return errs
+}
+
+// ValidateCallback checks the callback block of a credential of kind
+// kind; withKey requires the EncodingAESKey (WeCom callbacks are always
+// encrypted).
+func ValidateCallback(cb *Callback, kind string, withKey bool, bad func(field, format string, args ...any)) {
+	if cb.Token == "" {
+		bad("callback.token", "required")
+	}
+	if cb.EncodingAESKey != "" && !ValidAESKey(cb.EncodingAESKey) {
+		bad("callback.encoding_aes_key", "want the 43-character EncodingAESKey")
+	}
+	if withKey && cb.EncodingAESKey == "" {
+		bad("callback.encoding_aes_key", "required for kind %s: its callbacks are always encrypted", kind)
+	}
 }
 
 // checkHostPort describes what is wrong with a host:port address, or
@@ -288,9 +224,10 @@ func checkHostPort(addr string) string {
 	return ""
 }
 
-// validAESKey checks an EncodingAESKey's shape; callback.NewCrypter is the
-// final judge when the server starts.
-func validAESKey(k string) bool {
+// ValidAESKey checks an EncodingAESKey's shape: 43 characters of base64
+// without its padding. callback.NewCrypter is the final judge when the
+// server starts.
+func ValidAESKey(k string) bool {
 	if len(k) != 43 {
 		return false
 	}

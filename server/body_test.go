@@ -47,7 +47,7 @@ func TestBodyReadFailures(t *testing.T) {
 	var logs logBuffer
 	api, err := New(Config{Tokens: e.m, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Clients:   []Client{{Name: "shop", KeyHash: sha256.Sum256([]byte(shopKey)), Allow: []string{"shop"}}},
-		Callbacks: []Callback{{Kind: "mp", ID: "oa", Token: "AAAAA"}}})
+		Callbacks: []Callback{{Kind: "mp", ID: "oa", Token: "AAAAA"}}, CallbackModes: testModes})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,8 @@ import (
 // application's server URL (verification), or a third-party platform's
 // authorization-event URL (pushes).
 type Callback struct {
-	// Kind is "mp", "wecom" or "component"; the URL is /callback/{kind}/{id}.
+	// Kind is the credential's kind, one of Config.CallbackModes; the URL
+	// is /callback/{kind}/{id}.
 	Kind, ID string
 	// Token is the message token configured at WeChat.
 	Token string
@@ -70,9 +71,9 @@ func (s *Server) lookupCallback(r *http.Request, kind string) (*Callback, error)
 // verifyURL answers WeChat's server URL verification: plain mode for mp
 // (echo echostr when the signature matches), encrypted for wecom (answer
 // the decrypted echostr).
-func (s *Server) verifyURL(kind string) func(http.ResponseWriter, *http.Request) error {
+func (s *Server) verifyURL(mode CallbackMode) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		cb, err := s.lookupCallback(r, kind)
+		cb, err := s.lookupCallback(r, mode.Kind)
 		if err != nil {
 			return err
 		}
@@ -82,7 +83,7 @@ func (s *Server) verifyURL(kind string) func(http.ResponseWriter, *http.Request)
 			return err
 		}
 		var out []byte
-		if kind == "wecom" {
+		if mode.Encrypted {
 			if out, err = cb.Crypter.VerifyURL(q.Get("msg_signature"), ts, nonce, echo); err != nil {
 				return err
 			}
@@ -101,9 +102,9 @@ func (s *Server) verifyURL(kind string) func(http.ResponseWriter, *http.Request)
 // signature, decrypts where encrypted, refuses replayed nonces, hands a
 // component's event to its handler, and answers "success" only once the
 // handler has stored what the push carried.
-func (s *Server) receive(kind string) func(http.ResponseWriter, *http.Request) error {
+func (s *Server) receive(mode CallbackMode) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		cb, err := s.lookupCallback(r, kind)
+		cb, err := s.lookupCallback(r, mode.Kind)
 		if err != nil {
 			return err
 		}
@@ -118,7 +119,7 @@ func (s *Server) receive(kind string) func(http.ResponseWriter, *http.Request) e
 		}
 		var plain []byte
 		switch {
-		case cb.Crypter != nil && (kind != "mp" || q.Get("encrypt_type") == "aes"):
+		case cb.Crypter != nil && (mode.Encrypted || q.Get("encrypt_type") == "aes"):
 			if plain, err = cb.Crypter.DecryptMessage(q.Get("msg_signature"), ts, nonce, body); err != nil {
 				return err
 			}

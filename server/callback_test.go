@@ -61,7 +61,7 @@ func newCallbackEnv(t *testing.T, skew time.Duration) *cbEnv {
 	}
 	compCrypter, _ := callback.NewCrypter(compToken, compKey, compAppID)
 	wecomCrypter, _ := callback.NewCrypter("QDG6eK", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "wx5823bf96d3bd56c7")
-	api, err := New(Config{Tokens: m, Logger: quiet, MaxSkew: skew, Callbacks: []Callback{
+	api, err := New(Config{Tokens: m, Logger: quiet, MaxSkew: skew, CallbackModes: testModes, Callbacks: []Callback{
 		{Kind: "component", ID: "plat", Token: compToken, Crypter: compCrypter, Handler: p},
 		{Kind: "mp", ID: "oa", Token: "AAAAA"},
 		{Kind: "wecom", ID: "hr", Token: "QDG6eK", Crypter: wecomCrypter},

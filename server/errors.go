@@ -128,6 +128,8 @@ func classify(err error) (int, apiError) {
 		return http.StatusForbidden, apiError{Code: "forbidden", Message: err.Error()}
 	case errors.Is(err, token.ErrUnknown):
 		return http.StatusNotFound, apiError{Code: "not_found", Message: "unknown credential"}
+	case errors.Is(err, errNoTicket):
+		return http.StatusNotFound, apiError{Code: "not_found", Message: err.Error()}
 	case errors.Is(err, errNotFound):
 		return http.StatusNotFound, apiError{Code: "not_found", Message: err.Error()}
 	case errors.As(err, new(*methodNotAllowed)):

@@ -56,6 +56,24 @@ type Config struct {
 	// Upstreams reports WeChat's hosts and which one is in use; nil
 	// leaves GET /v1/upstreams empty.
 	Upstreams func() []wechat.UpstreamStatus
+	// CallbackModes are the kinds WeChat calls back, and how: the routes
+	// /callback/{kind}/{id} exist for these kinds only.
+	CallbackModes []CallbackMode
+	// JSSDK returns the tickets and signing ids of a credential, nil if
+	// it has no tickets; nil means no credential has.
+	JSSDK func(id string) *JSSDK
+}
+
+// CallbackMode is how WeChat calls one kind's callback URL.
+type CallbackMode struct {
+	// Kind names the URL: /callback/{kind}/{id}.
+	Kind string
+	// Verify: WeChat checks the URL with a GET before saving it.
+	Verify bool
+	// Encrypted: every push, and the verification's echostr, is
+	// encrypted (WeCom, platforms). Otherwise pushes are plain, or in
+	// safe mode when the query says encrypt_type=aes (Official Accounts).
+	Encrypted bool
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -73,6 +91,8 @@ type Server struct {
 	platforms map[string]Platform
 	upstreams func() []wechat.UpstreamStatus
 	endpoints []endpoint
+	modes     map[string]CallbackMode
+	jssdk     func(id string) *JSSDK
 }
 
 // New returns a Server for cfg.
@@ -93,6 +113,11 @@ func New(cfg Config) (*Server, error) {
 		claims:    cfg.Claims,
 		platforms: cfg.Platforms,
 		upstreams: cfg.Upstreams,
+		modes:     map[string]CallbackMode{},
+		jssdk:     cfg.JSSDK,
+	}
+	for _, m := range cfg.CallbackModes {
+		s.modes[m.Kind] = m
 	}
 	if s.maxSkew <= 0 {
 		s.maxSkew = 5 * time.Minute
@@ -102,7 +127,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	for i := range cfg.Callbacks {
 		cb := &cfg.Callbacks[i]
-		if cb.Kind != "mp" && cb.Crypter == nil {
+		mode, ok := s.modes[cb.Kind]
+		if !ok {
+			return nil, fmt.Errorf("server: callback %s/%s: no CallbackMode for kind %q", cb.Kind, cb.ID, cb.Kind)
+		}
+		if mode.Encrypted && cb.Crypter == nil {
 			return nil, fmt.Errorf("server: callback %s/%s needs a Crypter", cb.Kind, cb.ID)
 		}
 		s.callbacks[callbackKey(cb.Kind, cb.ID)] = cb
@@ -125,17 +154,19 @@ func New(cfg Config) (*Server, error) {
 	routes := []route{
 		{"GET /v1/tokens/{id}", "the credential's current access token", true, s.getToken},
 		{"POST /v1/tokens/{id}/invalidate", `report a token WeChat refused, {"access_token":"..."}; answers the new or current one`, true, s.invalidate},
+		{"GET /v1/tokens/{id}/tickets/{type}", "the credential's current JS-SDK ticket (jsapi, wx_card, agent_config)", true, s.getTicket},
+		{"POST /v1/tokens/{id}/jssdk", `wx.config's signature for a page, {"url":"https://..."}`, true, s.signJSSDK},
 		{"GET /v1/tokens", "the state of the credentials the key may use, without tokens", true, s.listTokens},
 		{"GET /v1/upstreams", "WeChat's hosts, their health and the one in use", true, s.listUpstreams},
 		{"POST /v1/components/{id}/preauthcode", "a third-party platform's pre-auth code and authorization URL", true, s.preAuthCode},
 		{"GET /v1/components/{id}/authorizers", "a third-party platform's authorizers, a page at a time", true, s.listAuthorizers},
 		{"POST /v1/components/{id}/authorizers", "import authorizers from another system", true, s.importAuthorizers},
 	}
-	for _, kind := range []string{"mp", "wecom"} {
-		routes = append(routes, route{"GET /callback/" + kind + "/{id}", "WeChat's server URL verification", false, s.verifyURL(kind)})
-	}
-	for _, kind := range []string{"mp", "wecom", "component"} {
-		routes = append(routes, route{"POST /callback/" + kind + "/{id}", "WeChat's pushes", false, s.receive(kind)})
+	for _, m := range cfg.CallbackModes {
+		if m.Verify {
+			routes = append(routes, route{"GET /callback/" + m.Kind + "/{id}", "WeChat's server URL verification", false, s.verifyURL(m)})
+		}
+		routes = append(routes, route{"POST /callback/" + m.Kind + "/{id}", "WeChat's pushes", false, s.receive(m)})
 	}
 	routes = append(routes,
 		route{"GET /healthz", "200 while the process is up", false, s.healthz},

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"io"
@@ -42,7 +43,7 @@ func newEnv(t *testing.T) *env {
 		if id == "broken" {
 			s = "wrong"
 		}
-		creds = append(creds, token.Credential{ID: id, Kind: "mp", Source: &token.ClassicSource{Client: up, AppID: id, Secret: s}})
+		creds = append(creds, token.Credential{ID: id, Kind: "mp", Source: classicSource(up, id, s)})
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	m, err := token.New(token.Config{Store: memory.New(), Logger: quiet}, creds)
@@ -53,7 +54,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	api, err := New(Config{Tokens: m, Logger: quiet, Clients: []Client{
+	api, err := New(Config{Tokens: m, Logger: quiet, CallbackModes: testModes, Clients: []Client{
 		{Name: "shop", KeyHash: sha256.Sum256([]byte(shopKey)), Allow: []string{"shop", "broken"}},
 		{Name: "ops", KeyHash: sha256.Sum256([]byte(opsKey)), Allow: []string{"*"}},
 	}})
@@ -249,3 +250,28 @@ func TestListAndProbes(t *testing.T) {
 		t.Fatalf("readyz = %d %s; want ready (broken has a known cause)", r.status, r.body)
 	}
 }
+
+// classicSource fetches from cgi-bin/token and checks with getcallbackip,
+// as kind.ClassicSource does (package kind builds on this one, so its
+// tests cannot use it).
+func classicSource(c *wechat.Client, appid, secret string) token.Source {
+	return &classic{c, appid, secret}
+}
+
+type classic struct {
+	c             *wechat.Client
+	appid, secret string
+}
+
+func (s *classic) Fetch(ctx context.Context, req token.Request) (token.Fetched, error) {
+	tok, err := s.c.ClassicToken(ctx, s.appid, s.secret)
+	return token.Fetched{Token: tok}, err
+}
+
+func (s *classic) Check(ctx context.Context, tok string) error {
+	_, err := s.c.CallbackIP(ctx, tok)
+	return err
+}
+
+// testModes are the callback kinds package kind declares.
+var testModes = []CallbackMode{{Kind: "mp", Verify: true}, {Kind: "wecom", Verify: true, Encrypted: true}, {Kind: "component", Encrypted: true}}

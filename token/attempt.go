@@ -96,7 +96,7 @@ func (m *Manager) decide(ctx context.Context, e *entry, base string, f *flight, 
 		// outage turns every report into a call.
 		return m.backingOff(ctx, e, rec, ver, f.force)
 	}
-	if !e.cred.Stable {
+	if e.cred.endsPrevious() {
 		// Record the intent before the call: the call ends the stored
 		// token Overlap later, whether or not we live to store the new
 		// one.

@@ -9,21 +9,47 @@ import (
 	"github.com/wxtoken/wxtoken/wechat"
 )
 
-// Source fetches a token for one credential from WeChat.
+// Source fetches one credential's token from WeChat: it is the only
+// code that knows the endpoint.
+//
+// Concurrency: the Manager runs one fetch at a time per credential (and,
+// across instances sharing a store, only under the credential's lease), but
+// fetches of different credentials run concurrently: a Source shared by
+// several credentials must be safe for concurrent use.
+//
+// Errors: WeChat's refusal is returned as the *wechat.APIError the wechat
+// package builds, so the Manager can classify it (wechat.Classify): a
+// configuration error blocks the credential until its settings change; for
+// a credential with a Parent, a stale token (40001, 40014, 42001) is the
+// parent's, which the Manager reports. An error that wraps ErrNotCalled
+// says no call reached WeChat, and is not counted against the day's calls.
+// Anything else is transient and retried on the backoff. Fetch must return
+// when ctx is done.
 type Source interface {
-	// Fetch returns a token. With force set, a source whose endpoint can
-	// return the token already held (stable mode) asks for a new one;
-	// other sources ignore it, since every fetch issues a new token.
-	Fetch(ctx context.Context, force bool) (wechat.Token, error)
+	Fetch(ctx context.Context, req Request) (Fetched, error)
 }
 
-// StatefulSource is a Source whose fetch needs a durable value that the
-// fetch may replace: an authorizer's refresh token. The Manager keeps the
-// value in the credential's record and stores the new one in the same
-// write as the token it came with, before that token is served.
-type StatefulSource interface {
-	Source
-	FetchState(ctx context.Context, force bool, state string) (tok wechat.Token, newState string, err error)
+// Request is what the Manager hands a Source for one fetch.
+type Request struct {
+	// Force asks a source whose endpoint may answer the token already held
+	// (stable_token) for a new one; other sources ignore it.
+	Force bool
+	// State is the durable value the last fetch returned (an authorizer's
+	// refresh token), "" if none.
+	State string
+	// Parent is the current token of the credential's Parent (the access
+	// token a ticket is fetched with, the component token an authorizer's
+	// is): valid when the fetch starts.
+	Parent string
+}
+
+// Fetched is a Source's answer.
+type Fetched struct {
+	Token wechat.Token
+	// State, if not empty, replaces the durable value. It is stored in the
+	// same compare-and-swap as Token, before Token is served, so a crash
+	// can never keep one without the other.
+	State string
 }
 
 // Checker is a Source that can ask WeChat whether a token still works,
@@ -50,6 +76,23 @@ type Credential struct {
 	Stable bool
 	// Source fetches the token.
 	Source Source
+	// Parent names the credential whose current token this one's fetch
+	// needs (Request.Parent): a ticket's access token, an authorizer's
+	// component token. A fetch waits for the parent to hold a valid
+	// token; when WeChat refuses the parent's token inside it, the parent
+	// is reported, and this credential is retried as soon as the parent
+	// holds a new token.
+	Parent string
+	// Children are credentials derived from this one (its JS-SDK
+	// tickets), added and restored with it; their Parent is this
+	// credential. A child of a revoked credential is not served.
+	Children []Credential
+	// Repeating marks a source that answers the value it holds until that
+	// value expires, with the full lifetime in every answer (JS-SDK
+	// tickets: expires_in is 7200 however old the ticket is). The value's
+	// expiry is counted from the first answer that carried it, it is
+	// served to its expiry, and a fetch never ends it early.
+	Repeating bool
 	// Owner names the credential that created this one at run time (the
 	// component of an authorizer); empty for configured credentials.
 	Owner string
@@ -58,6 +101,10 @@ type Credential struct {
 	// when it changes, so fixing a secret takes effect at once.
 	Fingerprint string
 }
+
+// endsPrevious reports whether a fetch ends the token held before it
+// (Overlap later), as classic, WeCom, component and authorizer fetches do.
+func (c *Credential) endsPrevious() bool { return !c.Stable && !c.Repeating }
 
 // LogValue keeps logs to the credential's name and kind.
 func (c Credential) LogValue() slog.Value {
@@ -73,55 +120,4 @@ func Fingerprint(parts ...string) string {
 		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil)[:8])
-}
-
-// ClassicSource fetches from GET /cgi-bin/token.
-type ClassicSource struct {
-	Client        *wechat.Client
-	AppID, Secret string
-}
-
-// Fetch implements Source.
-func (s *ClassicSource) Fetch(ctx context.Context, force bool) (wechat.Token, error) {
-	return s.Client.ClassicToken(ctx, s.AppID, s.Secret)
-}
-
-// Check implements Checker with getcallbackip.
-func (s *ClassicSource) Check(ctx context.Context, tok string) error {
-	_, err := s.Client.CallbackIP(ctx, tok)
-	return err
-}
-
-// StableSource fetches from POST /cgi-bin/stable_token.
-type StableSource struct {
-	Client        *wechat.Client
-	AppID, Secret string
-}
-
-// Fetch implements Source.
-func (s *StableSource) Fetch(ctx context.Context, force bool) (wechat.Token, error) {
-	return s.Client.StableToken(ctx, s.AppID, s.Secret, force)
-}
-
-// Check implements Checker with getcallbackip.
-func (s *StableSource) Check(ctx context.Context, tok string) error {
-	_, err := s.Client.CallbackIP(ctx, tok)
-	return err
-}
-
-// WeComSource fetches one WeCom application's token.
-type WeComSource struct {
-	Client         *wechat.Client
-	CorpID, Secret string
-}
-
-// Fetch implements Source.
-func (s *WeComSource) Fetch(ctx context.Context, force bool) (wechat.Token, error) {
-	return s.Client.WeComToken(ctx, s.CorpID, s.Secret)
-}
-
-// Check implements Checker with WeCom's get_api_domain_ip.
-func (s *WeComSource) Check(ctx context.Context, tok string) error {
-	_, err := s.Client.WeComAPIDomainIP(ctx, tok)
-	return err
 }

@@ -52,6 +52,9 @@ func (m *Manager) Add(ctx context.Context, c Credential, seed *Seed) error {
 	if loaded && e.cred.Owner != c.Owner {
 		return fmt.Errorf("%w: %q belongs to %s", ErrOwned, c.ID, ownerName(e.cred.Owner))
 	}
+	if !loaded {
+		m.addChild(e)
+	}
 	if seed == nil {
 		rec, ver, err := m.load(ctx, c.ID)
 		if err != nil {
@@ -64,7 +67,7 @@ func (m *Manager) Add(ctx context.Context, c Credential, seed *Seed) error {
 		e.mu.Lock()
 		m.settle(e, rec, ver, m.loaded(e, rec, time.Now()), nil)
 		e.mu.Unlock()
-		return nil
+		return m.addChildren(ctx, c)
 	}
 	err := m.update(ctx, e, func(rec *record) error {
 		if rec.Owner != c.Owner && (rec.Owner != "" || rec.Token != "") {
@@ -82,8 +85,21 @@ func (m *Manager) Add(ctx context.Context, c Credential, seed *Seed) error {
 	})
 	if err != nil {
 		m.dropIfNew(e, fresh)
+		return err
 	}
-	return err
+	return m.addChildren(ctx, c)
+}
+
+// addChildren adds c's derived credentials, loading what is stored for
+// them.
+func (m *Manager) addChildren(ctx context.Context, c Credential) error {
+	for _, k := range c.Children {
+		k.Parent = c.ID
+		if err := m.Add(ctx, k, nil); err != nil {
+			return fmt.Errorf("token: %s: %w", k.ID, err)
+		}
+	}
+	return nil
 }
 
 func (m *Manager) dropIfNew(e, fresh *entry) {

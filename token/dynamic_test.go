@@ -14,8 +14,8 @@ import (
 // in these tests.
 type fixedSource struct{}
 
-func (fixedSource) Fetch(context.Context, bool) (wechat.Token, error) {
-	return wechat.Token{}, errors.New("not called in this test")
+func (fixedSource) Fetch(context.Context, Request) (Fetched, error) {
+	return Fetched{}, errors.New("not called in this test")
 }
 
 // TestSeedKeepLive: a seed that must not overwrite a live authorization is

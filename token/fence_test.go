@@ -26,10 +26,10 @@ type stallingSource struct {
 	release chan struct{}
 }
 
-func (s *stallingSource) Fetch(ctx context.Context, force bool) (wechat.Token, error) {
-	tok, err := s.inner.Fetch(ctx, force)
+func (s *stallingSource) Fetch(ctx context.Context, req Request) (Fetched, error) {
+	tok, err := s.inner.Fetch(ctx, req)
 	if s.armed.CompareAndSwap(true, false) {
-		s.fetched <- tok
+		s.fetched <- tok.Token
 		<-s.release // deaf to ctx: the stall outlives the timeout
 	}
 	return tok, err
@@ -84,7 +84,7 @@ func TestClusterFencing(t *testing.T) {
 	fake := wxtest.New(wxtest.Config{})
 	fake.AddApp("wx1", "secret-wx1")
 	client := &wechat.Client{HTTP: fake.Client(), API: "http://wechat"}
-	classic := &ClassicSource{Client: client, AppID: "wx1", Secret: "secret-wx1"}
+	classic := classicSource(client, "wx1", "secret-wx1")
 	stall := &stallingSource{inner: classic, fetched: make(chan wechat.Token, 1), release: make(chan struct{})}
 	var once sync.Once
 	unstall := func() { once.Do(func() { close(stall.release) }) }

@@ -35,8 +35,9 @@ func (m *Manager) fetch(ctx context.Context, e *entry, rec *record, base string,
 	if _, limited := errors.AsType[*LimitedError](err); err != nil && !limited {
 		return err
 	}
+	same := tok.Value == rec.Token
 	switch {
-	case tok.Value == rec.Token:
+	case same:
 		rec.Repeats = !e.cred.Stable
 	case rec.ExpiresAt.After(now):
 		rec.Repeats = false // replaced before its expiry: not a repeating source
@@ -45,6 +46,11 @@ func (m *Manager) fetch(ctx context.Context, e *entry, rec *record, base string,
 		rec.Token, rec.IssuedAt = tok.Value, now
 	}
 	rec.ExpiresAt = now.Add(tok.ExpiresIn)
+	if same && e.cred.Repeating {
+		// The answer's lifetime is the full one however old the value
+		// is: count it from the first answer that carried the value.
+		rec.ExpiresAt = rec.IssuedAt.Add(tok.ExpiresIn)
+	}
 	rec.RefreshAt = m.plan.refreshAt(now, rec.IssuedAt, rec.ExpiresAt)
 	if rec.Repeats {
 		// The next token can only be had once this one has expired:
@@ -58,26 +64,30 @@ func (m *Manager) fetch(ctx context.Context, e *entry, rec *record, base string,
 }
 
 // call makes one upstream call, counting it. now is taken before the call,
-// so lifetimes are measured conservatively.
+// so lifetimes are measured conservatively. A credential with a parent is
+// handed the parent's current token, or not called at all while the parent
+// has none.
 func (m *Manager) call(ctx context.Context, e *entry, rec *record, force bool) (wechat.Token, time.Time, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.FetchTimeout)
 	defer cancel()
 	now := time.Now()
-	var (
-		tok   wechat.Token
-		state string
-		err   error
-	)
-	if ss, ok := e.cred.Source.(StatefulSource); ok {
-		tok, state, err = ss.FetchState(ctx, force, rec.State)
-		if err == nil && state != "" {
-			rec.State = state
+	req := Request{Force: force, State: rec.State}
+	if e.cred.Parent != "" {
+		parent, err := m.parentToken(e, now)
+		if err != nil {
+			return wechat.Token{}, now, err
 		}
-	} else {
-		tok, err = e.cred.Source.Fetch(ctx, force)
+		req.Parent = parent
 	}
+	got, err := e.cred.Source.Fetch(ctx, req)
 	if !errors.Is(err, ErrNotCalled) {
 		rec.countFetch(now, force)
 	}
-	return tok, now, err
+	if err == nil && got.State != "" {
+		rec.State = got.State
+	}
+	if e.cred.Parent != "" && wechat.Classify(err) == wechat.Stale {
+		err = m.parentRefused(e, req.Parent, err)
+	}
+	return got.Token, now, err
 }

@@ -86,22 +86,6 @@ func (m *Manager) launch(e *entry, base string, n need) *flight {
 	return f
 }
 
-// InvalidateAsync is Invalidate without waiting: it starts the refresh of
-// stale if stale is still current and none is running. A refresher that
-// learns its dependency's token was refused (an authorizer's component
-// token) uses it, rather than wait on a refresh from inside another.
-func (m *Manager) InvalidateAsync(id, stale string) {
-	e, err := m.entry(id)
-	if err != nil {
-		return
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.snap.Load().Token == stale && e.flight == nil {
-		m.launch(e, stale, forced)
-	}
-}
-
 // fly runs one flight and publishes its outcome.
 func (m *Manager) fly(e *entry, f *flight, base string) {
 	defer m.wg.Done()
@@ -109,6 +93,13 @@ func (m *Manager) fly(e *entry, f *flight, base string) {
 	o := m.safeAttempt(e, base, f)
 
 	e.mu.Lock()
+	if e.wakeAfterFlight {
+		// The parent's new token arrived during this flight.
+		e.wakeAfterFlight, e.awaitsParent, e.woken = false, false, true
+		if !o.next.IsZero() {
+			o.next = time.Now()
+		}
+	}
 	if !o.next.IsZero() {
 		if o.fetched {
 			e.unsaved = o.unsaved
@@ -147,7 +138,12 @@ func (m *Manager) settle(e *entry, rec record, ver uint64, next time.Time, cause
 		e.storeFailures = 0
 	}
 	e.rec, e.ver, e.next = rec, ver, next
-	e.snap.Store(m.snapshot(e, rec, next, cause))
+	prev := e.snap.Load()
+	snap := m.snapshot(e, rec, next, cause)
+	e.snap.Store(snap)
+	if now := time.Now(); snap.Valid(now) && (snap.Token != prev.Token || !prev.Valid(now)) {
+		m.wakeChildren(e)
+	}
 	close(e.changed)
 	e.changed = make(chan struct{})
 	if e.timer != nil {

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -40,22 +41,54 @@ func seeded(seed uint64) option {
 }
 
 // classic adds an app to the fake and returns its classic-mode credential.
+// upstream is a Source over one of the client's token calls, checked
+// with a call that costs no quota, as package kind's sources are.
+type upstream struct {
+	fetch func(ctx context.Context, force bool) (wechat.Token, error)
+	check func(ctx context.Context, tok string) error
+}
+
+func (u *upstream) Fetch(ctx context.Context, req Request) (Fetched, error) {
+	tok, err := u.fetch(ctx, req.Force)
+	return Fetched{Token: tok}, err
+}
+
+func (u *upstream) Check(ctx context.Context, tok string) error { return u.check(ctx, tok) }
+
+// classicSource fetches from cgi-bin/token.
+func classicSource(c *wechat.Client, appid, secret string) *upstream {
+	return &upstream{
+		fetch: func(ctx context.Context, _ bool) (wechat.Token, error) { return c.ClassicToken(ctx, appid, secret) },
+		check: func(ctx context.Context, tok string) error { _, err := c.CallbackIP(ctx, tok); return err },
+	}
+}
+
 func (h *harness) classic(id string) Credential {
 	h.fake.AddApp(id, "secret-"+id)
-	return Credential{ID: id, Kind: "mp", Source: &ClassicSource{Client: h.client, AppID: id, Secret: "secret-" + id},
+	return Credential{ID: id, Kind: "mp", Source: classicSource(h.client, id, "secret-"+id),
 		Fingerprint: Fingerprint(id, "secret-"+id, "classic")}
 }
 
 func (h *harness) stable(id string) Credential {
 	h.fake.AddApp(id, "secret-"+id)
-	return Credential{ID: id, Kind: "mp", Stable: true, Source: &StableSource{Client: h.client, AppID: id, Secret: "secret-" + id},
+	return Credential{ID: id, Kind: "mp", Stable: true, Source: &upstream{
+		fetch: func(ctx context.Context, force bool) (wechat.Token, error) {
+			return h.client.StableToken(ctx, id, "secret-"+id, force)
+		},
+		check: func(ctx context.Context, tok string) error { _, err := h.client.CallbackIP(ctx, tok); return err },
+	},
 		Fingerprint: Fingerprint(id, "secret-"+id, "stable")}
 }
 
 // wecom adds a corp to the fake and returns its application's credential.
 func (h *harness) wecom(id string) Credential {
 	h.fake.AddCorp(id, "secret-"+id)
-	return Credential{ID: id, Kind: "wecom", Source: &WeComSource{Client: h.client, CorpID: id, Secret: "secret-" + id},
+	return Credential{ID: id, Kind: "wecom", Source: &upstream{
+		fetch: func(ctx context.Context, _ bool) (wechat.Token, error) {
+			return h.client.WeComToken(ctx, id, "secret-"+id)
+		},
+		check: func(ctx context.Context, tok string) error { _, err := h.client.WeComAPIDomainIP(ctx, tok); return err },
+	},
 		Fingerprint: Fingerprint(id, "secret-"+id, "wecom")}
 }
 

@@ -124,6 +124,9 @@ type Manager struct {
 
 	entries sync.Map // id → *entry
 	owners  owners
+	// children lists, by parent id, the credentials derived from it.
+	kinsMu   sync.Mutex
+	children map[string][]*entry
 
 	ctx    context.Context // cancelled by Close: ends refreshes
 	cancel context.CancelFunc
@@ -155,6 +158,11 @@ type entry struct {
 	// ticket), so its next attempt need not wait out the shared retry
 	// time.
 	woken bool
+	// awaitsParent: the last fetch could not use the parent's token (it
+	// had none, or WeChat refused it); the parent's next token wakes this
+	// credential. wakeAfterFlight: that token arrived while a flight was
+	// running, which re-plans at once when it ends.
+	awaitsParent, wakeAfterFlight bool
 }
 
 // New returns a Manager for creds. It does not touch the store or WeChat
@@ -191,6 +199,13 @@ func (m *Manager) add(c Credential) error {
 	e.snap.Store(&Snapshot{ID: c.ID, Kind: c.Kind, Owner: c.Owner})
 	if _, dup := m.entries.LoadOrStore(c.ID, e); dup {
 		return fmt.Errorf("token: duplicate credential id %q", c.ID)
+	}
+	m.addChild(e)
+	for _, k := range c.Children {
+		k.Parent = c.ID
+		if err := m.add(k); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -303,6 +318,12 @@ func (m *Manager) Token(id string) (*Snapshot, error) {
 			return nil, ErrRevoked
 		}
 		return nil, &UnavailableError{ID: id, Cause: s.Cause}
+	}
+	if e.cred.Parent != "" {
+		// What derives from a withdrawn authorization goes with it.
+		if p, err := m.entry(e.cred.Parent); err == nil && p.snap.Load().Revoked {
+			return nil, ErrRevoked
+		}
 	}
 	return s, nil
 }

@@ -16,11 +16,8 @@ import (
 // measurement.
 type idleSource struct{}
 
-func (idleSource) Fetch(context.Context, bool) (wechat.Token, error) {
-	return wechat.Token{}, fmt.Errorf("not called")
-}
-func (idleSource) FetchState(context.Context, bool, string) (wechat.Token, string, error) {
-	return wechat.Token{}, "", fmt.Errorf("not called")
+func (idleSource) Fetch(context.Context, Request) (Fetched, error) {
+	return Fetched{}, fmt.Errorf("not called")
 }
 
 // BenchmarkMemoryPerAuthorizer measures the heap one authorizer costs: its

@@ -7,7 +7,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/wxtoken/wxtoken/wechat"
 	"github.com/wxtoken/wxtoken/wxtest"
 )
 
@@ -69,8 +68,8 @@ func TestClusterBackoffIsShared(t *testing.T) {
 // ticket or for its parent's token does.
 type notCalledSource struct{}
 
-func (notCalledSource) Fetch(ctx context.Context, force bool) (wechat.Token, error) {
-	return wechat.Token{}, fmt.Errorf("no parent token (%w)", ErrNotCalled)
+func (notCalledSource) Fetch(ctx context.Context, req Request) (Fetched, error) {
+	return Fetched{}, fmt.Errorf("no parent token (%w)", ErrNotCalled)
 }
 
 // TestAttemptsNotCalledAreNotCounted: the day's count of calls is what

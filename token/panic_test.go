@@ -7,14 +7,13 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/wxtoken/wxtoken/wechat"
 	"github.com/wxtoken/wxtoken/wxtest"
 )
 
 // panickingSource panics on every fetch, as a source with a bug would.
 type panickingSource struct{}
 
-func (panickingSource) Fetch(context.Context, bool) (wechat.Token, error) {
+func (panickingSource) Fetch(context.Context, Request) (Fetched, error) {
 	panic("a bug in one source")
 }
 

@@ -57,6 +57,9 @@ func (m *Manager) backingOff(ctx context.Context, e *entry, rec record, ver uint
 // failed records a failed fetch in rec and returns when to try again.
 func (m *Manager) failed(e *entry, rec *record, err error) time.Time {
 	now := time.Now()
+	if errors.Is(err, errNoParent) {
+		return m.waitParent(rec, err, now)
+	}
 	class := wechat.Classify(err)
 	if class == wechat.Stale {
 		// 40001 from a token endpoint means a wrong secret (WeCom).
@@ -103,4 +106,17 @@ func (m *Manager) storeFailed(e *entry, err error) outcome {
 // storeCause describes a store failure; e.mu must be held.
 func (m *Manager) storeCause(e *entry, err error) *Cause {
 	return &Cause{Class: causeStore, Message: err.Error(), Since: time.Now(), Failures: e.storeFailures}
+}
+
+// waitParent records a fetch that could not use its parent's token. The
+// parent's next token wakes the credential; the retry time is only a
+// fallback, should that wake be lost (the parent refreshed by a peer).
+func (m *Manager) waitParent(rec *record, err error, now time.Time) time.Time {
+	c := &Cause{Class: causeParent, ErrCode: wechat.ErrCode(err), Message: err.Error(), Since: now, Failures: 1}
+	if p := rec.Cause; p != nil && p.Class == c.Class {
+		c.Since, c.Failures = p.Since, p.Failures+1
+	}
+	rec.Cause = c
+	rec.RetryAt = now.Add(m.plan.backoff(c.Failures, now, rec.ExpiresAt))
+	return rec.RetryAt
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/wxtoken/wxtoken/store"
-	"github.com/wxtoken/wxtoken/wechat"
 	"github.com/wxtoken/wxtoken/wxtest"
 )
 
@@ -152,8 +151,8 @@ type haltingSource struct {
 	halt chan struct{}
 }
 
-func (s *haltingSource) Fetch(ctx context.Context, force bool) (tok wechat.Token, err error) {
-	tok, err = s.Source.Fetch(ctx, force)
+func (s *haltingSource) Fetch(ctx context.Context, req Request) (tok Fetched, err error) {
+	tok, err = s.Source.Fetch(ctx, req)
 	<-s.halt
 	return tok, err
 }

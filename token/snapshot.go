@@ -56,11 +56,11 @@ func (m *Manager) snapshot(e *entry, rec record, next time.Time, cause *Cause) *
 	if rec.Token != "" {
 		safety := margin(rec.ExpiresAt.Sub(rec.IssuedAt))
 		s.ServeUntil = rec.ExpiresAt.Add(-safety)
-		if rec.Repeats && !e.cred.Stable {
+		if (rec.Repeats && !e.cred.Stable) || e.cred.Repeating {
 			// Nothing can replace it sooner: serve it to its expiry,
 			// the moment its successor can first be fetched.
 			s.ServeUntil = rec.ExpiresAt
-		} else if !e.cred.Stable {
+		} else if e.cred.endsPrevious() {
 			// Our next fetch kills this token Overlap later, and so
 			// does one already begun (perhaps by a process that died
 			// before it could store the new token).

@@ -20,7 +20,7 @@ import (
 // so this instance may fetch it without the store's lease. e.mu must be
 // held.
 func soloSafe(e *entry) bool {
-	return e.cred.Stable || e.rec.Repeats
+	return e.cred.Stable || e.cred.Repeating || e.rec.Repeats
 }
 
 // solo follows an attempt that failed on the store: if the credential is

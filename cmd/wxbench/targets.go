@@ -16,6 +16,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/wxtoken/wxtoken/kind"
 	"github.com/wxtoken/wxtoken/server"
 	"github.com/wxtoken/wxtoken/store"
 	"github.com/wxtoken/wxtoken/store/bolt"
@@ -126,7 +127,7 @@ func startStack(ctx context.Context, log *slog.Logger, redisAddr string) (st *st
 	cred := token.Credential{
 		ID:          credID,
 		Kind:        credKind,
-		Source:      &token.ClassicSource{Client: up, AppID: credAppID, Secret: credSecret},
+		Source:      &kind.ClassicSource{Client: up, AppID: credAppID, Secret: credSecret},
 		Fingerprint: token.Fingerprint(credKind, credAppID, credSecret, "classic", up.API),
 	}
 	if st.tokens, err = token.New(token.Config{Store: st.store, Logger: log}, []token.Credential{cred}); err != nil {

@@ -10,9 +10,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/wxtoken/wxtoken/callback"
-	"github.com/wxtoken/wxtoken/component"
 	"github.com/wxtoken/wxtoken/config"
+	"github.com/wxtoken/wxtoken/kind"
 	"github.com/wxtoken/wxtoken/server"
 	"github.com/wxtoken/wxtoken/store"
 	"github.com/wxtoken/wxtoken/store/bolt"
@@ -78,8 +77,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			up.RunHealthChecks(hctx, 30*time.Second)
 		}()
 	}
-	creds, platforms := credentials(cfg.Credentials, up, m.store, m.Logger)
-	callbacks, err := callbacks(cfg.Credentials, platforms)
+	set, err := kind.Default.Build(&kind.Env{Client: up, Store: m.store, Logger: m.Logger}, cfg.Credentials)
 	if err != nil {
 		return err
 	}
@@ -98,7 +96,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Concurrency:      cfg.Refresh.Concurrency,
 		LockTTL:          cfg.Refresh.LockTTL,
 		Resync:           cfg.Refresh.Resync,
-	}, creds)
+	}, set.Credentials)
 	if err != nil {
 		return err
 	}
@@ -106,7 +104,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("load stored tokens: %w", err)
 	}
 	apiPlatforms := map[string]server.Platform{}
-	for id, p := range platforms {
+	for id, p := range set.Platforms {
 		if err := p.Start(ctx, m.tokens); err != nil {
 			return err
 		}
@@ -117,7 +115,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		clients = append(clients, server.Client{Name: c.Name, KeyHash: c.KeyHash(), Allow: c.Allow, Import: c.Import})
 	}
 	api, err := server.New(server.Config{Tokens: m.tokens, Clients: clients, Logger: m.Logger,
-		Callbacks: callbacks, MaxSkew: cfg.Callbacks.MaxSkew, Claims: m.store, Platforms: apiPlatforms, Upstreams: up.Upstreams})
+		Callbacks: set.Callbacks, CallbackModes: kind.Default.CallbackModes(), MaxSkew: cfg.Callbacks.MaxSkew,
+		Claims: m.store, Platforms: apiPlatforms, Upstreams: up.Upstreams, JSSDK: set.JSSDK(m.owner)})
 	if err != nil {
 		return err
 	}
@@ -134,6 +133,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	go func() { m.served <- m.srv.Serve(m.ln) }()
 	m.Logger.Info("listening", "addr", m.ln.Addr().String(), "credentials", len(cfg.Credentials), "data_dir", cfg.DataDir)
 	return nil
+}
+
+// owner is the platform that owns credential id, "" if none.
+func (m *Main) owner(id string) string {
+	s, err := m.tokens.Snapshot(id)
+	if err != nil {
+		return ""
+	}
+	return s.Owner
 }
 
 // Addr is the API's address once Run has returned.
@@ -176,62 +184,6 @@ func (m *Main) Close() error {
 		errs = append(errs, m.store.Close())
 	}
 	return errors.Join(errs...)
-}
-
-// credentials turns configured credentials into the manager's, and
-// builds the third-party platforms among them.
-func credentials(list []config.Credential, up *wechat.Client, s store.Store, log *slog.Logger) ([]token.Credential, map[string]*component.Platform) {
-	var out []token.Credential
-	platforms := map[string]*component.Platform{}
-	for _, c := range list {
-		tc := token.Credential{ID: c.ID, Kind: c.Kind}
-		switch {
-		case c.Kind == config.KindComponent:
-			p := component.New(component.Config{ID: c.ID, AppID: c.ComponentAppID, Secret: c.Secret}, up, s, log)
-			platforms[c.ID] = p
-			tc = p.Credential()
-		case c.Kind == config.KindWeCom:
-			tc.Source = &token.WeComSource{Client: up, CorpID: c.CorpID, Secret: c.Secret}
-			tc.Fingerprint = token.Fingerprint(c.Kind, c.CorpID, c.Secret, up.WeCom)
-		case c.Mode == config.ModeClassic:
-			tc.Source = &token.ClassicSource{Client: up, AppID: c.AppID, Secret: c.Secret}
-			tc.Fingerprint = token.Fingerprint(c.Kind, c.AppID, c.Secret, c.Mode, up.API)
-		default:
-			tc.Stable = true
-			tc.Source = &token.StableSource{Client: up, AppID: c.AppID, Secret: c.Secret}
-			tc.Fingerprint = token.Fingerprint(c.Kind, c.AppID, c.Secret, c.Mode, up.API)
-		}
-		out = append(out, tc)
-	}
-	return out, platforms
-}
-
-// callbacks builds the endpoints WeChat calls: each platform's push URL and
-// each mp or wecom credential's server URL.
-func callbacks(list []config.Credential, platforms map[string]*component.Platform) ([]server.Callback, error) {
-	var out []server.Callback
-	for _, c := range list {
-		cb := server.Callback{Kind: c.Kind, ID: c.ID}
-		var key, receiver string
-		switch {
-		case c.Kind == config.KindComponent:
-			cb.Token, key, receiver = c.Token, c.EncodingAESKey, c.ComponentAppID
-			cb.Handler = platforms[c.ID]
-		case c.Callback != nil:
-			cb.Token, key, receiver = c.Callback.Token, c.Callback.EncodingAESKey, c.AppID+c.CorpID
-		default:
-			continue
-		}
-		if key != "" {
-			cr, err := callback.NewCrypter(cb.Token, key, receiver)
-			if err != nil {
-				return nil, fmt.Errorf("credential %s: %w", c.ID, err)
-			}
-			cb.Crypter = cr
-		}
-		out = append(out, cb)
-	}
-	return out, nil
 }
 
 // openStore opens the configured store: the embedded file, or Redis. On

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wxtoken/wxtoken/config"
+	"github.com/wxtoken/wxtoken/kind"
 	"github.com/wxtoken/wxtoken/wxtest"
 )
 
@@ -60,9 +61,9 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		// default), so the printed report works right after start.
 		Refresh: config.Refresh{Overlap: *overlap, MinForceInterval: time.Second},
 		Credentials: []config.Credential{
-			{ID: "demo-oa", Kind: config.KindMP, AppID: "wxd000000000000001", Secret: apps["wxd000000000000001"], Mode: config.ModeStable},
-			{ID: "demo-mini", Kind: config.KindMP, AppID: "wxd000000000000002", Secret: apps["wxd000000000000002"], Mode: config.ModeClassic},
-			{ID: "demo-wecom", Kind: config.KindWeCom, CorpID: "wwd000000000000001", Secret: "demo-wecom-secret"},
+			{ID: "demo-oa", Kind: kind.MP.Name, AppID: "wxd000000000000001", Secret: apps["wxd000000000000001"], Mode: config.ModeStable},
+			{ID: "demo-mini", Kind: kind.MP.Name, AppID: "wxd000000000000002", Secret: apps["wxd000000000000002"], Mode: config.ModeClassic},
+			{ID: "demo-wecom", Kind: kind.WeCom.Name, CorpID: "wwd000000000000001", Secret: "demo-wecom-secret"},
 		},
 		Clients: []config.Client{{Name: "demo", Key: clientKey, Allow: []string{"*"}}},
 	}
