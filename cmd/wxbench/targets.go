@@ -29,7 +29,7 @@ import (
 const (
 	credID     = "bench-mp"
 	credKind   = "mp"
-	credAppID  = "wxbench0000000001"
+	credAppID  = "wx0000000000000be0" // wx and 16 hex digits, as config requires
 	credSecret = "wxbench-secret"
 )
 
