@@ -164,7 +164,7 @@ func wrkBench(ctx context.Context, o wrkOptions, stdout, stderr io.Writer) (res 
 		if runtime.GOOS == "windows" {
 			bin += ".exe"
 		}
-		if _, err := runOut(ctx, goCommand(), "build", "-o", bin, "github.com/wxtoken/wxtoken/cmd/wxtoken"); err != nil {
+		if _, err := runOut(ctx, "go", "build", "-o", bin, "github.com/wxtoken/wxtoken/cmd/wxtoken"); err != nil {
 			return nil, fmt.Errorf("build wxtoken (run wxbench from the repository, or give -wxtoken): %w", err)
 		}
 	}
@@ -249,15 +249,6 @@ func wrkBench(ctx context.Context, o wrkOptions, stdout, stderr io.Writer) (res 
 	}
 	printWrkSummary(stdout, res, o)
 	return res, nil
-}
-
-// goCommand is the go command: the one on PATH, else the one of the Go
-// release wxbench was built with.
-func goCommand() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }
 
 // wxtokenConfig is a configuration serving the one benchmark credential
