@@ -87,7 +87,8 @@
 //
 // With the load generator in other processes, the server's CPU per
 // request is the steadiest of these numbers: throughput and latency move
-// with whatever else the machine runs, the CPU a request costs much less.
+// with whatever else the machine runs, the CPU a request costs less
+// (contention raises it too, through context switches and cold caches).
 // Any non-2xx answer or socket error makes wxbench exit 1.
 package main
 
