@@ -59,7 +59,11 @@ func newClients(list []Client) clients {
 
 // authenticate returns the client whose key the request bears.
 func (cs clients) authenticate(r *http.Request) (*client, error) {
-	h := r.Header.Get("Authorization")
+	// Header.Get, without canonicalizing a key that is canonical already.
+	var h string
+	if v := r.Header["Authorization"]; len(v) > 0 {
+		h = v[0]
+	}
 	key, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok || key == "" {
 		return nil, errNoKey

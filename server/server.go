@@ -93,6 +93,7 @@ type Server struct {
 	endpoints []endpoint
 	modes     map[string]CallbackMode
 	jssdk     func(id string) *JSSDK
+	hot       *hotPath
 }
 
 // New returns a Server for cfg.
@@ -179,6 +180,7 @@ func New(cfg Config) (*Server, error) {
 		s.endpoints = append(s.endpoints, endpoint{Method: method, Path: strings.TrimSuffix(path, "{$}"), About: rt.about, ClientKey: rt.clientKey})
 	}
 	s.mux.Handle("/", s.handle(s.noRoute))
+	s.hot = newHotPath(s.endpoints)
 	return s, nil
 }
 
@@ -222,7 +224,15 @@ func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) error {
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if id, ok := s.hot.fastTokenID(r); ok {
+		if err := s.serveToken(w, r, id); err != nil {
+			s.writeError(w, r, err)
+		}
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // handle adapts an error-returning handler: errors go to writeError.
 func (s *Server) handle(h func(http.ResponseWriter, *http.Request) error) http.Handler {
@@ -264,19 +274,7 @@ func (s *Server) authorizeToken(r *http.Request, id string) (*client, error) {
 }
 
 func (s *Server) getToken(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
-	if _, err := s.authorizeToken(r, id); err != nil {
-		return err
-	}
-	snap, err := s.tokens.Token(id)
-	if err != nil {
-		// No valid token: wait briefly if a fetch is due or under way.
-		if snap, err = s.tokens.Await(r.Context(), id); err != nil {
-			return err
-		}
-	}
-	writeToken(w, snap, "")
-	return nil
+	return s.serveToken(w, r, r.PathValue("id"))
 }
 
 // report is the body of POST /v1/tokens/{id}/invalidate.

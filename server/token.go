@@ -2,44 +2,17 @@ package server
 
 import (
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/wxtoken/wxtoken/token"
 )
 
-// writeToken writes {"id","kind","access_token","expires_in","expires_at"},
-// and "result" (what a report led to: replaced, refreshed, live) when
-// result is not empty.
-// expires_in and expires_at are one deadline in two forms: how long the
-// caller may cache the token (see token.Snapshot.ServeUntil), rounded down
-// to whole seconds.
-//
-// The body is built by hand: this is the hot path, and every string in it
-// is JSON-safe (ids and kinds are validated by config, tokens by the
-// upstream client), so no escaping is needed.
+// writeToken writes the token answer (see appendToken) with the result of
+// a report: replaced, refreshed or live.
 func writeToken(w http.ResponseWriter, s *token.Snapshot, result string) {
 	now := time.Now()
-	in := int64(s.ExpiresIn(now) / time.Second)
-	b := make([]byte, 0, 128+len(s.Token))
-	b = append(b, `{"id":"`...)
-	b = append(b, s.ID...)
-	b = append(b, `","kind":"`...)
-	b = append(b, s.Kind...)
-	b = append(b, `","access_token":"`...)
-	b = append(b, s.Token...)
-	b = append(b, `","expires_in":`...)
-	b = strconv.AppendInt(b, in, 10)
-	b = append(b, `,"expires_at":"`...)
-	b = now.Add(time.Duration(in)*time.Second).UTC().AppendFormat(b, time.RFC3339)
-	if result != "" {
-		b = append(b, `","result":"`...)
-		b = append(b, result...)
-	}
-	b = append(b, "\"}\n"...)
-	h := w.Header()
-	h["Content-Type"] = []string{"application/json"}
-	h["Cache-Control"] = []string{"no-store"}
+	b := appendToken(make([]byte, 0, 160+len(s.Token)), s, now, expiresIn(s, now), result)
+	setJSONHeaders(w.Header())
 	w.Write(b)
 }
 

@@ -30,7 +30,7 @@ import (
 const (
 	credID     = "bench-mp"
 	credKind   = "mp"
-	credAppID  = "wxbench0000000001"
+	credAppID  = "wx0000000000000be0" // wx and 16 hex digits, as config requires
 	credSecret = "wxbench-secret"
 )
 
@@ -189,13 +189,16 @@ func (st *stack) close() error {
 	return errors.Join(errs...)
 }
 
-// constant answers every request with body and the headers writeToken
-// sets; net/http adds Content-Length and Date to both alike.
+// constant answers every request with body and the headers wxtoken's
+// token answer has; net/http adds Content-Length and Date to both alike.
+// It does the least a handler can: the header values are made once and
+// shared by every response.
 func constant(body []byte) http.Handler {
+	contentType, cacheControl := []string{"application/json"}, []string{"no-store"}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h["Content-Type"] = []string{"application/json"}
-		h["Cache-Control"] = []string{"no-store"}
+		h["Content-Type"] = contentType
+		h["Cache-Control"] = cacheControl
 		w.Write(body)
 	})
 }
