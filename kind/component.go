@@ -53,5 +53,5 @@ func authorizerTickets(env *Env, types []string) func(appid string) []token.Cred
 	if len(ts) == 0 {
 		return nil
 	}
-	return func(appid string) []token.Credential { return children(env.Client, appid, ts) }
+	return func(appid string) []token.Credential { return children(env, appid, appid, ts) }
 }

@@ -54,6 +54,16 @@ type Env struct {
 	Client *wechat.Client
 	Store  store.Store
 	Logger *slog.Logger
+
+	once   sync.Once
+	limits *hourly
+}
+
+// wecomLimits counts the WeCom ticket fetches of every credential built
+// with env.
+func (env *Env) wecomLimits() *hourly {
+	env.once.Do(func() { env.limits = &hourly{} })
+	return env.limits
 }
 
 // Built is a configured credential made ready to run.

@@ -45,7 +45,7 @@ var MP = &Kind{
 			c.Stable = true
 			c.Source = &StableSource{Client: env.Client, AppID: cr.AppID, Secret: cr.Secret}
 		}
-		c.Children = children(env.Client, cr.ID, ticketsOf(accountTickets, cr.Tickets))
+		c.Children = children(env, cr.ID, cr.AppID, ticketsOf(accountTickets, cr.Tickets))
 		return withCallback(Built{Credential: c, Receiver: cr.AppID}, cr), nil
 	},
 	Callback: &Callback{Verify: true},

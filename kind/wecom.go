@@ -37,7 +37,7 @@ var WeCom = &Kind{
 		c := token.Credential{ID: cr.ID, Kind: "wecom",
 			Source:      &WeComSource{Client: env.Client, CorpID: cr.CorpID, Secret: cr.Secret},
 			Fingerprint: token.Fingerprint("wecom", cr.CorpID, cr.Secret, env.Client.WeCom)}
-		c.Children = children(env.Client, cr.ID, ticketsOf(wecomTickets, cr.Tickets))
+		c.Children = children(env, cr.ID, cr.CorpID, ticketsOf(wecomTickets, cr.Tickets))
 		return withCallback(Built{Credential: c, Receiver: cr.CorpID}, cr), nil
 	},
 	Callback: &Callback{Verify: true, Encrypted: true},

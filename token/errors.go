@@ -89,3 +89,19 @@ func (e *StoreError) Error() string {
 	return fmt.Sprintf("token: %s: store unavailable: %v", e.ID, e.Err)
 }
 func (e *StoreError) Unwrap() error { return e.Err }
+
+// RetryAfterError is a source's failure that says when to try again, for
+// a limit whose window the errcode alone does not tell (WeCom answers its
+// hourly ticket limit with 45009, the code the Official Account platform
+// uses for its daily quota). The credential waits that long, on every
+// instance, instead of what the errcode's class would say.
+type RetryAfterError struct {
+	Err   error
+	After time.Duration
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("%v (retry in %s)", e.Err, e.After.Round(time.Second))
+}
+
+func (e *RetryAfterError) Unwrap() error { return e.Err }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -210,6 +211,41 @@ func TestRepeatingCountsFromFirstSeen(t *testing.T) {
 		}
 		if s2.Token == s0.Token {
 			t.Fatal("value not replaced after its expiry")
+		}
+	})
+}
+
+// limitedSource answers every fetch with WeCom's hourly limit.
+type limitedSource struct{ calls atomic.Int32 }
+
+func (s *limitedSource) Fetch(context.Context, Request) (Fetched, error) {
+	s.calls.Add(1)
+	return Fetched{}, &RetryAfterError{Err: &wechat.APIError{ErrCode: 45009, ErrMsg: "api freq out of limit"}, After: time.Hour}
+}
+
+// TestRetryAfter: a failure that says when to try again is retried then,
+// not at the errcode's default (45009 would otherwise wait for midnight),
+// and not sooner.
+func TestRetryAfter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, wxtest.Config{})
+		src := &limitedSource{}
+		m := h.start(t, Credential{ID: "hr/tickets/jsapi", Kind: "ticket", Source: src})
+		synctest.Wait()
+		if n := src.calls.Load(); n != 1 {
+			t.Fatalf("%d calls at start, want 1", n)
+		}
+		time.Sleep(59 * time.Minute)
+		if n := src.calls.Load(); n != 1 {
+			t.Fatalf("%d calls within the hour, want 1", n)
+		}
+		time.Sleep(3 * time.Minute)
+		if n := src.calls.Load(); n != 2 {
+			t.Fatalf("%d calls after the hour, want 2", n)
+		}
+		s, _ := m.Snapshot("hr/tickets/jsapi")
+		if s.Cause == nil || s.Cause.ErrCode != 45009 || s.Cause.Failures != 2 {
+			t.Fatalf("cause %+v, want 45009 twice", s.Cause)
 		}
 	})
 }

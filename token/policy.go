@@ -60,6 +60,15 @@ func (m *Manager) failed(e *entry, rec *record, err error) time.Time {
 	if errors.Is(err, errNoParent) {
 		return m.waitParent(rec, err, now)
 	}
+	if ra, ok := errors.AsType[*RetryAfterError](err); ok {
+		c := &Cause{Class: wechat.Classify(ra.Err).String(), ErrCode: wechat.ErrCode(err), Message: err.Error(), Since: now, Failures: 1}
+		if p := rec.Cause; p != nil && p.Class == c.Class && p.ErrCode == c.ErrCode {
+			c.Since, c.Failures = p.Since, p.Failures+1
+		}
+		rec.Cause = c
+		rec.RetryAt = now.Add(ra.After + m.plan.spread(time.Minute))
+		return rec.RetryAt
+	}
 	class := wechat.Classify(err)
 	if class == wechat.Stale {
 		// 40001 from a token endpoint means a wrong secret (WeCom).
