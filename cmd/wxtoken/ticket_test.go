@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wxtoken/wxtoken/config"
+	"github.com/wxtoken/wxtoken/store/redis/redistest"
 	"github.com/wxtoken/wxtoken/wxtest"
 )
 
@@ -382,4 +383,77 @@ func TestDeadTokenInsideTicketFetch(t *testing.T) {
 	if info, _ := w.fake.TicketInfo(key); !time.Now().Before(info.Expires) {
 		t.Errorf("the ticket is dead at the end: %+v", info)
 	}
+}
+
+// TestClusterTickets: three instances on one Redis share each ticket: one
+// fetch per ticket cycle whatever the instance count, every request
+// answered with a live ticket from any instance, and a dead access token
+// met inside ticket fetches costs one access token fetch in the cluster.
+func TestClusterTickets(t *testing.T) {
+	const ticketLife = 6 * time.Second
+	fake, up := upstream(t, wxtest.Config{TicketLifetime: ticketLife})
+	rs := redistest.New(t, redistest.Options{})
+	nodes := startNodes(t, 3, clusterConfig{Redis: rs.Addr(), Upstream: up, Refresh: "{overlap: 3s, min_force_interval: 1s}",
+		Credentials: `
+  - {id: wx1, kind: mp, appid: ` + app1 + `, secret: secret1, mode: classic, tickets: [jsapi]}`})
+	hc := newHTTPClient(t)
+	key := wxtest.TicketKey{Account: app1, Type: wxtest.TicketJSAPI}
+	get := func(n *node) (int, string) {
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", "http://"+n.addr()+"/v1/tokens/wx1/tickets/jsapi", nil)
+		req.Header.Set("Authorization", "Bearer "+clientKey)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r ticketReply
+		json.NewDecoder(resp.Body).Decode(&r)
+		return resp.StatusCode, r.Ticket
+	}
+	for _, n := range nodes {
+		for status, _ := get(n); status != 200; status, _ = get(n) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	begin, calls0 := time.Now(), fake.TicketCalls(key)
+	parent0 := fake.Stats(app1).ClassicCalls
+
+	run := func(d time.Duration, values map[string]bool) {
+		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(30 * time.Millisecond) {
+			for i, n := range nodes {
+				status, tk := get(n)
+				if status != 200 {
+					t.Fatalf("node %d: %d", i, status)
+				}
+				info, ok := fake.LookupTicket(tk)
+				if !ok || !time.Now().Before(info.Expires) {
+					t.Fatalf("node %d served a dead ticket %q (%+v)", i, tk, info)
+				}
+				values[tk] = true
+			}
+		}
+	}
+	values := map[string]bool{}
+	run(2*ticketLife+time.Second, values)
+	cycles := time.Since(begin) / ticketLife
+	// Each cycle is a planned fetch that gets the same ticket back and
+	// one just after its expiry that gets the next.
+	if n := fake.TicketCalls(key) - calls0; n > 2*int(cycles+1) {
+		t.Errorf("%d ticket fetches by 3 instances in %d ticket lives, want at most 2 a life", n, cycles+1)
+	}
+	if len(values) < 2 {
+		t.Errorf("%d tickets served across two lives, want them replaced", len(values))
+	}
+	// The access token is ended early: the next ticket fetch meets 42001.
+	// One access token fetch in the cluster, and still no dead ticket.
+	parent := fake.Stats(app1).ClassicCalls
+	fake.Expire(app1)
+	run(ticketLife+2*time.Second, values)
+	// The classic token's own plan (10 s tokens refresh at about 8 s) may
+	// add one fetch in this window.
+	if n := fake.Stats(app1).ClassicCalls - parent; n < 1 || n > 2 {
+		t.Errorf("%d access token fetches after it died inside ticket fetches on 3 instances, want 1 (2 with a planned one)", n)
+	}
+	t.Logf("%d ticket fetches, %d tickets, %d access token fetches in %s on 3 instances",
+		fake.TicketCalls(key)-calls0, len(values), fake.Stats(app1).ClassicCalls-parent0, time.Since(begin).Round(time.Second))
 }
