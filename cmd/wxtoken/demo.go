@@ -61,7 +61,8 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		// default), so the printed report works right after start.
 		Refresh: config.Refresh{Overlap: *overlap, MinForceInterval: time.Second},
 		Credentials: []config.Credential{
-			{ID: "demo-oa", Kind: kind.MP.Name, AppID: "wxd000000000000001", Secret: apps["wxd000000000000001"], Mode: config.ModeStable},
+			{ID: "demo-oa", Kind: kind.MP.Name, AppID: "wxd000000000000001", Secret: apps["wxd000000000000001"], Mode: config.ModeStable,
+				Tickets: []string{kind.JSAPI.Type}},
 			{ID: "demo-mini", Kind: kind.MP.Name, AppID: "wxd000000000000002", Secret: apps["wxd000000000000002"], Mode: config.ModeClassic},
 			{ID: "demo-wecom", Kind: kind.WeCom.Name, CorpID: "wwd000000000000001", Secret: "demo-wecom-secret"},
 		},
@@ -100,6 +101,11 @@ token with "result":"live" (a token WeChat had ended would be replaced at once: 
   curl -s -w '\n' "%[2]s/cgi-bin/getcallbackip?access_token=$TOKEN"
   curl -s -H "Authorization: Bearer $KEY" -d "{\"access_token\":\"$TOKEN\"}" %[1]s/v1/tokens/demo-mini/invalidate
   curl -s %[1]s/readyz
+
+Sign a web page for the JS-SDK's wx.config with the account's jsapi ticket, which wxtoken keeps
+fresh like the token (the ticket itself: %[1]s/v1/tokens/demo-oa/tickets/jsapi):
+
+  curl -s -H "Authorization: Bearer $KEY" -d '{"url":"https://shop.example.com/pay?order=42"}' %[1]s/v1/tokens/demo-oa/jssdk
 
 Ctrl-C to stop.
 `, base, upstream, *lifetime, dir, clientKey)

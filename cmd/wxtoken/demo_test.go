@@ -67,7 +67,7 @@ func TestDemoCommandsRun(t *testing.T) {
 		t.Fatalf("the printed commands failed: %v\n%s\n--- output:\n%s", err, out.String(), got)
 	}
 	res := string(got)
-	for _, want := range []string{`"credentials":[`, `"ip_list":[`, `"ready":true`} {
+	for _, want := range []string{`"credentials":[`, `"ip_list":[`, `"ready":true`, `"appId":"wxd000000000000001"`, `"signature":"`} {
 		if !strings.Contains(res, want) {
 			t.Errorf("output lacks %s", want)
 		}
