@@ -39,6 +39,7 @@ type Main struct {
 	// checks, run when there are failover hosts.
 	stopHealth context.CancelFunc
 	healthDone chan struct{}
+	debug      *debugServer // with debug.listen set
 }
 
 // Run binds the API's address, opens the store, loads the stored tokens
@@ -58,6 +59,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// fetch counts against WeChat's daily quota) and no data file created.
 	if m.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return err
+	}
+	if cfg.Debug.Listen != "" {
+		if m.debug, err = startDebug(cfg.Debug.Listen, m.Logger); err != nil {
+			return fmt.Errorf("debug.listen: %w", err)
+		}
 	}
 	st, err := openStore(ctx, cfg.Store, cfg.DataDir, m.Logger)
 	if err != nil {
@@ -164,6 +170,9 @@ func (m *Main) Close() error {
 		}
 	} else if m.ln != nil {
 		m.ln.Close()
+	}
+	if m.debug != nil {
+		errs = append(errs, m.debug.close())
 	}
 	if m.stopHealth != nil {
 		m.stopHealth()
