@@ -114,6 +114,9 @@ func (o options) validate() error {
 
 // run parses args, runs the benchmark and prints its report to stdout.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "scale" {
+		return runScale(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("wxbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
