@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/wxtoken/wxtoken/store"
 	"github.com/wxtoken/wxtoken/wechat"
 )
 
@@ -45,8 +44,7 @@ func (m *Manager) Add(ctx context.Context, c Credential, seed *Seed) error {
 	if c.ID == "" || c.Source == nil {
 		return errors.New("token: a credential needs an ID and a Source")
 	}
-	fresh := &entry{cred: c, changed: make(chan struct{})}
-	fresh.snap.Store(&Snapshot{ID: c.ID, Kind: c.Kind, Owner: c.Owner})
+	fresh := newEntry(c)
 	v, loaded := m.entries.LoadOrStore(c.ID, fresh)
 	e := v.(*entry)
 	if loaded && e.cred.Owner != c.Owner {
@@ -57,14 +55,7 @@ func (m *Manager) Add(ctx context.Context, c Credential, seed *Seed) error {
 		if err != nil {
 			return err
 		}
-		if rec.Owner != c.Owner {
-			m.dropIfNew(e, fresh)
-			return fmt.Errorf("%w: %q is stored for %s", ErrOwned, c.ID, ownerName(rec.Owner))
-		}
-		e.mu.Lock()
-		m.settle(e, rec, ver, m.loaded(e, rec, time.Now()), nil)
-		e.mu.Unlock()
-		return nil
+		return m.take(e, fresh, rec, ver)
 	}
 	err := m.update(ctx, e, func(rec *record) error {
 		if rec.Owner != c.Owner && (rec.Owner != "" || rec.Token != "") {
@@ -84,6 +75,20 @@ func (m *Manager) Add(ctx context.Context, c Credential, seed *Seed) error {
 		m.dropIfNew(e, fresh)
 	}
 	return err
+}
+
+// take publishes rec, read from the store at version ver, as the state of
+// e, the entry Add found or stored (fresh), and plans its refresh as at
+// Start.
+func (m *Manager) take(e, fresh *entry, rec record, ver uint64) error {
+	if rec.Owner != e.cred.Owner {
+		m.dropIfNew(e, fresh)
+		return fmt.Errorf("%w: %q is stored for %s", ErrOwned, e.cred.ID, ownerName(rec.Owner))
+	}
+	e.mu.Lock()
+	m.settle(e, rec, ver, m.loaded(e, rec, time.Now()), nil)
+	e.mu.Unlock()
+	return nil
 }
 
 func (m *Manager) dropIfNew(e, fresh *entry) {
@@ -141,27 +146,34 @@ func (m *Manager) update(ctx context.Context, e *entry, change func(*record) err
 // Restore adds every credential stored by owner in an earlier run, built
 // by mk from its id, and returns how many. Authorizers come back this way
 // after a restart, with their refresh tokens. Authorizers a peer instance
-// adds later are taken up with mk too.
+// adds later are taken up with mk too. The records are read in one pass
+// over the store (Load), not one read per credential: a platform may have
+// a hundred thousand authorizers, and each must be served from the moment
+// the API listens.
 func (m *Manager) Restore(ctx context.Context, owner string, mk func(id string) Credential) (int, error) {
 	m.owners.set(owner, mk)
-	keys, err := m.cfg.Store.List(ctx, recordKey(""))
+	ents, err := m.cfg.Store.Load(ctx, recordKey(""))
 	if err != nil {
 		return 0, err
 	}
 	n := 0
-	for _, k := range keys {
-		ent, err := m.cfg.Store.Get(ctx, k)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return n, err
-		}
-		rec, err := decodeRecord(ent.Value)
+	for i := range ents {
+		rec, err := decodeRecord(ents[i].Value)
+		ents[i].Value = nil // let the store's copy go as soon as it is decoded
 		if err != nil || rec.Owner != owner {
 			continue
 		}
-		if err := m.Add(ctx, mk(k[len(recordKey("")):]), nil); err != nil {
+		c := mk(ents[i].Key[len(recordKey("")):])
+		if c.ID == "" || c.Source == nil {
+			return n, errors.New("token: a credential needs an ID and a Source")
+		}
+		fresh := newEntry(c)
+		v, _ := m.entries.LoadOrStore(c.ID, fresh)
+		e := v.(*entry)
+		if e.cred.Owner != c.Owner {
+			return n, fmt.Errorf("%w: %q belongs to %s", ErrOwned, c.ID, ownerName(e.cred.Owner))
+		}
+		if err := m.take(e, fresh, rec, ents[i].Version); err != nil {
 			return n, err
 		}
 		n++

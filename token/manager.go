@@ -157,6 +157,13 @@ type entry struct {
 	woken bool
 }
 
+// newEntry returns the entry of a credential not loaded yet.
+func newEntry(c Credential) *entry {
+	e := &entry{cred: c, changed: make(chan struct{})}
+	e.snap.Store(&Snapshot{ID: c.ID, Kind: c.Kind, Owner: c.Owner})
+	return e
+}
+
 // New returns a Manager for creds. It does not touch the store or WeChat
 // until Start.
 func New(cfg Config, creds []Credential) (*Manager, error) {
@@ -187,8 +194,7 @@ func (m *Manager) add(c Credential) error {
 	if c.ID == "" || c.Source == nil {
 		return errors.New("token: a credential needs an ID and a Source")
 	}
-	e := &entry{cred: c, changed: make(chan struct{})}
-	e.snap.Store(&Snapshot{ID: c.ID, Kind: c.Kind, Owner: c.Owner})
+	e := newEntry(c)
 	if _, dup := m.entries.LoadOrStore(c.ID, e); dup {
 		return fmt.Errorf("token: duplicate credential id %q", c.ID)
 	}

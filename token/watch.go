@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wxtoken/wxtoken/store"
 )
 
 // Instances sharing a store learn of each other's refreshes from the
@@ -97,29 +99,40 @@ func (m *Manager) retryStoreFailures() {
 	})
 }
 
-// resyncAll re-reads every record, taking up authorizers a peer created.
+// resyncAll re-reads every record, in one pass over the store, taking up
+// authorizers a peer created.
 func (m *Manager) resyncAll(ctx context.Context) {
-	keys, err := m.cfg.Store.List(ctx, recordKey(""))
+	ents, err := m.cfg.Store.Load(ctx, recordKey(""))
 	if err != nil {
 		return // the store is down; refreshes report it
 	}
-	for _, k := range keys {
-		m.adopt(ctx, strings.TrimPrefix(k, recordKey("")))
+	for i := range ents {
+		m.adoptEntry(ctx, strings.TrimPrefix(ents[i].Key, recordKey("")), ents[i].Entry)
+		ents[i].Value = nil
 	}
 }
 
-// adopt takes id's stored record if it is newer than the one held. The
-// version is compared before the record is decoded: most notifications
-// are of our own writes, and a periodic re-read of thousands of
-// authorizers must cost little.
+// adopt takes id's stored record if it is newer than the one held.
 func (m *Manager) adopt(ctx context.Context, id string) {
-	e, err := m.entry(id)
-	if errors.Is(err, ErrUnknown) {
+	if _, err := m.entry(id); errors.Is(err, ErrUnknown) {
 		m.takeUp(ctx, id)
 		return
 	}
 	ent, err := m.cfg.Store.Get(ctx, recordKey(id))
 	if err != nil {
+		return
+	}
+	m.adoptEntry(ctx, id, ent)
+}
+
+// adoptEntry takes ent, id's record read from the store, if it is newer
+// than the one held. The version is compared before the record is decoded:
+// most notifications are of our own writes, and a periodic re-read of
+// thousands of authorizers must cost little.
+func (m *Manager) adoptEntry(ctx context.Context, id string, ent store.Entry) {
+	e, err := m.entry(id)
+	if errors.Is(err, ErrUnknown) {
+		m.takeUp(ctx, id)
 		return
 	}
 	e.mu.Lock()
