@@ -124,6 +124,7 @@ type Manager struct {
 
 	entries sync.Map // id → *entry
 	owners  owners
+	dueq    dueQueue // planned refreshes that are due
 
 	ctx    context.Context // cancelled by Close: ends refreshes
 	cancel context.CancelFunc
@@ -155,6 +156,9 @@ type entry struct {
 	// ticket), so its next attempt need not wait out the shared retry
 	// time.
 	woken bool
+	// queued: its planned refresh is in the due queue. Guarded by the
+	// queue's lock, not mu.
+	queued bool
 }
 
 // newEntry returns the entry of a credential not loaded yet.
