@@ -72,7 +72,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.store = st
 	hc := m.HTTP
 	if hc == nil {
-		hc = &http.Client{Timeout: cfg.Upstream.Timeout}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		// As many fetches as refresh.concurrency run at once, all to one
+		// host: keep that many connections between them, not net/http's
+		// default two, or a burst of fetches (a platform's authorizers
+		// coming due together) dials, and handshakes TLS, for most calls.
+		tr.MaxIdleConnsPerHost = max(cfg.Refresh.Concurrency, defaultConcurrency)
+		hc = &http.Client{Timeout: cfg.Upstream.Timeout, Transport: tr}
 	}
 	up := &wechat.Client{HTTP: hc, API: cfg.Upstream.API, APIFailover: cfg.Upstream.APIFailover, WeCom: cfg.Upstream.WeCom}
 	if len(cfg.Upstream.APIFailover) > 0 {
@@ -141,6 +147,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Logger.Info("listening", "addr", m.ln.Addr().String(), "credentials", len(cfg.Credentials), "data_dir", cfg.DataDir)
 	return nil
 }
+
+// defaultConcurrency is token.Config's default Concurrency.
+const defaultConcurrency = 16
 
 // Addr is the API's address once Run has returned.
 func (m *Main) Addr() string { return m.ln.Addr().String() }
