@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wxtoken/wxtoken/wechat"
@@ -151,34 +154,64 @@ func (m *Manager) update(ctx context.Context, e *entry, change func(*record) err
 // a hundred thousand authorizers, and each must be served from the moment
 // the API listens.
 func (m *Manager) Restore(ctx context.Context, owner string, mk func(id string) Credential) (int, error) {
+	// Not beside a re-read of every record (resyncAll): run together,
+	// both would decode each record and add each authorizer.
+	m.bulk.Lock()
+	defer m.bulk.Unlock()
 	m.owners.set(owner, mk)
 	ents, err := m.cfg.Store.Load(ctx, recordKey(""))
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for i := range ents {
-		rec, err := decodeRecord(ents[i].Value)
-		ents[i].Value = nil // let the store's copy go as soon as it is decoded
-		if err != nil || rec.Owner != owner {
-			continue
-		}
-		c := mk(ents[i].Key[len(recordKey("")):])
-		if c.ID == "" || c.Source == nil {
-			return n, errors.New("token: a credential needs an ID and a Source")
-		}
-		fresh := newEntry(c)
-		v, _ := m.entries.LoadOrStore(c.ID, fresh)
-		e := v.(*entry)
-		if e.cred.Owner != c.Owner {
-			return n, fmt.Errorf("%w: %q belongs to %s", ErrOwned, c.ID, ownerName(e.cred.Owner))
-		}
-		if err := m.take(e, fresh, rec, ents[i].Version); err != nil {
-			return n, err
-		}
-		n++
+	// Decoding is most of the work: split it over the processors.
+	var (
+		n    atomic.Int64
+		wg   sync.WaitGroup
+		errs = make([]error, runtime.GOMAXPROCS(0))
+	)
+	for w, chunk := range chunks(ents, len(errs)) {
+		wg.Go(func() {
+			for i := range chunk {
+				rec, err := decodeRecord(chunk[i].Value)
+				chunk[i].Value = nil // let the store's copy go as soon as it is decoded
+				if err != nil || rec.Owner != owner {
+					continue
+				}
+				if errs[w] = m.addLoaded(mk(chunk[i].Key[len(recordKey("")):]), rec, chunk[i].Version); errs[w] != nil {
+					return
+				}
+				n.Add(1)
+			}
+		})
 	}
-	return n, nil
+	wg.Wait()
+	return int(n.Load()), errors.Join(errs...)
+}
+
+// chunks splits s into at most k runs of nearly equal length.
+func chunks[T any](s []T, k int) [][]T {
+	var out [][]T
+	for k > 0 && len(s) > 0 {
+		size := (len(s) + k - 1) / k
+		out = append(out, s[:size])
+		s, k = s[size:], k-1
+	}
+	return out
+}
+
+// addLoaded is Add without a seed for a record already read from the
+// store at version ver.
+func (m *Manager) addLoaded(c Credential, rec record, ver uint64) error {
+	if c.ID == "" || c.Source == nil {
+		return errors.New("token: a credential needs an ID and a Source")
+	}
+	fresh := newEntry(c)
+	v, _ := m.entries.LoadOrStore(c.ID, fresh)
+	e := v.(*entry)
+	if e.cred.Owner != c.Owner {
+		return fmt.Errorf("%w: %q belongs to %s", ErrOwned, c.ID, ownerName(e.cred.Owner))
+	}
+	return m.take(e, fresh, rec, ver)
 }
 
 // Wake moves the credential's next refresh to now if it has no valid

@@ -125,6 +125,9 @@ type Manager struct {
 	entries sync.Map // id → *entry
 	owners  owners
 	dueq    dueQueue // planned refreshes that are due
+	// bulk serializes the passes that read every record: Restore and
+	// resyncAll.
+	bulk sync.Mutex
 
 	ctx    context.Context // cancelled by Close: ends refreshes
 	cancel context.CancelFunc

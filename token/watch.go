@@ -31,6 +31,14 @@ func (o *owners) set(owner string, mk func(string) Credential) {
 	o.mk[owner] = mk
 }
 
+// any reports whether an owner is known: without one, no credential is
+// created at run time.
+func (o *owners) any() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.mk) > 0
+}
+
 func (o *owners) get(owner string) func(string) Credential {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -102,6 +110,8 @@ func (m *Manager) retryStoreFailures() {
 // resyncAll re-reads every record, in one pass over the store, taking up
 // authorizers a peer created.
 func (m *Manager) resyncAll(ctx context.Context) {
+	m.bulk.Lock()
+	defer m.bulk.Unlock()
 	ents, err := m.cfg.Store.Load(ctx, recordKey(""))
 	if err != nil {
 		return // the store is down; refreshes report it
@@ -132,7 +142,12 @@ func (m *Manager) adopt(ctx context.Context, id string) {
 func (m *Manager) adoptEntry(ctx context.Context, id string, ent store.Entry) {
 	e, err := m.entry(id)
 	if errors.Is(err, ErrUnknown) {
-		m.takeUp(ctx, id)
+		if !m.owners.any() {
+			return // only authorizers are created at run time
+		}
+		if rec, err := decodeRecord(ent.Value); err == nil {
+			m.takeUpLoaded(id, rec, ent.Version)
+		}
 		return
 	}
 	e.mu.Lock()
@@ -154,11 +169,18 @@ func (m *Manager) adoptEntry(ctx context.Context, id string, ent store.Entry) {
 
 // takeUp adds a credential a peer created for a known owner.
 func (m *Manager) takeUp(ctx context.Context, id string) {
-	rec, _, err := m.load(ctx, id)
-	if err != nil || rec.Owner == "" {
+	rec, ver, err := m.load(ctx, id)
+	if err == nil {
+		m.takeUpLoaded(id, rec, ver)
+	}
+}
+
+// takeUpLoaded is takeUp with id's record read already.
+func (m *Manager) takeUpLoaded(id string, rec record, ver uint64) {
+	if rec.Owner == "" {
 		return
 	}
 	if mk := m.owners.get(rec.Owner); mk != nil {
-		m.Add(ctx, mk(id), nil)
+		m.addLoaded(mk(id), rec, ver)
 	}
 }
