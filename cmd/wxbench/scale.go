@@ -30,7 +30,7 @@ import (
 // WeChat; the process is then killed (SIGKILL) and started again on the
 // same data, which must serve every stored token at once without a fetch.
 //
-//	go run ./cmd/wxbench scale [-n 100000] [-batch 1000] [-latency 0] [-concurrency 0] [-sample 1000] [-settle 5s] [-bin PATH]
+//	go run ./cmd/wxbench scale [-n 100000] [-batch 1000] [-latency 0] [-concurrency 0] [-sample 1000] [-settle 5s] [-bin PATH] [-env NAME=VALUE]
 //
 // wxtoken runs as its own process ("wxtoken serve", built into a temporary
 // directory unless -bin names a binary), so its memory is its own: the
@@ -52,6 +52,7 @@ type scaleOptions struct {
 	sample      int
 	settle      time.Duration
 	bin         string
+	env         []string // added to wxtoken's environment
 	timeout     time.Duration
 }
 
@@ -86,6 +87,13 @@ func runScale(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&o.settle, "settle", 5*time.Second, "wait before memory is measured")
 	fs.StringVar(&o.bin, "bin", "", "wxtoken binary to run (default: build ./cmd/wxtoken into a temporary directory)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long")
+	fs.Func("env", "`NAME=VALUE` added to wxtoken's environment, such as GOMEMLIMIT=200MiB (repeatable)", func(v string) error {
+		if name, _, ok := strings.Cut(v, "="); !ok || name == "" {
+			return fmt.Errorf("want NAME=VALUE, got %q", v)
+		}
+		o.env = append(o.env, v)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -136,8 +144,8 @@ type scaleResult struct {
 }
 
 func (r *scaleResult) print(w io.Writer) {
-	fmt.Fprintf(w, "\nscale: %d authorizers, %d per import call, upstream latency %s, concurrency %s\n",
-		r.o.n, r.o.batch, r.o.latency, orDefault(r.o.concurrency))
+	fmt.Fprintf(w, "\nscale: %d authorizers, %d per import call, upstream latency %s, concurrency %s, wxtoken environment %q\n",
+		r.o.n, r.o.batch, r.o.latency, orDefault(r.o.concurrency), r.o.env)
 	if r.imported > 0 {
 		rate := float64(r.o.n) / r.imported.Seconds()
 		fmt.Fprintf(w, "import + first fetch: %s (%.0f authorizers/s; the import calls took %s; %d fetches)\n",
@@ -244,7 +252,7 @@ func scale(ctx context.Context, o scaleOptions, progress io.Writer) (res *scaleR
 
 	res = &scaleResult{o: o}
 	logPath := filepath.Join(dir, "wxtoken.log")
-	p, err := startProcess(ctx, bin, cfgPath, logPath)
+	p, err := startProcess(ctx, bin, cfgPath, logPath, o.env)
 	if err != nil {
 		return res, err
 	}
@@ -298,7 +306,7 @@ func scale(ctx context.Context, o scaleOptions, progress io.Writer) (res *scaleR
 	}
 	before := all()
 	start = time.Now()
-	if p, err = startProcess(ctx, bin, cfgPath, logPath); err != nil {
+	if p, err = startProcess(ctx, bin, cfgPath, logPath, o.env); err != nil {
 		return res, err
 	}
 	if res.toHealthz, err = c.waitHealthy(ctx); err != nil {
@@ -359,13 +367,15 @@ type process struct {
 	exited chan struct{}
 }
 
-// startProcess runs "wxtoken serve", appending its log to logPath.
-func startProcess(ctx context.Context, bin, cfgPath, logPath string) (*process, error) {
+// startProcess runs "wxtoken serve" with env added to this process's
+// environment, appending its log to logPath.
+func startProcess(ctx context.Context, bin, cfgPath, logPath string, env []string) (*process, error) {
 	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "serve", "--config", cfgPath)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		log.Close()
