@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -377,6 +378,46 @@ func TestImportKeepsLiveRefreshTokens(t *testing.T) {
 		done, err = pl.p.Import(t.Context(), list[:1], true)
 		if err != nil || len(done) != 1 || done[0].Result != component.Replaced || storedRecord(t, pl.store, "wxlive").State != "other" {
 			t.Fatalf("Import with replace = %v, %v; want wxlive replaced", done, err)
+		}
+	})
+}
+
+// TestPage: pages list the platform's own authorizers in appid order, from
+// just after the cursor, and end with an empty cursor; the component
+// credential and other credentials are left out.
+func TestPage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pl := startPlatform(t, wxtest.Config{}, memory.New(), nil)
+		var list []component.Import
+		for _, id := range []string{"wxe", "wxa", "wxd", "wxb", "wxc"} {
+			list = append(list, component.Import{AppID: id, RefreshToken: "r-" + id})
+		}
+		if _, err := pl.p.Import(t.Context(), list, false); err != nil {
+			t.Fatal(err)
+		}
+		tests := []struct {
+			cursor string
+			limit  int
+			want   string // ids, then the next cursor after "|"
+		}{
+			{"", 2, "wxa wxb|wxb"},
+			{"wxb", 2, "wxc wxd|wxd"},
+			{"wxd", 2, "wxe|"},
+			{"", 5, "wxa wxb wxc wxd wxe|"},
+			{"", 4, "wxa wxb wxc wxd|wxd"},
+			{"wxbb", 1, "wxc|wxc"}, // a cursor that is no appid
+			{"wxe", 3, "|"},
+		}
+		ids := pl.tokens.IDs()
+		for _, tt := range tests {
+			page, next := pl.p.Page(ids, tt.cursor, tt.limit)
+			var got []string
+			for _, s := range page {
+				got = append(got, s.ID)
+			}
+			if g := strings.Join(got, " ") + "|" + next; g != tt.want {
+				t.Errorf("Page(cursor %q, limit %d) = %s, want %s", tt.cursor, tt.limit, g, tt.want)
+			}
 		}
 	})
 }

@@ -43,10 +43,22 @@ type Config struct {
 	Credentials []Credential `yaml:"credentials"`
 	// Clients are the business servers allowed to ask for them.
 	Clients []Client `yaml:"clients"`
+	// Debug serves Go's profiler, for measuring memory and CPU; off by
+	// default.
+	Debug Debug `yaml:"debug"`
 
 	// kindSet, when set, is checked against instead of the installed
 	// kinds (ParseWith).
 	kindSet Kinds
+}
+
+// Debug configures the profiling endpoint.
+type Debug struct {
+	// Listen, if set, serves net/http/pprof (/debug/pprof/) on this
+	// loopback address, such as 127.0.0.1:6060, with no authentication:
+	// profiles hold no tokens or secrets, but they do show the process's
+	// internals, so the address must be a loopback one.
+	Listen string `yaml:"listen"`
 }
 
 // Store kinds.

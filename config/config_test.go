@@ -170,6 +170,9 @@ func TestParseBad(t *testing.T) {
 		{"corpid not a corpid", base("  - {id: hr, kind: wecom, corpid: nope, secret: s}\n", ""), `(hr).corpid: want ww`},
 		{"component_appid placeholder", base("  - {kind: component, component_appid: wx..., secret: s, token: t, encoding_aes_key: abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG}\n", ""), `(wx...).component_appid: want wx and 16 lowercase hex digits (the platform's AppID), got "wx..."`},
 		{"failover url", "upstream: {api_failover: [nope]}\n", "upstream.api_failover[0]: want an http(s) URL"},
+		{"debug listen", "debug: {listen: nope}\n", "debug.listen: want host:port"},
+		{"debug listen not loopback", "debug: {listen: '0.0.0.0:6060'}\n", `debug.listen: want a loopback address`},
+		{"debug listen any host", "debug: {listen: ':6060'}\n", `debug.listen: want a loopback address`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -207,6 +210,17 @@ func TestLogValueHidesSecrets(t *testing.T) {
 	for _, v := range []string{cr.LogValue().String(), cl.LogValue().String()} {
 		if strings.Contains(v, "TOPSECRET") {
 			t.Errorf("LogValue leaks a secret: %s", v)
+		}
+	}
+}
+
+// TestDebugListenLoopback: the profiler may listen on any loopback
+// address, by number or by name.
+func TestDebugListenLoopback(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:6060", "[::1]:6060", "localhost:0"} {
+		c, err := config.Parse([]byte("debug: {listen: '"+addr+"'}\n"), env(nil))
+		if err != nil || c.Debug.Listen != addr {
+			t.Errorf("debug.listen %q: got %+v, %v; want it accepted", addr, c.Debug, err)
 		}
 	}
 }

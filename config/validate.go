@@ -137,6 +137,13 @@ func (c *Config) Validate() error {
 	if !slices.Contains([]string{"text", "json"}, c.Log.Format) {
 		bad("log.format", "want text or json, got %q", c.Log.Format)
 	}
+	if c.Debug.Listen != "" {
+		if msg := checkHostPort(c.Debug.Listen); msg != "" {
+			bad("debug.listen", "%s", msg)
+		} else if !loopback(c.Debug.Listen) {
+			bad("debug.listen", "want a loopback address (127.0.0.1, ::1 or localhost), got %q: the profiler has no authentication", c.Debug.Listen)
+		}
+	}
 	if c.Callbacks.MaxSkew < 0 {
 		bad("callbacks.max_skew", "must not be negative")
 	}
@@ -222,6 +229,16 @@ func checkHostPort(addr string) string {
 		return fmt.Sprintf("unknown port %q", port)
 	}
 	return ""
+}
+
+// loopback reports whether addr's host is a loopback address.
+func loopback(addr string) bool {
+	host, _, _ := net.SplitHostPort(addr)
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // ValidAESKey checks an EncodingAESKey's shape: 43 characters of base64

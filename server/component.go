@@ -114,14 +114,15 @@ func (s *Server) importAuthorizers(w http.ResponseWriter, r *http.Request) error
 	return nil
 }
 
-// importError reports how far an import got before failing.
+// importError reports how many authorizers an import handled before it
+// failed.
 type importError struct {
 	done int
 	err  error
 }
 
 func (e importError) Error() string {
-	return e.err.Error() + " (" + strconv.Itoa(e.done) + " authorizers handled before it)"
+	return e.err.Error() + " (" + strconv.Itoa(e.done) + " authorizers handled)"
 }
 func (e importError) Unwrap() error { return e.err }
 

@@ -33,6 +33,12 @@ type Entry struct {
 	Version uint64
 }
 
+// KeyEntry is a key and its entry, as Load returns them.
+type KeyEntry struct {
+	Key string
+	Entry
+}
+
 // Store is a small versioned key-value store with named locks.
 //
 // Contract, checked by storetest.Run for every implementation:
@@ -51,6 +57,10 @@ type Entry struct {
 //   - Put durably stores the value before returning: a crash after Put
 //     returns does not lose it.
 //   - List returns the keys with the given prefix, sorted.
+//   - Load returns the keys with the given prefix and their entries,
+//     sorted by key: what List and a Get of each key would, in one
+//     pass over the store. Each entry is one Get would have returned at
+//     some moment during the call; a key deleted meanwhile may be left out.
 //   - Keys are non-empty strings of at most 512 bytes; values at most 1 MiB.
 //   - Watch reports writes as the Watcher doc says; storetest.RunShared
 //     checks, for shared backends, that it reports a peer's writes too.
@@ -65,6 +75,7 @@ type Store interface {
 	Put(ctx context.Context, key string, value []byte, expect uint64) (uint64, error)
 	Delete(ctx context.Context, key string, expect uint64) error
 	List(ctx context.Context, prefix string) ([]string, error)
+	Load(ctx context.Context, prefix string) ([]KeyEntry, error)
 	Locker
 	Watcher
 	Claimer

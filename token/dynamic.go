@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/wxtoken/wxtoken/store"
 	"github.com/wxtoken/wxtoken/wechat"
 )
 
@@ -45,8 +47,7 @@ func (m *Manager) Add(ctx context.Context, c Credential, seed *Seed) error {
 	if c.ID == "" || c.Source == nil {
 		return errors.New("token: a credential needs an ID and a Source")
 	}
-	fresh := &entry{cred: c, changed: make(chan struct{})}
-	fresh.snap.Store(&Snapshot{ID: c.ID, Kind: c.Kind, Owner: c.Owner})
+	fresh := newEntry(c)
 	v, loaded := m.entries.LoadOrStore(c.ID, fresh)
 	e := v.(*entry)
 	if loaded && e.cred.Owner != c.Owner {
@@ -60,13 +61,9 @@ func (m *Manager) Add(ctx context.Context, c Credential, seed *Seed) error {
 		if err != nil {
 			return err
 		}
-		if rec.Owner != c.Owner {
-			m.dropIfNew(e, fresh)
-			return fmt.Errorf("%w: %q is stored for %s", ErrOwned, c.ID, ownerName(rec.Owner))
+		if err := m.take(e, fresh, rec, ver); err != nil {
+			return err
 		}
-		e.mu.Lock()
-		m.settle(e, rec, ver, m.loaded(e, rec, time.Now()), nil)
-		e.mu.Unlock()
 		return m.addChildren(ctx, c)
 	}
 	err := m.update(ctx, e, func(rec *record) error {
@@ -99,6 +96,20 @@ func (m *Manager) addChildren(ctx context.Context, c Credential) error {
 			return fmt.Errorf("token: %s: %w", k.ID, err)
 		}
 	}
+	return nil
+}
+
+// take publishes rec, read from the store at version ver, as the state of
+// e, the entry Add found or stored (fresh), and plans its refresh as at
+// Start.
+func (m *Manager) take(e, fresh *entry, rec record, ver uint64) error {
+	if rec.Owner != e.cred.Owner {
+		m.dropIfNew(e, fresh)
+		return fmt.Errorf("%w: %q is stored for %s", ErrOwned, e.cred.ID, ownerName(rec.Owner))
+	}
+	e.mu.Lock()
+	m.settle(e, rec, ver, m.loaded(e, rec, time.Now()), nil)
+	e.mu.Unlock()
 	return nil
 }
 
@@ -157,32 +168,75 @@ func (m *Manager) update(ctx context.Context, e *entry, change func(*record) err
 // Restore adds every credential stored by owner in an earlier run, built
 // by mk from its id, and returns how many. Authorizers come back this way
 // after a restart, with their refresh tokens. Authorizers a peer instance
-// adds later are taken up with mk too.
+// adds later are taken up with mk too. The records are read in one pass
+// over the store (Load), not one read per credential: a platform may have
+// a hundred thousand authorizers, and each must be served from the moment
+// the API listens.
 func (m *Manager) Restore(ctx context.Context, owner string, mk func(id string) Credential) (int, error) {
+	// Not beside a re-read of every record (resyncAll): run together,
+	// both would decode each record and add each authorizer.
+	m.bulk.Lock()
+	defer m.bulk.Unlock()
 	m.owners.set(owner, mk)
-	keys, err := m.cfg.Store.List(ctx, recordKey(""))
+	ents, err := m.cfg.Store.Load(ctx, recordKey(""))
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for _, k := range keys {
-		ent, err := m.cfg.Store.Get(ctx, k)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return n, err
-		}
-		rec, err := decodeRecord(ent.Value)
-		if err != nil || rec.Owner != owner {
-			continue
-		}
-		if err := m.Add(ctx, mk(k[len(recordKey("")):]), nil); err != nil {
-			return n, err
-		}
-		n++
+	// Decoding is most of the work: split it over the processors.
+	var (
+		n    atomic.Int64
+		wg   sync.WaitGroup
+		errs = make([]error, runtime.GOMAXPROCS(0))
+	)
+	for w, chunk := range chunks(ents, len(errs)) {
+		wg.Go(func() {
+			for i := range chunk {
+				rec, err := decodeRecord(chunk[i].Value)
+				chunk[i].Value = nil // let the store's copy go as soon as it is decoded
+				if err != nil || rec.Owner != owner {
+					continue
+				}
+				if errs[w] = m.addLoaded(ctx, mk(chunk[i].Key[len(recordKey("")):]), rec, chunk[i].Version); errs[w] != nil {
+					return
+				}
+				n.Add(1)
+			}
+		})
 	}
-	return n, nil
+	wg.Wait()
+	return int(n.Load()), errors.Join(errs...)
+}
+
+// chunks splits s into at most k runs of nearly equal length.
+func chunks[T any](s []T, k int) [][]T {
+	var out [][]T
+	for k > 0 && len(s) > 0 {
+		size := (len(s) + k - 1) / k
+		out = append(out, s[:size])
+		s, k = s[size:], k-1
+	}
+	return out
+}
+
+// addLoaded is Add without a seed for a record already read from the
+// store at version ver. The credential's children are loaded one by one.
+func (m *Manager) addLoaded(ctx context.Context, c Credential, rec record, ver uint64) error {
+	if c.ID == "" || c.Source == nil {
+		return errors.New("token: a credential needs an ID and a Source")
+	}
+	fresh := newEntry(c)
+	v, _ := m.entries.LoadOrStore(c.ID, fresh)
+	e := v.(*entry)
+	if e.cred.Owner != c.Owner {
+		return fmt.Errorf("%w: %q belongs to %s", ErrOwned, c.ID, ownerName(e.cred.Owner))
+	}
+	if e == fresh {
+		m.addChild(e)
+	}
+	if err := m.take(e, fresh, rec, ver); err != nil {
+		return err
+	}
+	return m.addChildren(ctx, c)
 }
 
 // Wake moves the credential's next refresh to now if it has no valid

@@ -150,7 +150,7 @@ func (m *Manager) settle(e *entry, rec record, ver uint64, next time.Time, cause
 		e.timer.Stop()
 	}
 	if m.ctx.Err() == nil && !rec.Revoked {
-		e.timer = time.AfterFunc(time.Until(next), func() { m.tick(e) })
+		e.timer = time.AfterFunc(time.Until(next), func() { m.due(e) })
 	}
 }
 

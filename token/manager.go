@@ -127,6 +127,10 @@ type Manager struct {
 	// children lists, by parent id, the credentials derived from it.
 	kinsMu   sync.Mutex
 	children map[string][]*entry
+	dueq     dueQueue // planned refreshes that are due
+	// bulk serializes the passes that read every record: Restore and
+	// resyncAll.
+	bulk sync.Mutex
 
 	ctx    context.Context // cancelled by Close: ends refreshes
 	cancel context.CancelFunc
@@ -163,6 +167,16 @@ type entry struct {
 	// credential. wakeAfterFlight: that token arrived while a flight was
 	// running, which re-plans at once when it ends.
 	awaitsParent, wakeAfterFlight bool
+	// queued: its planned refresh is in the due queue. Guarded by the
+	// queue's lock, not mu.
+	queued bool
+}
+
+// newEntry returns the entry of a credential not loaded yet.
+func newEntry(c Credential) *entry {
+	e := &entry{cred: c, changed: make(chan struct{})}
+	e.snap.Store(&Snapshot{ID: c.ID, Kind: c.Kind, Owner: c.Owner})
+	return e
 }
 
 // New returns a Manager for creds. It does not touch the store or WeChat
@@ -195,8 +209,7 @@ func (m *Manager) add(c Credential) error {
 	if c.ID == "" || c.Source == nil {
 		return errors.New("token: a credential needs an ID and a Source")
 	}
-	e := &entry{cred: c, changed: make(chan struct{})}
-	e.snap.Store(&Snapshot{ID: c.ID, Kind: c.Kind, Owner: c.Owner})
+	e := newEntry(c)
 	if _, dup := m.entries.LoadOrStore(c.ID, e); dup {
 		return fmt.Errorf("token: duplicate credential id %q", c.ID)
 	}
@@ -344,8 +357,15 @@ func (m *Manager) Await(ctx context.Context, id string) (*Snapshot, error) {
 	defer timer.Stop()
 	for {
 		e.mu.Lock()
-		changed, due := e.changed, e.flight != nil || !e.next.After(deadline)
+		changed, due, parent := e.changed, e.flight != nil || !e.next.After(deadline), e.awaitsParent
 		e.mu.Unlock()
+		if c := e.snap.Load().Cause; c != nil && c.Class == causeParent {
+			parent = true // here, or at the peer whose failure was adopted
+		}
+		// A child waiting for its parent's next token is fetched as soon
+		// as the parent has it, here or at a peer, not at its retry
+		// time: wait for that.
+		due = due || parent
 		if !due {
 			return nil, err
 		}

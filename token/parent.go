@@ -105,9 +105,13 @@ func (m *Manager) wakeChildren(p *entry) {
 	}
 	for _, c := range kids {
 		c.mu.Lock()
-		if c.awaitsParent && c.flight != nil {
+		waiting := c.awaitsParent
+		if cs := c.snap.Load().Cause; cs != nil && cs.Class == causeParent {
+			waiting = true // a peer's failure, adopted here
+		}
+		if waiting && c.flight != nil {
 			c.wakeAfterFlight = true // the flight may have read the old token
-		} else if c.awaitsParent && !c.rec.Revoked {
+		} else if waiting && !c.rec.Revoked {
 			c.awaitsParent = false
 			c.woken = true
 			m.settle(c, c.rec, c.ver, time.Now(), c.snap.Load().Cause)

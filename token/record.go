@@ -3,6 +3,7 @@ package token
 import (
 	"encoding/json"
 	"time"
+	"unique"
 )
 
 // record is what the store keeps for a credential under "token/<id>":
@@ -91,7 +92,17 @@ func (r *record) encode() []byte {
 func decodeRecord(b []byte) (record, error) {
 	var r record
 	err := json.Unmarshal(b, &r)
+	// A platform's authorizers share their owner, kind and day: held
+	// for each of 100,000 credentials, one copy of each will do.
+	r.Owner, r.Kind, r.Day = intern(r.Owner), intern(r.Kind), intern(r.Day)
 	return r, err
+}
+
+func intern(s string) string {
+	if s == "" {
+		return s
+	}
+	return unique.Make(s).Value()
 }
 
 // beijing is UTC+8 without daylight saving: WeChat's quotas reset at its

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wxtoken/wxtoken/store"
 )
 
 // Instances sharing a store learn of each other's refreshes from the
@@ -27,6 +29,14 @@ func (o *owners) set(owner string, mk func(string) Credential) {
 		o.mk = make(map[string]func(string) Credential)
 	}
 	o.mk[owner] = mk
+}
+
+// any reports whether an owner is known: without one, no credential is
+// created at run time.
+func (o *owners) any() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.mk) > 0
 }
 
 func (o *owners) get(owner string) func(string) Credential {
@@ -97,29 +107,47 @@ func (m *Manager) retryStoreFailures() {
 	})
 }
 
-// resyncAll re-reads every record, taking up authorizers a peer created.
+// resyncAll re-reads every record, in one pass over the store, taking up
+// authorizers a peer created.
 func (m *Manager) resyncAll(ctx context.Context) {
-	keys, err := m.cfg.Store.List(ctx, recordKey(""))
+	m.bulk.Lock()
+	defer m.bulk.Unlock()
+	ents, err := m.cfg.Store.Load(ctx, recordKey(""))
 	if err != nil {
 		return // the store is down; refreshes report it
 	}
-	for _, k := range keys {
-		m.adopt(ctx, strings.TrimPrefix(k, recordKey("")))
+	for i := range ents {
+		m.adoptEntry(ctx, strings.TrimPrefix(ents[i].Key, recordKey("")), ents[i].Entry)
+		ents[i].Value = nil
 	}
 }
 
-// adopt takes id's stored record if it is newer than the one held. The
-// version is compared before the record is decoded: most notifications
-// are of our own writes, and a periodic re-read of thousands of
-// authorizers must cost little.
+// adopt takes id's stored record if it is newer than the one held.
 func (m *Manager) adopt(ctx context.Context, id string) {
-	e, err := m.entry(id)
-	if errors.Is(err, ErrUnknown) {
+	if _, err := m.entry(id); errors.Is(err, ErrUnknown) {
 		m.takeUp(ctx, id)
 		return
 	}
 	ent, err := m.cfg.Store.Get(ctx, recordKey(id))
 	if err != nil {
+		return
+	}
+	m.adoptEntry(ctx, id, ent)
+}
+
+// adoptEntry takes ent, id's record read from the store, if it is newer
+// than the one held. The version is compared before the record is decoded:
+// most notifications are of our own writes, and a periodic re-read of
+// thousands of authorizers must cost little.
+func (m *Manager) adoptEntry(ctx context.Context, id string, ent store.Entry) {
+	e, err := m.entry(id)
+	if errors.Is(err, ErrUnknown) {
+		if !m.owners.any() {
+			return // only authorizers are created at run time
+		}
+		if rec, err := decodeRecord(ent.Value); err == nil {
+			m.takeUpLoaded(id, rec, ent.Version)
+		}
 		return
 	}
 	e.mu.Lock()
@@ -141,11 +169,18 @@ func (m *Manager) adopt(ctx context.Context, id string) {
 
 // takeUp adds a credential a peer created for a known owner.
 func (m *Manager) takeUp(ctx context.Context, id string) {
-	rec, _, err := m.load(ctx, id)
-	if err != nil || rec.Owner == "" {
+	rec, ver, err := m.load(ctx, id)
+	if err == nil {
+		m.takeUpLoaded(id, rec, ver)
+	}
+}
+
+// takeUpLoaded is takeUp with id's record read already.
+func (m *Manager) takeUpLoaded(id string, rec record, ver uint64) {
+	if rec.Owner == "" {
 		return
 	}
 	if mk := m.owners.get(rec.Owner); mk != nil {
-		m.Add(ctx, mk(id), nil)
+		m.addLoaded(m.ctx, mk(id), rec, ver)
 	}
 }

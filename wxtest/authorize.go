@@ -105,6 +105,33 @@ func (f *Fake) authorizeLocked(a *account, authorizerAppID, infoType string, now
 	}, nil
 }
 
+// Grant records that authorizerAppID has authorized the component, as
+// Authorize does, but pushes nothing and issues no authorization code: it
+// is an authorization made long ago, which a platform carries over from
+// another system by importing its refresh token, returned here. Like
+// Authorize, it starts the authorization afresh.
+func (f *Fake) Grant(componentAppID, authorizerAppID string) (refresh string, err error) {
+	if authorizerAppID == "" {
+		return "", errors.New("wxtest: empty authorizer appid")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a := f.component(componentAppID)
+	if a == nil {
+		return "", notComponent(componentAppID)
+	}
+	if refresh, err = f.newRefreshToken(); err != nil {
+		return "", err
+	}
+	g := a.component.grants[authorizerAppID]
+	if g == nil {
+		g = &grant{authorizer: f.account(authorizerAppID)}
+		a.component.grants[authorizerAppID] = g
+	}
+	g.refresh, g.prevRefresh, g.revoked, g.refreshes = refresh, "", false, 0
+	return refresh, nil
+}
+
 // Unauthorize plays an account owner withdrawing an authorization, and
 // pushes the `unauthorized` event (AuthorizerAppid) to the component's
 // target. From then on api_authorizer_token answers 61023 for every refresh

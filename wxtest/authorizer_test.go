@@ -266,3 +266,35 @@ func TestAuthorizerTokenFault(t *testing.T) {
 		t.Errorf("Stats = %+v, want 3 calls, 1 issued", got)
 	}
 }
+
+// TestGrant: an authorization granted without a push gives a refresh
+// token that api_authorizer_token accepts, pushes nothing, and replaces
+// an earlier grant's refresh token.
+func TestGrant(t *testing.T) {
+	e := newCompEnv(t, Config{})
+	ctok := e.componentAccess()
+	if _, err := e.f.Grant("wx-unknown", authorizerAppID); err == nil {
+		t.Errorf("Grant for an unknown component: no error")
+	}
+	if _, err := e.f.Grant(componentAppID, ""); err == nil {
+		t.Errorf("Grant with no authorizer: no error")
+	}
+	pushes := e.f.Stats(componentAppID).Pushes
+	first, err := e.f.Grant(componentAppID, authorizerAppID)
+	if err != nil || first != e.f.AuthorizerRefreshToken(componentAppID, authorizerAppID) {
+		t.Fatalf("Grant = %q, %v; want the authorization's refresh token", first, err)
+	}
+	second, err := e.f.Grant(componentAppID, authorizerAppID)
+	if err != nil || second == first {
+		t.Fatalf("second Grant = %q, %v; want a new refresh token", second, err)
+	}
+	if r := e.authorizerToken(ctok, componentAppID, authorizerAppID, first); r.ErrCode != codeRefreshInvalid {
+		t.Errorf("the replaced refresh token: %s, want errcode %d", r.Body, codeRefreshInvalid)
+	}
+	if r := e.authorizerToken(ctok, componentAppID, authorizerAppID, second); r.ErrCode != 0 {
+		t.Errorf("the granted refresh token: %s", r.Body)
+	}
+	if got := e.f.Stats(componentAppID).Pushes; got != pushes {
+		t.Errorf("Grant pushed: %d pushes, want %d", got, pushes)
+	}
+}

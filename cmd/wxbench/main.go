@@ -149,6 +149,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return wrkCmd(ctx, args[1:], stdout, stderr)
 		case "bare": // the bare handler of wxbench wrk, started by it
 			return bareCmd(ctx, args[1:], stdout, stderr)
+		case "scale":
+			return runScale(ctx, args[1:], stdout, stderr)
 		}
 	}
 	fs := flag.NewFlagSet("wxbench", flag.ContinueOnError)

@@ -38,6 +38,7 @@ type Main struct {
 	// checks, run when there are failover hosts.
 	stopHealth context.CancelFunc
 	healthDone chan struct{}
+	debug      *debugServer // with debug.listen set
 }
 
 // Run binds the API's address, opens the store, loads the stored tokens
@@ -58,6 +59,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return err
 	}
+	if cfg.Debug.Listen != "" {
+		if m.debug, err = startDebug(cfg.Debug.Listen, m.Logger); err != nil {
+			return fmt.Errorf("debug.listen: %w", err)
+		}
+	}
 	st, err := openStore(ctx, cfg.Store, cfg.DataDir, m.Logger)
 	if err != nil {
 		return err
@@ -65,7 +71,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.store = st
 	hc := m.HTTP
 	if hc == nil {
-		hc = &http.Client{Timeout: cfg.Upstream.Timeout}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		// As many fetches as refresh.concurrency run at once, all to one
+		// host: keep that many connections between them, not net/http's
+		// default two, or a burst of fetches (a platform's authorizers
+		// coming due together) dials, and handshakes TLS, for most calls.
+		tr.MaxIdleConnsPerHost = max(cfg.Refresh.Concurrency, defaultConcurrency)
+		hc = &http.Client{Timeout: cfg.Upstream.Timeout, Transport: tr}
 	}
 	up := &wechat.Client{HTTP: hc, API: cfg.Upstream.API, APIFailover: cfg.Upstream.APIFailover, WeCom: cfg.Upstream.WeCom}
 	if len(cfg.Upstream.APIFailover) > 0 {
@@ -144,6 +156,9 @@ func (m *Main) owner(id string) string {
 	return s.Owner
 }
 
+// defaultConcurrency is token.Config's default Concurrency.
+const defaultConcurrency = 16
+
 // Addr is the API's address once Run has returned.
 func (m *Main) Addr() string { return m.ln.Addr().String() }
 
@@ -172,6 +187,9 @@ func (m *Main) Close() error {
 		}
 	} else if m.ln != nil {
 		m.ln.Close()
+	}
+	if m.debug != nil {
+		errs = append(errs, m.debug.close())
 	}
 	if m.stopHealth != nil {
 		m.stopHealth()

@@ -30,6 +30,7 @@ type Store struct {
 	store.LocalLocker
 	hub store.Hub
 
+	commits   committer // writes waiting to be committed together
 	lastPrune time.Time // of expired claims; see Claim
 }
 
@@ -123,7 +124,7 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, expect uint64
 		return 0, err
 	}
 	var next uint64
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucket)
 		cur, err := version(b, key)
 		if err != nil {
@@ -147,7 +148,7 @@ func (s *Store) Delete(ctx context.Context, key string, expect uint64) error {
 	if err := ready(ctx, key, nil); err != nil {
 		return err
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucket)
 		cur, err := version(b, key)
 		if err != nil {
@@ -183,6 +184,27 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 		return nil
 	})
 	return keys, wrap(err)
+}
+
+// Load implements store.Store, in one read transaction.
+func (s *Store) Load(ctx context.Context, prefix string) ([]store.KeyEntry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []store.KeyEntry
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucket).Cursor()
+		p := []byte(prefix)
+		for k, raw := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, raw = c.Next() {
+			e, err := decode(raw)
+			if err != nil {
+				return fmt.Errorf("%q: %w", k, err)
+			}
+			out = append(out, store.KeyEntry{Key: string(k), Entry: e})
+		}
+		return nil
+	})
+	return out, wrap(err)
 }
 
 func ready(ctx context.Context, key string, value []byte) error {

@@ -29,7 +29,7 @@ func (s *Store) Claim(ctx context.Context, key string, ttl time.Duration) (bool,
 		return false, err
 	}
 	claimed := false
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(claimBucket)
 		now := time.Now()
 		// Write transactions run one at a time: lastPrune needs no lock.
@@ -58,7 +58,7 @@ func (s *Store) Unclaim(ctx context.Context, key string) error {
 	if err := ready(ctx, key, nil); err != nil {
 		return err
 	}
-	return wrap(s.db.Update(func(tx *bbolt.Tx) error {
+	return wrap(s.update(func(tx *bbolt.Tx) error {
 		return tx.Bucket(claimBucket).Delete([]byte(key))
 	}))
 }

@@ -7,6 +7,7 @@ package memory
 import (
 	"bytes"
 	"context"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -109,6 +110,22 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 	}
 	sort.Strings(keys)
 	return keys, nil
+}
+
+// Load implements store.Store.
+func (s *Store) Load(ctx context.Context, prefix string) ([]store.KeyEntry, error) {
+	if err := s.begin(ctx, "load", nil); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	var out []store.KeyEntry
+	for k, e := range s.m {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, store.KeyEntry{Key: k, Entry: store.Entry{Value: bytes.Clone(e.Value), Version: e.Version}})
+		}
+	}
+	slices.SortFunc(out, func(a, b store.KeyEntry) int { return strings.Compare(a.Key, b.Key) })
+	return out, nil
 }
 
 // Claim implements store.Store.

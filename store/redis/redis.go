@@ -212,16 +212,7 @@ func (s *Store) Get(ctx context.Context, key string) (store.Entry, error) {
 	if err != nil {
 		return store.Entry{}, s.fail(ctx, "get", key, err)
 	}
-	ver, ok := vals[0].(string)
-	if !ok {
-		return store.Entry{}, store.ErrNotFound
-	}
-	v, err := strconv.ParseUint(ver, 10, 64)
-	if err != nil {
-		return store.Entry{}, fmt.Errorf("redis: get %q: corrupt version %q", key, ver)
-	}
-	d, _ := vals[1].(string)
-	return store.Entry{Value: []byte(d), Version: v}, nil
+	return entryOf(key, vals)
 }
 
 // Put implements store.Store.
@@ -289,6 +280,72 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 	if err := s.ready(ctx, "list", nil); err != nil {
 		return nil, err
 	}
+	keys, err := s.scan(ctx, prefix)
+	if err != nil {
+		return nil, s.fail(ctx, "list", prefix, err)
+	}
+	return keys, nil
+}
+
+// loadChunk is how many values Load asks for in one round trip.
+const loadChunk = 500
+
+// Load implements store.Store: the keys as List finds them, then their
+// values, read with pipelined HMGETs of loadChunk keys a round trip. Each
+// key is its own command, so on a Cluster the client sends each to the
+// node that holds its slot (keys carry no hash tag, so they are spread
+// over every node).
+func (s *Store) Load(ctx context.Context, prefix string) ([]store.KeyEntry, error) {
+	if err := s.ready(ctx, "load", nil); err != nil {
+		return nil, err
+	}
+	keys, err := s.scan(ctx, prefix)
+	if err != nil {
+		return nil, s.fail(ctx, "load", prefix, err)
+	}
+	out := make([]store.KeyEntry, 0, len(keys))
+	for chunk := range slices.Chunk(keys, loadChunk) {
+		cmds := make([]*redis.SliceCmd, len(chunk))
+		_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, k := range chunk {
+				cmds[i] = p.HMGet(ctx, s.keys.data+k, "v", "d")
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, s.fail(ctx, "load", prefix, err)
+		}
+		for i, cmd := range cmds {
+			e, err := entryOf(chunk[i], cmd.Val())
+			if errors.Is(err, store.ErrNotFound) {
+				continue // deleted since the scan
+			}
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, store.KeyEntry{Key: chunk[i], Entry: e})
+		}
+	}
+	return out, nil
+}
+
+// entryOf decodes the answer of HMGET v d.
+func entryOf(key string, vals []any) (store.Entry, error) {
+	ver, ok := vals[0].(string)
+	if !ok {
+		return store.Entry{}, store.ErrNotFound
+	}
+	v, err := strconv.ParseUint(ver, 10, 64)
+	if err != nil {
+		return store.Entry{}, fmt.Errorf("redis: get %q: corrupt version %q", key, ver)
+	}
+	d, _ := vals[1].(string)
+	return store.Entry{Value: []byte(d), Version: v}, nil
+}
+
+// scan returns the keys with prefix, sorted, from every master of a
+// Cluster.
+func (s *Store) scan(ctx context.Context, prefix string) ([]string, error) {
 	pattern := globEscape(s.keys.data+prefix) + "*"
 	var mu sync.Mutex
 	found := make(map[string]struct{}) // a Cluster resharding may show a key twice
@@ -308,7 +365,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 		err = scan(ctx, s.client)
 	}
 	if err != nil {
-		return nil, s.fail(ctx, "list", prefix, err)
+		return nil, err
 	}
 	return slices.Sorted(maps.Keys(found)), nil
 }

@@ -28,6 +28,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConcurrentCAS", testConcurrentCAS},
 		{"Delete", testDelete},
 		{"List", testList},
+		{"Load", testLoad},
+		{"LoadMany", testLoadMany},
+		{"ConcurrentPuts", testConcurrentPuts},
 		{"Limits", testLimits},
 		{"ValueOwnership", testValueOwnership},
 		{"CancelledContext", testCancelledContext},
@@ -201,6 +204,112 @@ func testList(t *testing.T, s store.Store) {
 	}
 	if got, _ := s.List(ctx, ""); len(got) != 5 {
 		t.Fatalf("List(\"\") = %v, want 5 keys", got)
+	}
+}
+
+func testLoad(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for _, k := range []string{"tok/b", "tok/a", "tok/c", "tik/a", "to"} {
+		if _, err := s.Put(ctx, k, []byte("v:"+k), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Put(ctx, "tok/b", []byte("v2:tok/b"), 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "tok/c", 1); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Load(ctx, "tok/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.KeyEntry{
+		{Key: "tok/a", Entry: store.Entry{Value: []byte("v:tok/a"), Version: 1}},
+		{Key: "tok/b", Entry: store.Entry{Value: []byte("v2:tok/b"), Version: 2}},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("Load(tok/) = %v, want %v", got, want)
+	}
+	copy(got[0].Value, "XXXXXXX")
+	if e, _ := s.Get(ctx, "tok/a"); string(e.Value) != "v:tok/a" {
+		t.Fatalf("stored value changed with a buffer Load returned: %q", e.Value)
+	}
+	if got, err := s.Load(ctx, "none/"); err != nil || len(got) != 0 {
+		t.Fatalf("Load(none/) = %v, %v; want empty", got, err)
+	}
+	if got, _ := s.Load(ctx, ""); len(got) != 4 {
+		t.Fatalf("Load(\"\") = %v, want 4 entries", got)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.Load(cancelled, "tok/"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Load(cancelled) error = %v, want context.Canceled", err)
+	}
+	s.Close()
+	if _, err := s.Load(ctx, "tok/"); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("Load after Close error = %v, want ErrClosed", err)
+	}
+}
+
+// testLoadMany loads more keys than a backend reads in one round trip.
+func testLoadMany(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const n = 1234
+	for i := range n {
+		k := fmt.Sprintf("many/%04d", i)
+		if _, err := s.Put(ctx, k, []byte(k), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Load(ctx, "many/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != n {
+		t.Fatalf("Load returned %d entries, want %d", len(got), n)
+	}
+	for i, e := range got {
+		if k := fmt.Sprintf("many/%04d", i); e.Key != k || string(e.Value) != k || e.Version != 1 {
+			t.Fatalf("Load entry %d = %s %q v%d, want %s %q v1", i, e.Key, e.Value, e.Version, k, k)
+		}
+	}
+}
+
+// testConcurrentPuts has many writers create keys at once: every write
+// succeeds, as its own, however the backend groups them.
+func testConcurrentPuts(t *testing.T, s store.Store) {
+	const writers = 64
+	ctx := t.Context()
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for i := range writers {
+		wg.Go(func() {
+			k := fmt.Sprintf("w/%02d", i)
+			if v, err := s.Put(ctx, k, []byte(k), 0); err != nil || v != 1 {
+				errs <- fmt.Errorf("Put(%s) = %d, %v; want 1, nil", k, v, err)
+			}
+			// Half of them also lose a race, which must fail only them.
+			if i%2 == 0 {
+				if _, err := s.Put(ctx, k, []byte("stale"), 0); !errors.Is(err, store.ErrConflict) {
+					errs <- fmt.Errorf("stale Put(%s) error = %v, want ErrConflict", k, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	got, err := s.Load(ctx, "w/")
+	if err != nil || len(got) != writers {
+		t.Fatalf("Load after concurrent puts: %d entries, %v; want %d", len(got), err, writers)
+	}
+	for _, e := range got {
+		if string(e.Value) != e.Key {
+			t.Errorf("%s = %q, want its key", e.Key, e.Value)
+		}
 	}
 }
 
