@@ -336,6 +336,20 @@ func TestAuthorizerTickets(t *testing.T) {
 		t.Errorf("a ticket the platform does not enable: %d %s", status, body)
 	}
 
+	// A restart restores the authorizer with its ticket: nothing fetched.
+	key := wxtest.TicketKey{Account: auth, Type: wxtest.TicketJSAPI}
+	calls := w.fake.TicketCalls(key)
+	if err := w.m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w.start(t)
+	if got := w.ticket(t, auth, "jsapi").Ticket; got != r.Ticket {
+		t.Errorf("after a restart the authorizer's ticket is %q, want the stored %q", got, r.Ticket)
+	}
+	if n := w.fake.TicketCalls(key) - calls; n != 0 {
+		t.Errorf("%d ticket fetches at restart, want 0", n)
+	}
+
 	if err := w.fake.Unauthorize(t.Context(), platformComp.AppID, auth); err != nil {
 		t.Fatal(err)
 	}
