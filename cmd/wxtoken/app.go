@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/wxtoken/wxtoken/config"
@@ -112,15 +113,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := m.tokens.Start(ctx); err != nil {
-		return fmt.Errorf("load stored tokens: %w", err)
-	}
-	apiPlatforms := map[string]server.Platform{}
-	for id, p := range set.Platforms {
-		if err := p.Start(ctx, m.tokens); err != nil {
-			return err
-		}
-		apiPlatforms[id] = p
+	apiPlatforms, err := m.load(ctx, set)
+	if err != nil {
+		return err
 	}
 	var clients []server.Client
 	for _, c := range cfg.Clients {
@@ -145,6 +140,25 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	go func() { m.served <- m.srv.Serve(m.ln) }()
 	m.Logger.Info("listening", "addr", m.ln.Addr().String(), "credentials", len(cfg.Credentials), "data_dir", cfg.DataDir)
 	return nil
+}
+
+// load loads every stored record: the configured credentials' and each
+// platform's authorizers'. What it decodes is mostly kept (a platform may
+// hold 100,000 authorizers), so the collector, which would run several
+// times to find little garbage, runs less often until it is done.
+func (m *Main) load(ctx context.Context, set *kind.Set) (map[string]server.Platform, error) {
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	if err := m.tokens.Start(ctx); err != nil {
+		return nil, fmt.Errorf("load stored tokens: %w", err)
+	}
+	platforms := map[string]server.Platform{}
+	for id, p := range set.Platforms {
+		if err := p.Start(ctx, m.tokens); err != nil {
+			return nil, err
+		}
+		platforms[id] = p
+	}
+	return platforms, nil
 }
 
 // owner is the platform that owns credential id, "" if none.
