@@ -144,6 +144,9 @@ func (m *Manager) settle(e *entry, rec record, ver uint64, next time.Time, cause
 	if now := time.Now(); snap.Valid(now) && (snap.Token != prev.Token || !prev.Valid(now)) {
 		m.wakeChildren(e)
 	}
+	if snap.Revoked != prev.Revoked {
+		m.revokeChildren(e)
+	}
 	close(e.changed)
 	e.changed = make(chan struct{})
 	if e.timer != nil {

@@ -124,10 +124,9 @@ type Manager struct {
 
 	entries sync.Map // id → *entry
 	owners  owners
-	// children lists, by parent id, the credentials derived from it.
-	kinsMu   sync.Mutex
-	children map[string][]*entry
-	dueq     dueQueue // planned refreshes that are due
+	// kinsMu guards every entry's kids.
+	kinsMu sync.Mutex
+	dueq   dueQueue // planned refreshes that are due
 	// bulk serializes the passes that read every record: Restore and
 	// resyncAll.
 	bulk sync.Mutex
@@ -167,6 +166,10 @@ type entry struct {
 	// credential. wakeAfterFlight: that token arrived while a flight was
 	// running, which re-plans at once when it ends.
 	awaitsParent, wakeAfterFlight bool
+	// parent is the entry of cred.Parent, set when e is added; kids are
+	// the entries derived from e.
+	parent *entry
+	kids   []*entry
 	// queued: its planned refresh is in the due queue. Guarded by the
 	// queue's lock, not mu.
 	queued bool
@@ -331,12 +334,6 @@ func (m *Manager) Token(id string) (*Snapshot, error) {
 			return nil, ErrRevoked
 		}
 		return nil, &UnavailableError{ID: id, Cause: s.Cause}
-	}
-	if e.cred.Parent != "" {
-		// What derives from a withdrawn authorization goes with it.
-		if p, err := m.entry(e.cred.Parent); err == nil && p.snap.Load().Revoked {
-			return nil, ErrRevoked
-		}
 	}
 	return s, nil
 }

@@ -31,8 +31,8 @@ const causeParent = "parent"
 
 // parentToken is the parent's token for a fetch of e starting at now.
 func (m *Manager) parentToken(e *entry, now time.Time) (string, error) {
-	p, err := m.entry(e.cred.Parent)
-	if err != nil {
+	p := e.parent
+	if p == nil {
 		return "", fmt.Errorf("%w (%w): parent %q is not managed", errNoParent, ErrNotCalled, e.cred.Parent)
 	}
 	s := p.snap.Load()
@@ -52,8 +52,8 @@ func (m *Manager) parentToken(e *entry, now time.Time) (string, error) {
 // e's fetch: the parent is reported unless its token has changed since,
 // and e waits for the parent's next token.
 func (m *Manager) parentRefused(e *entry, tok string, err error) error {
-	p, perr := m.entry(e.cred.Parent)
-	if perr != nil {
+	p := e.parent
+	if p == nil {
 		return err
 	}
 	m.awaitParent(e)
@@ -79,27 +79,56 @@ func (m *Manager) awaitParent(e *entry) {
 	e.mu.Unlock()
 }
 
-// addChild records c as a child of its parent, so that the parent's new
-// tokens wake it.
+// addChild links c with its parent, added before it, so that the parent's
+// new tokens wake it and its revocation reaches it.
 func (m *Manager) addChild(c *entry) {
 	if c.cred.Parent == "" {
 		return
 	}
+	p, err := m.entry(c.cred.Parent)
+	if err != nil {
+		return // not managed: c's fetches say so
+	}
+	c.mu.Lock()
+	c.parent = p
+	c.mu.Unlock()
+	m.kinsMu.Lock()
+	p.kids = append(p.kids, c)
+	m.kinsMu.Unlock()
+}
+
+// kidsOf returns p's children.
+func (m *Manager) kidsOf(p *entry) []*entry {
 	m.kinsMu.Lock()
 	defer m.kinsMu.Unlock()
-	if m.children == nil {
-		m.children = map[string][]*entry{}
+	return p.kids
+}
+
+// parentRevoked reports whether e derives from a withdrawn authorization.
+func (e *entry) parentRevoked() bool {
+	return e.parent != nil && e.parent.snap.Load().Revoked
+}
+
+// revokeChildren republishes p's children when p's authorization was
+// withdrawn or restored: what derives from a withdrawn authorization is
+// not served, on any path that reads a snapshot. Their records are kept,
+// for the authorization's return. p.mu is held; children's locks are
+// taken under it.
+func (m *Manager) revokeChildren(p *entry) {
+	for _, c := range m.kidsOf(p) {
+		c.mu.Lock()
+		if c.snap.Load().Revoked != p.snap.Load().Revoked {
+			m.settle(c, c.rec, c.ver, c.next, c.snap.Load().Cause)
+		}
+		c.mu.Unlock()
 	}
-	m.children[c.cred.Parent] = append(m.children[c.cred.Parent], c)
 }
 
 // wakeChildren moves the next attempt of each child of p that waits for
 // p's token to now, past its backoff. Locks are taken parent first: a
 // child's lock is taken here, possibly under p's.
 func (m *Manager) wakeChildren(p *entry) {
-	m.kinsMu.Lock()
-	kids := m.children[p.cred.ID]
-	m.kinsMu.Unlock()
+	kids := m.kidsOf(p)
 	if len(kids) == 0 || !p.snap.Load().Valid(time.Now()) {
 		return
 	}

@@ -53,6 +53,12 @@ func (m *Manager) snapshot(e *entry, rec record, next time.Time, cause *Cause) *
 		Reported:    rec.Reported,
 	}
 	s.Fetches, s.Forced = rec.today(now)
+	if e.parentRevoked() {
+		// Derived from a withdrawn authorization: not served, though
+		// its record is kept for the authorization's return.
+		s.Revoked, s.Token = true, ""
+		return s
+	}
 	if rec.Token != "" {
 		safety := margin(rec.ExpiresAt.Sub(rec.IssuedAt))
 		s.ServeUntil = rec.ExpiresAt.Add(-safety)
