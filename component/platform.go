@@ -92,9 +92,13 @@ func (p *Platform) Start(ctx context.Context, tokens Tokens) error {
 	return nil
 }
 
+// AuthorizerID is the credential id of the authorizer appid of the
+// platform whose credential id is platform.
+func AuthorizerID(platform, appid string) string { return appid }
+
 // authorizer is the credential of one authorizer of this platform.
 func (p *Platform) authorizer(appid string) token.Credential {
-	c := token.Credential{ID: appid, Kind: KindAuthorizer, Owner: p.cfg.ID, Parent: p.cfg.ID,
+	c := token.Credential{ID: AuthorizerID(p.cfg.ID, appid), Kind: KindAuthorizer, Owner: p.cfg.ID, Parent: p.cfg.ID,
 		Source: &authorizerSource{p: p, appid: appid}}
 	if p.cfg.Tickets != nil {
 		c.Children = p.cfg.Tickets(appid)
