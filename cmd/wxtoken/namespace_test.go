@@ -2,12 +2,19 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/wxtoken/wxtoken/config"
+	"github.com/wxtoken/wxtoken/store"
+	redisstore "github.com/wxtoken/wxtoken/store/redis"
+	"github.com/wxtoken/wxtoken/store/redis/redistest"
 	"github.com/wxtoken/wxtoken/wxtest"
 )
 
@@ -124,6 +131,94 @@ clients:
 		}
 		if (tt.key == clientKey || tt.key == oneKey) && strings.Contains(body, "plat2") {
 			t.Errorf("the ambiguity answer names a credential the client may not see: %s", body)
+		}
+	}
+}
+
+// TestClusterMovesAuthorizersToTheirNamespace: three instances start
+// together on a Redis store written before ids had namespaces (authorizers
+// under their bare appids). Each moves what it finds, racing the others:
+// every instance serves each authorizer's stored token under its new id
+// and its old one, the old keys are gone, and no token was fetched.
+func TestClusterMovesAuthorizersToTheirNamespace(t *testing.T) {
+	fake := wxtest.New(wxtest.Config{})
+	fake.AddComponent(platformComp)
+	t.Cleanup(fake.Close)
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	rs := redistest.New(t, redistest.Options{})
+	cfg := clusterConfig{Redis: rs.Addr(), Upstream: srv.URL, Credentials: platformCredentials()}
+	hc := newHTTPClient(t)
+	auths := []string{"wxauth01", "wxauth02", "wxauth03"}
+
+	first := startNode(t, cfg.yaml())
+	fake.SetPushTarget(platformComp.AppID, "http://"+first.addr()+"/callback/component/plat", nil)
+	awaitToken(t, hc, first.addr(), "plat", 10*time.Millisecond, 15*time.Second, nil)
+	served := map[string]string{}
+	for _, a := range auths {
+		if _, err := fake.Authorize(t.Context(), platformComp.AppID, a); err != nil {
+			t.Fatal(err)
+		}
+		served[a] = awaitToken(t, hc, first.addr(), "plat/"+a, 10*time.Millisecond, 15*time.Second, nil).AccessToken
+	}
+	first.stop()
+
+	rc, err := redisstore.Open(t.Context(), redisstore.Config{Addrs: []string{rs.Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	for _, a := range auths { // the store as an earlier version wrote it
+		e, err := rc.Get(t.Context(), "token/plat/"+a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rc.Put(t.Context(), "token/"+a, e.Value, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := rc.Delete(t.Context(), "token/plat/"+a, e.Version); err != nil {
+			t.Fatal(err)
+		}
+	}
+	calls := map[string]int{}
+	for _, a := range auths {
+		calls[a] = fake.Stats(a).AuthorizerTokenCalls
+	}
+
+	// Start three instances at once.
+	nodes := make([]*Main, 3)
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i := range nodes {
+		c, err := config.Parse([]byte(cfg.yaml()), func(string) (string, bool) { return "", false })
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[i] = &Main{Config: c, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}
+		wg.Go(func() { errs[i] = nodes[i].Run(t.Context()) })
+	}
+	wg.Wait()
+	for i, m := range nodes {
+		if errs[i] != nil {
+			t.Fatalf("instance %d: %v", i, errs[i])
+		}
+		t.Cleanup(func() { m.Close() })
+	}
+	for i, m := range nodes {
+		for _, a := range auths {
+			for _, id := range []string{"plat/" + a, a} {
+				if status, tr, err := askToken(t.Context(), hc, m.Addr(), id); status != 200 || tr.AccessToken != served[a] {
+					t.Errorf("instance %d serves %s: %d %q (%v); want the stored token %q", i, id, status, tr.AccessToken, err, served[a])
+				}
+			}
+		}
+	}
+	for _, a := range auths {
+		if _, err := rc.Get(t.Context(), "token/"+a); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("token/%s still stored after the move: %v", a, err)
+		}
+		if n := fake.Stats(a).AuthorizerTokenCalls - calls[a]; n != 0 {
+			t.Errorf("%s: %d fetches for the move, want 0", a, n)
 		}
 	}
 }
