@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wxtoken/wxtoken/facade"
 	"github.com/wxtoken/wxtoken/wechat"
 )
 
@@ -142,6 +143,11 @@ func (c *Config) Validate() error {
 			bad("debug.listen", "%s", msg)
 		} else if !loopback(c.Debug.Listen) {
 			bad("debug.listen", "want a loopback address (127.0.0.1, ::1 or localhost), got %q: the profiler has no authentication", c.Debug.Listen)
+		}
+	}
+	if c.WeChatListen != "" {
+		if msg := checkHostPort(c.WeChatListen); msg != "" {
+			bad("wechat_listen", "%s", msg)
 		}
 	}
 	if c.Callbacks.MaxSkew < 0 {
@@ -289,6 +295,9 @@ func (cl Client) validate(f string, ids, components map[string]bool) []error {
 		if !components[id] {
 			bad("import", "%q is not a credential of kind component", id)
 		}
+	}
+	if err := facade.CheckSDK(cl.SDK); err != nil {
+		bad("sdk", "%v", err)
 	}
 	return errs
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/wxtoken/wxtoken/callback"
 	"github.com/wxtoken/wxtoken/component"
 	"github.com/wxtoken/wxtoken/config"
+	"github.com/wxtoken/wxtoken/facade"
 	"github.com/wxtoken/wxtoken/server"
 	"github.com/wxtoken/wxtoken/token"
 )
@@ -20,6 +21,9 @@ type Set struct {
 	Platforms map[string]*component.Platform
 	// Callbacks are the endpoints WeChat calls.
 	Callbacks []server.Callback
+	// Facade are the credentials the WeChat-compatible facade names by
+	// appid.
+	Facade []facade.Credential
 
 	jssdk map[string]*server.JSSDK
 	// authorizers are the tickets each platform enables for its
@@ -41,6 +45,9 @@ func (r *Registry) Build(env *Env, list []config.Credential) (*Set, error) {
 			return nil, fmt.Errorf("credential %s: %w", cr.ID, err)
 		}
 		s.Credentials = append(s.Credentials, b.Credential)
+		if k.Facade != "" {
+			s.Facade = append(s.Facade, facade.Credential{ID: cr.ID, AppID: b.Receiver, Family: k.Facade})
+		}
 		ts := ticketsOf(k.Tickets, cr.Tickets)
 		if b.Platform != nil {
 			s.Platforms[cr.ID] = b.Platform
@@ -89,6 +96,18 @@ func (s *Set) JSSDK(owner func(id string) string) func(id string) *server.JSSDK 
 		if ts := s.authorizers[owner(id)]; len(ts) > 0 {
 			// wx.config carries the authorizer's own appid, its id.
 			return jssdkOf(id, id, 0, ts)
+		}
+		return nil
+	}
+}
+
+// Tickets returns the facade's lookup of a credential's tickets, ticket
+// type → ticket credential id, from JSSDK's.
+func (s *Set) Tickets(owner func(id string) string) func(id string) map[string]string {
+	jssdk := s.JSSDK(owner)
+	return func(id string) map[string]string {
+		if j := jssdk(id); j != nil {
+			return j.Tickets
 		}
 		return nil
 	}
