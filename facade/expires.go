@@ -25,10 +25,15 @@ import (
 // No one value is right for every SDK: to keep easywechat (margin 0) from
 // holding a dead token, expires_in must not exceed R; for silenceper's
 // Redis cache to take it, it must exceed 1500 s; and R drops under 1500 s
-// before every refresh. So the facade answers R, whole seconds rounded
-// down (at least 1: ServeUntil already keeps a safety margin before the
-// token's death), unless the client's configuration names its SDK (sdk:
-// silenceper), which then gets R plus that SDK's margin for the endpoint.
+// before every refresh. So the facade answers R less a second for the
+// answer's transit (ServeUntil of a ticket is its expiry, with no safety
+// margin, and the SDK counts from when it reads the answer), in whole
+// seconds rounded down, unless the client's configuration names its SDK
+// (sdk: silenceper), which then gets that plus the SDK's margin for the
+// endpoint. A token with less than minLeft left is not handed out at all:
+// the request waits for its successor (current), so the answer is
+// always at least 1 s plus the margin, and never 0, which some caches
+// take as "keep forever" and silenceper's Redis cache refuses.
 // Either way, no SDK caches a token beyond R. With plain R, an SDK whose
 // margin exceeds what is left simply caches nothing and asks again on
 // its next call (silenceper's memory cache, WxJava, Senparc,
@@ -83,9 +88,15 @@ func CheckSDK(name string) error {
 	return nil
 }
 
+// transit is the time kept in hand for an answer to reach the SDK.
+const transit = time.Second
+
+// minLeft is the least a token must have left to be handed out.
+const minLeft = transit + time.Second
+
 // expiresIn is the expires_in to answer a client whose SDK is sdk ("" if
 // unknown) for snap at ep, at now.
 func expiresIn(snap *token.Snapshot, now time.Time, sdk string, ep endpoint) int64 {
-	r := max(int64(snap.ExpiresIn(now)/time.Second), 1)
+	r := max(int64((snap.ExpiresIn(now)-transit)/time.Second), 1)
 	return r + sdkMargins[sdk][ep]
 }

@@ -8,22 +8,22 @@ import (
 	"github.com/wxtoken/wxtoken/token"
 )
 
-// TestExpiresInHoldsNoSDKPastServeUntil: whatever is left of a token, and
-// whichever SDK asks, the time the SDK caches the answer (expires_in
-// less its margin) ends by the token's ServeUntil (to the second: the
-// safety margin before its death covers the rounding), and an SDK the
-// client names caches it for a positive time, which silenceper's Redis
-// cache requires. A client that names no SDK is safe with all of them.
+// TestExpiresInHoldsNoSDKPastServeUntil: whatever is left of a token that
+// is handed out (minLeft or more), and whichever SDK asks, the time the
+// SDK caches the answer (expires_in less its margin) ends a second
+// (transit) before the token's ServeUntil, and an SDK the client names
+// caches it for a positive time, which silenceper's Redis cache requires.
+// A client that names no SDK is safe with all of them.
 func TestExpiresInHoldsNoSDKPastServeUntil(t *testing.T) {
 	now := time.Unix(1_764_750_000, 0)
-	lefts := []time.Duration{500 * time.Millisecond, time.Second, 30 * time.Second, 59 * time.Second, 299 * time.Second,
+	lefts := []time.Duration{minLeft, minLeft + 999*time.Millisecond, 30 * time.Second, 59 * time.Second, 299 * time.Second,
 		5 * time.Minute, 1499 * time.Second, 1500 * time.Second, 1501*time.Second + 700*time.Millisecond, time.Hour, 7140 * time.Second}
 	for _, sdk := range append(SDKs(), "") {
 		for ep := range endpoints {
 			for _, left := range lefts {
 				snap := &token.Snapshot{Token: "t", ServeUntil: now.Add(left)}
 				in := expiresIn(snap, now, sdk, ep)
-				bound := max(left, time.Second)
+				bound := left - transit
 				// Each SDK that might be behind this client: the one it
 				// names, or any.
 				asking := []string{sdk}
@@ -47,13 +47,13 @@ func TestExpiresInHoldsNoSDKPastServeUntil(t *testing.T) {
 }
 
 // TestExpiresInWithoutMargin: a client naming no SDK is answered what is
-// left, in whole seconds, and at least 1.
+// left less the transit second, in whole seconds.
 func TestExpiresInWithoutMargin(t *testing.T) {
 	now := time.Unix(1_764_750_000, 0)
 	for _, c := range []struct {
 		left time.Duration
 		want int64
-	}{{300 * time.Millisecond, 1}, {1500*time.Second + 999*time.Millisecond, 1500}, {7140 * time.Second, 7140}} {
+	}{{minLeft, 1}, {1500*time.Second + 999*time.Millisecond, 1499}, {7140 * time.Second, 7139}} {
 		t.Run(fmt.Sprint(c.left), func(t *testing.T) {
 			if got := expiresIn(&token.Snapshot{Token: "t", ServeUntil: now.Add(c.left)}, now, "", classicToken); got != c.want {
 				t.Errorf("expires_in = %d, want %d", got, c.want)

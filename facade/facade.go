@@ -172,7 +172,28 @@ func (f *Facade) handle(h func(*http.Request) (any, *Error)) http.Handler {
 
 // current returns the valid token of credential id, waiting briefly for a
 // fetch that is due or under way, as the /v1 API does. It never fetches.
+// A token with less than minLeft left is waited out, and its successor
+// answered (expires.go).
 func (f *Facade) current(r *http.Request, id string) (*token.Snapshot, *Error) {
+	snap, e := f.valid(r, id)
+	if e != nil {
+		return nil, e
+	}
+	if left := snap.ExpiresIn(time.Now()); left < minLeft {
+		t := time.NewTimer(left)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return nil, &Error{Code: CodeSystemError, Msg: "system error: request ended"}
+		}
+		return f.valid(r, id)
+	}
+	return snap, nil
+}
+
+// valid is current without the wait for a successor.
+func (f *Facade) valid(r *http.Request, id string) (*token.Snapshot, *Error) {
 	snap, err := f.tokens.Token(id)
 	if err != nil {
 		snap, err = f.tokens.Await(r.Context(), id)
