@@ -12,6 +12,11 @@
 // access token, are handed out here to the holder of a token this facade
 // issued, mapped back to its credential.
 //
+// Every other path is an API call the SDK sends to the same base URL: it
+// is forwarded to WeChat with a token wxtoken issued, and retried once
+// with the new token when WeChat refuses that one (forward.go); without
+// such a token it is refused, so the facade is never an open relay.
+//
 // The expires_in the facade answers is chosen so that no SDK caches a
 // token past the moment wxtoken's refresh plan lets it die; see
 // expires.go.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httputil"
 	"time"
 
 	"github.com/wxtoken/wxtoken/token"
@@ -80,9 +81,20 @@ type Config struct {
 	// MaxBody bounds request bodies (default 4 KiB: a token request is a
 	// few ids).
 	MaxBody int64
-	// ReportTimeout bounds how long a force_refresh waits for its refresh
-	// (default 30s).
+	// ReportTimeout bounds how long a force_refresh, or a forwarded call
+	// whose token WeChat refused, waits for its refresh (default 30s).
 	ReportTimeout time.Duration
+	// Upstream returns the base URL of the WeChat host that serves
+	// credentials of family fam (the active API host, or WeCom's), where
+	// every path other than the token endpoints is forwarded (forward.go);
+	// nil refuses those paths.
+	Upstream func(fam Family) string
+	// Transport carries forwarded calls; nil means http.DefaultTransport.
+	Transport http.RoundTripper
+	// MaxReplay bounds the request bodies kept to retry a forwarded call
+	// with a new token (default 64 KiB); larger ones stream through and
+	// are not retried.
+	MaxReplay int64
 }
 
 // Facade answers WeChat's token endpoints. It is an http.Handler.
@@ -97,6 +109,10 @@ type Facade struct {
 	timeout time.Duration
 	issued  *issued
 	mux     *http.ServeMux
+
+	upstream  func(Family) string
+	maxReplay int64
+	proxy     *httputil.ReverseProxy
 }
 
 // New returns a Facade for cfg.
@@ -113,6 +129,12 @@ func New(cfg Config) (*Facade, error) {
 		maxBody: cfg.MaxBody,
 		timeout: cfg.ReportTimeout,
 		mux:     http.NewServeMux(),
+
+		upstream:  cfg.Upstream,
+		maxReplay: cfg.MaxReplay,
+	}
+	if f.maxReplay <= 0 {
+		f.maxReplay = 64 << 10
 	}
 	var err error
 	if f.clients, err = newClients(cfg.Clients); err != nil {
@@ -136,6 +158,7 @@ func New(cfg Config) (*Facade, error) {
 	if f.timeout <= 0 {
 		f.timeout = 30 * time.Second
 	}
+	f.proxy = f.newProxy(cfg.Transport)
 	f.issued = newIssued(f.scan)
 	for pattern, h := range map[string]func(*http.Request) (any, *Error){
 		"/cgi-bin/token":                          f.classicToken,
@@ -149,9 +172,7 @@ func New(cfg Config) (*Facade, error) {
 	} {
 		f.mux.Handle(pattern, f.handle(h))
 	}
-	f.mux.Handle("/", f.handle(func(*http.Request) (any, *Error) {
-		return nil, &Error{Code: CodeInvalidURL, Msg: "invalid url domain or path: wxtoken's facade answers WeChat's token and ticket endpoints only"}
-	}))
+	f.mux.HandleFunc("/", f.forwardCall)
 	return f, nil
 }
 

@@ -143,7 +143,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 	}
 	if m.facade != nil {
-		if err := m.facade.start(cfg, set, m.tokens, m.owner, m.Logger); err != nil {
+		if err := m.facade.start(cfg, set, m.tokens, m.owner, up, hc.Transport, m.Logger); err != nil {
 			return err
 		}
 	}

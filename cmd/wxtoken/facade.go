@@ -11,6 +11,7 @@ import (
 	"github.com/wxtoken/wxtoken/facade"
 	"github.com/wxtoken/wxtoken/kind"
 	"github.com/wxtoken/wxtoken/token"
+	"github.com/wxtoken/wxtoken/wechat"
 )
 
 // facadeServer is the WeChat-compatible listener (wechat_listen).
@@ -32,13 +33,14 @@ func listenFacade(addr string) (*facadeServer, error) {
 
 // start serves the facade over tokens for the configured credentials and
 // clients.
-func (fs *facadeServer) start(cfg *config.Config, set *kind.Set, tokens *token.Manager, owner func(string) string, log *slog.Logger) error {
+func (fs *facadeServer) start(cfg *config.Config, set *kind.Set, tokens *token.Manager, owner func(string) string,
+	up *wechat.Client, tr http.RoundTripper, log *slog.Logger) error {
 	var clients []facade.Client
 	for _, c := range cfg.Clients {
 		clients = append(clients, facade.Client{Name: c.Name, KeyHash: c.KeyHash(), Allow: c.Allow, SDK: c.SDK})
 	}
 	h, err := facade.New(facade.Config{Tokens: tokens, Credentials: set.Facade, Clients: clients,
-		Tickets: set.Tickets(owner), Logger: log})
+		Tickets: set.Tickets(owner), Logger: log, Upstream: upstreamOf(cfg.Upstream, up), Transport: tr})
 	if err != nil {
 		return err
 	}
@@ -55,6 +57,23 @@ func (fs *facadeServer) start(cfg *config.Config, set *kind.Set, tokens *token.M
 	go func() { fs.served <- fs.srv.Serve(fs.ln) }()
 	log.Info("wechat facade listening", "addr", fs.ln.Addr().String())
 	return nil
+}
+
+// upstreamOf is where calls forwarded for a token of family fam go: WeCom's
+// host, or the API host the failover has made active.
+func upstreamOf(c config.Upstream, up *wechat.Client) func(fam facade.Family) string {
+	hosts := append([]string{c.API}, c.APIFailover...)
+	return func(fam facade.Family) string {
+		if fam == facade.WeCom {
+			return c.WeCom
+		}
+		for i, u := range up.Upstreams() { // the primary first, then APIFailover in order
+			if u.Active && i < len(hosts) {
+				return hosts[i]
+			}
+		}
+		return c.API
+	}
 }
 
 // close stops the facade, letting requests in flight finish.

@@ -328,7 +328,9 @@ func TestFacadeErrors(t *testing.T) {
 		{"getticket: ticket not kept", "GET", "/cgi-bin/ticket/getticket?type=jsapi&access_token=" + ctok, "", 40014},
 		{"get_jsapi_ticket: an account's token", "GET", "/cgi-bin/get_jsapi_ticket?access_token=" + wx1, "", 40014},
 		{"ticket/get: bad type", "GET", "/cgi-bin/ticket/get?type=jsapi&access_token=" + hr, "", 40097},
-		{"other path", "GET", "/cgi-bin/user/info?access_token=" + wx1, "", 40066},
+		{"forward: no token", "GET", "/cgi-bin/user/info?openid=o1", "", 41001},
+		{"forward: a secret, no token", "GET", "/sns/jscode2session?grant_type=authorization_code&js_code=c&appid=" + app1 + "&secret=" + shopKey, "", 41001},
+		{"forward: a token not issued here", "GET", "/cgi-bin/user/info?access_token=made-up", "", 40001},
 	}
 	// wx2 has no tickets: a ticket of it is not kept.
 	wx2 := str(w.wx(t, "POST", "/cgi-bin/stable_token", stable(app2, shopKey)), "access_token")
@@ -348,5 +350,59 @@ func TestFacadeErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFacadeForwards: any other path is forwarded to WeChat with a token
+// wxtoken issued; a token WeChat refuses is reported and the call made
+// once more with the new token, once however many calls meet it; a body
+// too large to keep streams through and is not retried.
+func TestFacadeForwards(t *testing.T) {
+	w := newFacadeWorld(t, wxtest.Config{}, "")
+	wx1 := str(w.wx(t, "GET", classicPath(app1, shopKey), ""), "access_token")
+	hr := str(w.wx(t, "GET", corpPath(corp1, hrKey), ""), "access_token")
+	for path, tok := range map[string]string{"/cgi-bin/getcallbackip": wx1, "/cgi-bin/get_api_domain_ip": hr} {
+		if out := w.wx(t, "GET", path+"?access_token="+tok, ""); out["ip_list"] == nil {
+			t.Fatalf("%s forwarded: %v, want WeChat's ip_list", path, out)
+		}
+	}
+
+	// WeChat ends the token early: the calls that meet it are retried
+	// with one new token.
+	w.fake.Expire(app1)
+	before := w.fake.Stats(app1).ClassicCalls
+	const calls = 20
+	outs := make(chan map[string]any, calls)
+	for i := range calls {
+		go func() {
+			if i%2 == 0 {
+				outs <- w.wx(t, "GET", "/cgi-bin/getcallbackip?access_token="+wx1, "")
+			} else {
+				outs <- w.wx(t, "POST", "/cgi-bin/clear_quota?access_token="+wx1, fmt.Sprintf(`{"appid":%q}`, app1))
+			}
+		}()
+	}
+	for range calls {
+		if out := <-outs; out["ip_list"] == nil && (errcode(out) != 0 || str(out, "errmsg") != "ok") {
+			t.Errorf("a call with a token WeChat ended: %v, want it retried with the new one", out)
+		}
+	}
+	if got := w.fake.Stats(app1).ClassicCalls - before; got != 1 {
+		t.Errorf("%d fetches for %d calls meeting one dead token, want 1", got, calls)
+	}
+	if now := getToken(t, w.m.Addr(), "wx1").AccessToken; now == wx1 {
+		t.Errorf("wx1 still serves the token WeChat ended")
+	}
+
+	// A body over the replay bound streams, and WeChat's answer stands.
+	w.fake.Expire(app1)
+	dead := getToken(t, w.m.Addr(), "wx1").AccessToken
+	before = w.fake.Stats(app1).ClassicCalls
+	big := fmt.Sprintf(`{"appid":%q%s}`, app1, strings.Repeat(" ", 100<<10))
+	if out := w.wx(t, "POST", "/cgi-bin/clear_quota?access_token="+dead, big); errcode(out) != wechat.CodeTokenExpired {
+		t.Errorf("a large call with a dead token: %v, want WeChat's 42001 as it came", out)
+	}
+	if got := w.fake.Stats(app1).ClassicCalls - before; got != 0 {
+		t.Errorf("%d fetches for a call that is not retried, want 0", got)
 	}
 }

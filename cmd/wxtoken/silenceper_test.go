@@ -23,9 +23,10 @@ import (
 // modifier) and a client key as the AppSecret, six SDK instances (classic
 // and stable tokens, each with two in-memory caches and one Redis cache
 // shared as a cluster of business servers would) ask for tokens and
-// JS-SDK tickets over several refresh cycles of 10-second tokens. Every
-// token and ticket an SDK holds is live at WeChat when it is used, and
-// WeChat sees one fetch per refresh cycle, however often the SDKs ask.
+// JS-SDK tickets, and make API calls through the facade, over several
+// refresh cycles of 10-second tokens. Every token and ticket an SDK holds
+// is live at WeChat when it is used, every API call succeeds, and WeChat
+// sees one fetch per refresh cycle, however often the SDKs ask.
 func TestSilenceperOverFacade(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs 25 s of real time")
@@ -79,6 +80,12 @@ func TestSilenceperOverFacade(t *testing.T) {
 					t.Errorf("%s: the SDK's token failed at WeChat: %v", s.name, err)
 					return
 				}
+				// An API call through the facade, as the SDK makes it:
+				// forwarded to WeChat with the SDK's token.
+				if _, err := s.oa.GetBasic().GetCallbackIP(); err != nil {
+					t.Errorf("%s: GetCallbackIP through the facade: %v", s.name, err)
+					return
+				}
 				uses.Add(1)
 				if s.ticket {
 					if _, err := s.oa.GetJs().GetConfig("https://shop.example/pay"); err != nil {
@@ -121,6 +128,6 @@ func TestSilenceperOverFacade(t *testing.T) {
 	if s2.Issued < least || s2.Issued > most || s2.StableCalls != s2.Issued {
 		t.Errorf("stable: %d calls issued %d tokens in %v; want %d to %d, one per refresh cycle", s2.StableCalls, s2.Issued, read.Sub(begin).Round(time.Second), least, most)
 	}
-	t.Logf("%d SDK instances, %v: %d token uses and %d tickets checked live at WeChat; classic %d fetches, stable %d calls (%d tokens), bounds %d..%d",
+	t.Logf("%d SDK instances, %v: %d token uses (each checked live at WeChat and used for one API call through the facade) and %d tickets checked live; classic %d fetches, stable %d calls (%d tokens), bounds %d..%d",
 		len(sdks), read.Sub(first).Round(time.Millisecond), uses.Load(), tickets.Load(), s1.ClassicCalls, s2.StableCalls, s2.Issued, least, most)
 }
