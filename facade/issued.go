@@ -42,8 +42,10 @@ type issued struct {
 	mu sync.RWMutex
 	m  map[string]issuedToken
 
-	scanMu   sync.Mutex
-	lastScan time.Time // when the last scan began
+	// scanning holds one token while a caller scans or waits to; a
+	// channel rather than a mutex, so that a waiter can give up.
+	scanning chan struct{}
+	lastScan time.Time // when the last scan began; guarded by scanning
 
 	pruneMu   sync.Mutex
 	lastPrune time.Time
@@ -54,7 +56,7 @@ type issued struct {
 const pruneEvery = time.Minute
 
 func newIssued(scan func(note func(tok string, it issuedToken))) *issued {
-	return &issued{scanFn: scan, m: map[string]issuedToken{}}
+	return &issued{scanFn: scan, m: map[string]issuedToken{}, scanning: make(chan struct{}, 1)}
 }
 
 // note records a token handed out.
@@ -109,8 +111,12 @@ func (x *issued) lookup(ctx context.Context, tok string) (issuedToken, bool) {
 		return it, true
 	}
 	asked := time.Now()
-	x.scanMu.Lock()
-	defer x.scanMu.Unlock()
+	select {
+	case x.scanning <- struct{}{}:
+	case <-ctx.Done():
+		return issuedToken{}, false
+	}
+	defer func() { <-x.scanning }()
 	if !x.lastScan.After(asked) {
 		if wait := scanEvery - time.Since(x.lastScan); wait > 0 {
 			t := time.NewTimer(wait)
