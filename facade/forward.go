@@ -174,6 +174,12 @@ func (f *Facade) forwardFailed(w http.ResponseWriter, r *http.Request, err error
 	fw := r.Context().Value(forwardKey{}).(*forward)
 	var st *staleAnswer
 	if !errors.As(err, &st) {
+		// net/http's transport returns the dial error alone; one that
+		// wraps it in a *url.Error would put the token in the log.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its URL would hold the token
+		}
 		f.log.Warn("forwarded call failed", "credential", fw.it.id, "path", r.URL.Path, "err", err)
 		writeJSON(w, &Error{Code: CodeSystemError, Msg: "system error: WeChat could not be reached"})
 		return

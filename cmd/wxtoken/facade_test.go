@@ -59,9 +59,10 @@ clients:
 // facadeWorld is a wxtoken with its facade against a fake WeChat.
 type facadeWorld struct {
 	fake *wxtest.Fake
-	up   string
+	up   *httptest.Server
 	m    *Main
 	wc   *wechat.Client // straight to the fake, to check tokens
+	logs *syncBuffer    // wxtoken's log
 }
 
 // newFacadeWorld starts the fake and a wxtoken with refresh settings
@@ -84,13 +85,14 @@ func newFacadeWorld(t *testing.T, fc wxtest.Config, refresh string) *facadeWorld
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	logs := &syncBuffer{}
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	if err := m.Run(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
 	fake.SetPushTarget(platformComp.AppID, "http://"+m.Addr()+"/callback/component/plat", nil)
-	w := &facadeWorld{fake: fake, up: srv.URL, m: m, wc: &wechat.Client{API: srv.URL, WeCom: srv.URL, HTTP: srv.Client()}}
+	w := &facadeWorld{fake: fake, up: srv, m: m, wc: &wechat.Client{API: srv.URL, WeCom: srv.URL, HTTP: srv.Client()}, logs: logs}
 	for _, id := range []string{"wx1", "wx2", "hr", "hr2", "plat"} {
 		getToken(t, m.Addr(), id)
 	}
@@ -404,5 +406,19 @@ func TestFacadeForwards(t *testing.T) {
 	}
 	if got := w.fake.Stats(app1).ClassicCalls - before; got != 0 {
 		t.Errorf("%d fetches for a call that is not retried, want 0", got)
+	}
+}
+
+// TestFacadeForwardUnreachable: a call WeChat cannot be reached for is
+// WeChat's -1, and the log, which says so, holds no token.
+func TestFacadeForwardUnreachable(t *testing.T) {
+	w := newFacadeWorld(t, wxtest.Config{}, "")
+	wx1 := str(w.wx(t, "GET", classicPath(app1, shopKey), ""), "access_token")
+	w.up.Close()
+	if out := w.wx(t, "GET", "/cgi-bin/getcallbackip?access_token="+wx1, ""); errcode(out) != wechat.CodeSystemBusy {
+		t.Errorf("a call WeChat cannot be reached for: %v, want -1", out)
+	}
+	if logs := w.logs.String(); !strings.Contains(logs, "forwarded call failed") || strings.Contains(logs, wx1) {
+		t.Errorf("log: want the failure without the token %s:\n%s", wx1, logs)
 	}
 }
