@@ -103,7 +103,13 @@ func newFacadeWorld(t *testing.T, fc wxtest.Config, refresh string) *facadeWorld
 // WeChat's shape: HTTP 200, JSON, never wxtoken's own error object.
 func (w *facadeWorld) wx(t *testing.T, method, path, body string) map[string]any {
 	t.Helper()
-	req, _ := http.NewRequest(method, "http://"+w.m.WeChatAddr()+path, strings.NewReader(body))
+	return wxCall(t, w.m.WeChatAddr(), method, path, body)
+}
+
+// wxCall is facadeWorld.wx on the facade at addr.
+func wxCall(t *testing.T, addr, method, path, body string) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
