@@ -58,8 +58,12 @@ const maxSecret = 512
 // 40001 at WeCom's, as each host answers a wrong secret.
 func (f *Facade) resolve(fam Family, appid, secret string, badKey int) (*client, Credential, *Error) {
 	switch {
+	case appid == "" && fam == WeCom:
+		return nil, Credential{}, &Error{Code: CodeAppIDMissing, Msg: "corpid missing"}
 	case appid == "":
 		return nil, Credential{}, &Error{Code: CodeAppIDMissing, Msg: "appid missing"}
+	case secret == "" && fam == WeCom:
+		return nil, Credential{}, &Error{Code: CodeSecretMissing, Msg: "corpsecret missing"}
 	case secret == "":
 		return nil, Credential{}, &Error{Code: CodeSecretMissing, Msg: "appsecret missing"}
 	}

@@ -23,23 +23,23 @@ func (e *Error) Error() string { return fmt.Sprintf("errcode %d: %s", e.Code, e.
 
 // WeChat's errcodes the facade answers with (WECHAT.md §2, §3, §4).
 const (
-	CodeSystemError     = -1    // no valid token now: the SDK retries
-	CodeInvalidSecret   = 40125 // wrong key (where the AppSecret goes)
-	CodeInvalidCred     = 40001 // WeCom's answer to a wrong corpsecret; a token not issued here
-	CodeInvalidAppID    = 40013 // unknown appid/corpid, or one the key may not use
-	CodeInvalidGrant    = 40002 // grant_type is not client_credential
-	CodeInvalidToken    = 40014 // a token of another kind of account
-	CodeTokenMissing    = 41001
+	CodeSystemError     = wechat.CodeSystemBusy        // no valid token now, or WeChat unreachable: the SDK retries
+	CodeInvalidSecret   = wechat.CodeInvalidSecret     // wrong key (where the AppSecret goes)
+	CodeInvalidCred     = wechat.CodeInvalidCredential // WeCom's answer to a wrong corpsecret; a token not issued here
+	CodeInvalidAppID    = wechat.CodeInvalidAppID      // unknown appid/corpid, or one the key may not use
+	CodeInvalidGrant    = wechat.CodeInvalidGrantType  // grant_type is not client_credential
+	CodeInvalidToken    = wechat.CodeInvalidToken      // a token of another kind of account
+	CodeTokenMissing    = wechat.CodeTokenMissing
 	CodeAppIDMissing    = 41002
 	CodeSecretMissing   = 41004
-	CodeTokenExpired    = 42001
+	CodeTokenExpired    = wechat.CodeTokenExpired
 	CodeRequireGET      = 43001
-	CodeRequirePOST     = 43002
-	CodeMinuteQuota     = 45011 // a force_refresh within the refresh limits
-	CodeDataFormat      = 47001 // malformed or oversized JSON body
-	CodeUnauthorizedAPI = 48001 // a ticket type not enabled for the credential
-	CodeNotAuthorized   = 61003 // an authorizer not (or no longer) authorizing the platform
-	CodeInvalidURL      = 40066 // a path the facade does not serve
+	CodeRequirePOST     = wechat.CodeRequirePOST
+	CodeMinuteQuota     = wechat.CodeMinuteQuota // a force_refresh within the refresh limits
+	CodeDataFormat      = 47001                  // malformed or oversized JSON body
+	CodeUnauthorizedAPI = 48001                  // a ticket type not enabled for the credential
+	CodeNotAuthorized   = 61003                  // an authorizer not (or no longer) authorizing the platform
+	CodeInvalidURL      = 40066                  // a path the facade does not forward
 )
 
 // tokenError is the WeChat-shaped answer to the manager's error for a

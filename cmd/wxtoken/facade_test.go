@@ -312,6 +312,8 @@ func TestFacadeErrors(t *testing.T) {
 		{"gettoken: ambiguous", "GET", corpPath(corp1, clientKey), "", 40001},
 		{"gettoken: names an app not allowed", "GET", corpPath(corp1, hrKey+".hr2"), "", 40013},
 		{"gettoken: unknown corp", "GET", corpPath("ww00000000000000ff", clientKey), "", 40013},
+		{"gettoken: no corpid", "GET", corpPath("", hrKey), "", 41002},
+		{"gettoken: no corpsecret", "GET", corpPath(corp1, ""), "", 41004},
 		{"component: wrong key", "POST", "/cgi-bin/component/api_component_token",
 			fmt.Sprintf(`{"component_appid":%q,"component_appsecret":"not-a-key-0123456789"}`, platformComp.AppID), 40125},
 		{"component: forbidden", "POST", "/cgi-bin/component/api_component_token",
