@@ -97,7 +97,8 @@ type Config struct {
 	MaxReplay int64
 }
 
-// Facade answers WeChat's token endpoints. It is an http.Handler.
+// Facade answers WeChat's token and ticket endpoints, and forwards every
+// other call made with a token it issued. It is an http.Handler.
 type Facade struct {
 	tokens  Tokens
 	clients clients

@@ -189,12 +189,26 @@ func TestFacadeTokens(t *testing.T) {
 	if str(out, "access_token") != wx2 {
 		t.Fatalf("stable_token: %v, want wx2's token %s", out, wx2)
 	}
-	// force_refresh is a report: WeChat confirms the token is live, so it
-	// stays, and nothing is forced.
-	out = w.wx(t, "POST", "/cgi-bin/stable_token", strings.Replace(stable, "}", `,"force_refresh":true}`, 1))
-	if str(out, "access_token") != wx2 {
-		t.Fatalf("stable_token force_refresh of a live token: %v, want the same token %s", out, wx2)
+	// force_refresh is a report, never passed on: once WeChat has ended
+	// the token it gets the new one (WeChat asked without force, as for
+	// any report); while the token is live, it stays. (A check answers
+	// the reports of the next 3 s, so the dead case comes first.)
+	force := strings.Replace(stable, "}", `,"force_refresh":true}`, 1)
+	w.fake.Expire(app2)
+	out = w.wx(t, "POST", "/cgi-bin/stable_token", force)
+	fresh := str(out, "access_token")
+	if fresh == wx2 || fresh != getToken(t, w.m.Addr(), "wx2").AccessToken {
+		t.Fatalf("stable_token force_refresh of a token WeChat ended: %v, want wx2's new token", out)
 	}
+	w.live(t, "stable_token after force_refresh", fresh)
+	out = w.wx(t, "POST", "/cgi-bin/stable_token", force)
+	if str(out, "access_token") != fresh {
+		t.Fatalf("stable_token force_refresh of a live token: %v, want the same token %s", out, fresh)
+	}
+	if st := w.fake.Stats(app2); st.StableForced != 0 {
+		t.Errorf("%d forced stable_token calls, want 0", st.StableForced)
+	}
+	before[app2] = w.fake.Stats(app2)
 
 	out = w.wx(t, "GET", corpPath(corp1, hrKey), "")
 	if str(out, "access_token") != getToken(t, w.m.Addr(), "hr").AccessToken || errcode(out) != 0 || str(out, "errmsg") != "ok" {
