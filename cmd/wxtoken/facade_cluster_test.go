@@ -34,8 +34,9 @@ func TestFacadeCluster(t *testing.T) {
 			}
 		}
 	}
-	want, _ := fake.TicketInfo(wxtest.TicketKey{Account: app1, Type: wxtest.TicketJSAPI})
-	if out := ticket(fb, tok); str(out, "ticket") == "" || str(out, "ticket") != want.Value {
+	out := ticket(fb, tok)
+	want, _ := fake.TicketInfo(wxtest.TicketKey{Account: app1, Type: wxtest.TicketJSAPI}) // fetched by now
+	if str(out, "ticket") == "" || str(out, "ticket") != want.Value {
 		t.Fatalf("ticket at the other instance with the first's token: %v, want %q", out, want.Value)
 	}
 	if out := wxCall(t, fb, "GET", "/cgi-bin/getcallbackip?access_token="+tok, ""); out["ip_list"] == nil {
