@@ -56,6 +56,10 @@ func (c *Config) SetDefaults() {
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
+// authorizerAppID is what an authorizer's appid may look like (as the
+// component package takes it).
+var authorizerAppID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
 // Validate checks every rule and reports all violations, each naming its
 // field.
 func (c *Config) Validate() error {
@@ -284,7 +288,9 @@ func (cl Client) validate(f string, ids, components map[string]bool) []error {
 		bad("allow", "required: credential ids, or \"*\"")
 	}
 	for _, id := range cl.Allow {
-		if comp, ok := strings.CutSuffix(id, "/*"); ok && components[comp] {
+		// A platform's authorizers: all of them, or one by its id,
+		// {platform}/{appid}.
+		if comp, appid, ok := strings.Cut(id, "/"); ok && components[comp] && (appid == "*" || authorizerAppID.MatchString(appid)) {
 			continue
 		}
 		if id != "*" && !ids[id] {

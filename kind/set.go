@@ -2,6 +2,7 @@ package kind
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/wxtoken/wxtoken/callback"
 	"github.com/wxtoken/wxtoken/component"
@@ -93,9 +94,10 @@ func (s *Set) JSSDK(owner func(id string) string) func(id string) *server.JSSDK 
 		if j := s.jssdk[id]; j != nil {
 			return j
 		}
-		if ts := s.authorizers[owner(id)]; len(ts) > 0 {
-			// wx.config carries the authorizer's own appid, its id.
-			return jssdkOf(id, id, 0, ts)
+		if p := owner(id); len(s.authorizers[p]) > 0 {
+			// wx.config carries the authorizer's own appid: its id
+			// within the platform's namespace.
+			return jssdkOf(id, strings.TrimPrefix(id, p+"/"), 0, s.authorizers[p])
 		}
 		return nil
 	}

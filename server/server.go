@@ -157,6 +157,11 @@ func New(cfg Config) (*Server, error) {
 		{"POST /v1/tokens/{id}/invalidate", `report a token WeChat refused, {"access_token":"..."}; answers the new or current one`, true, s.invalidate},
 		{"GET /v1/tokens/{id}/tickets/{type}", "the credential's current JS-SDK ticket (jsapi, wx_card, agent_config)", true, s.getTicket},
 		{"POST /v1/tokens/{id}/jssdk", `wx.config's signature for a page, {"url":"https://..."}`, true, s.signJSSDK},
+		// A credential in a namespace: an authorizer is {platform}/{appid}.
+		{"GET /v1/tokens/{ns}/{id}", "the same for a credential in a namespace: an authorizer, {platform}/{appid}", true, s.getNamespacedToken},
+		{"POST /v1/tokens/{ns}/{id}/invalidate", "the same, in a namespace", true, s.invalidate},
+		{"GET /v1/tokens/{ns}/{id}/tickets/{type}", "the same, in a namespace", true, s.getTicket},
+		{"POST /v1/tokens/{ns}/{id}/jssdk", "the same, in a namespace", true, s.signJSSDK},
 		{"GET /v1/tokens", "the state of the credentials the key may use, without tokens", true, s.listTokens},
 		{"GET /v1/upstreams", "WeChat's hosts, their health and the one in use", true, s.listUpstreams},
 		{"POST /v1/components/{id}/preauthcode", "a third-party platform's pre-auth code and authorization URL", true, s.preAuthCode},
@@ -258,7 +263,9 @@ func (s *Server) authorize(r *http.Request, id, owner string) (*client, error) {
 }
 
 // authorizeToken is authorize for a token request: an authorizer may be
-// allowed through its component.
+// allowed through its component, and asked for by its bare appid. An
+// appid that several platforms hold is ambiguous to a client that may see
+// one of them, and forbidden to any other.
 func (s *Server) authorizeToken(r *http.Request, id string) (*client, error) {
 	c, err := s.clients.authenticate(r)
 	if err != nil {
@@ -267,14 +274,55 @@ func (s *Server) authorizeToken(r *http.Request, id string) (*client, error) {
 	if c.allowed(id, "") {
 		return c, nil // the common case: no need to look up an owner
 	}
-	if snap, err := s.tokens.Snapshot(id); err == nil && c.allowed(id, snap.Owner) {
+	snap, err := s.tokens.Snapshot(id)
+	if err == nil && c.allowed(snap.ID, snap.Owner) {
 		return c, nil
+	}
+	if amb := (*token.AmbiguousError)(nil); errors.As(err, &amb) {
+		var visible []string
+		for _, cand := range amb.Candidates {
+			if snap, err := s.tokens.Snapshot(cand); err == nil && c.allowed(cand, snap.Owner) {
+				visible = append(visible, cand)
+			}
+		}
+		if len(visible) > 0 {
+			return nil, &token.AmbiguousError{ID: id, Candidates: visible}
+		}
 	}
 	return nil, errForbidden
 }
 
+// tokenID is the credential id in a /v1/tokens path: {id}, or {ns}/{id}
+// for a credential in a namespace (an authorizer, {platform}/{appid}).
+func tokenID(r *http.Request) string {
+	if ns := r.PathValue("ns"); ns != "" {
+		return ns + "/" + r.PathValue("id")
+	}
+	return r.PathValue("id")
+}
+
+// canonical is the id of the credential that id names (id itself, or the
+// namespaced id an authorizer's bare appid stands for).
+func (s *Server) canonical(id string) string {
+	if snap, err := s.tokens.Snapshot(id); err == nil {
+		return snap.ID
+	}
+	return id
+}
+
 func (s *Server) getToken(w http.ResponseWriter, r *http.Request) error {
-	return s.serveToken(w, r, r.PathValue("id"))
+	return s.serveToken(w, r, tokenID(r))
+}
+
+// getNamespacedToken answers GET /v1/tokens/{ns}/{id}. The paths of the
+// single-id POST routes also have two segments; asked with GET they are
+// those routes asked with the wrong method, not an authorizer: WeChat's
+// appids are never "invalidate" or "jssdk".
+func (s *Server) getNamespacedToken(w http.ResponseWriter, r *http.Request) error {
+	if id := r.PathValue("id"); id == "invalidate" || id == "jssdk" {
+		return &methodNotAllowed{method: r.Method, allow: []string{http.MethodPost}}
+	}
+	return s.getToken(w, r)
 }
 
 // report is the body of POST /v1/tokens/{id}/invalidate.
@@ -283,7 +331,7 @@ type report struct {
 }
 
 func (s *Server) invalidate(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
+	id := tokenID(r)
 	c, err := s.authorizeToken(r, id)
 	if err != nil {
 		return err

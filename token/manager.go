@@ -312,6 +312,7 @@ func (m *Manager) enter() bool {
 	return true
 }
 
+// entry returns the entry of the credential whose id is id.
 func (m *Manager) entry(id string) (*entry, error) {
 	v, ok := m.entries.Load(id)
 	if !ok {
@@ -320,11 +321,39 @@ func (m *Manager) entry(id string) (*entry, error) {
 	return v.(*entry), nil
 }
 
+// lookup is entry for a caller's id, which may also be the id of a
+// credential within its owner's namespace: "{owner}/{id}". An authorizer
+// is held as "{platform}/{appid}", and answers to its bare appid (its id
+// before ids had namespaces) while only one platform holds it; so do the
+// credentials derived from it ("{appid}/tickets/jsapi").
+func (m *Manager) lookup(id string) (*entry, error) {
+	if v, ok := m.entries.Load(id); ok {
+		return v.(*entry), nil
+	}
+	var found []*entry
+	for _, owner := range m.owners.list() {
+		if v, ok := m.entries.Load(owner + "/" + id); ok {
+			found = append(found, v.(*entry))
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, ErrUnknown
+	case 1:
+		return found[0], nil
+	}
+	ids := make([]string, len(found))
+	for i, e := range found {
+		ids[i] = e.cred.ID
+	}
+	return nil, &AmbiguousError{ID: id, Candidates: ids}
+}
+
 // Token returns the credential's current token. It never waits on WeChat
 // or the store: it reads memory only. A credential with no token valid
 // for at least the safety margin gives an *UnavailableError.
 func (m *Manager) Token(id string) (*Snapshot, error) {
-	e, err := m.entry(id)
+	e, err := m.lookup(id)
 	if err != nil {
 		return nil, err
 	}
@@ -333,7 +362,7 @@ func (m *Manager) Token(id string) (*Snapshot, error) {
 		if s.Revoked {
 			return nil, ErrRevoked
 		}
-		return nil, &UnavailableError{ID: id, Cause: s.Cause}
+		return nil, &UnavailableError{ID: e.cred.ID, Cause: s.Cause}
 	}
 	return s, nil
 }
@@ -348,7 +377,7 @@ func (m *Manager) Await(ctx context.Context, id string) (*Snapshot, error) {
 	if err == nil || errors.Is(err, ErrUnknown) || errors.Is(err, ErrRevoked) {
 		return s, err
 	}
-	e, _ := m.entry(id)
+	e, _ := m.lookup(id)
 	deadline := time.Now().Add(m.cfg.ServeWait)
 	timer := time.NewTimer(m.cfg.ServeWait)
 	defer timer.Stop()
@@ -381,7 +410,7 @@ func (m *Manager) Await(ctx context.Context, id string) (*Snapshot, error) {
 
 // Snapshot returns the credential's current state, valid token or not.
 func (m *Manager) Snapshot(id string) (*Snapshot, error) {
-	e, err := m.entry(id)
+	e, err := m.lookup(id)
 	if err != nil {
 		return nil, err
 	}
@@ -420,7 +449,7 @@ func (m *Manager) Ready() bool {
 // Refresh forces a refresh of the credential now unless its current token
 // has already been replaced (Invalidate with the current token).
 func (m *Manager) Refresh(ctx context.Context, id string) (*Snapshot, error) {
-	e, err := m.entry(id)
+	e, err := m.lookup(id)
 	if err != nil {
 		return nil, err
 	}
@@ -444,7 +473,7 @@ func (m *Manager) Invalidate(ctx context.Context, id, stale string) (*Snapshot, 
 // the checks say, ForceBudget bounds the fetches reports cause in a day,
 // and one check and one fetch serve every caller reporting together.
 func (m *Manager) Report(ctx context.Context, id, stale string) (*Snapshot, Result, error) {
-	e, err := m.entry(id)
+	e, err := m.lookup(id)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -456,7 +485,7 @@ func (m *Manager) Report(ctx context.Context, id, stale string) (*Snapshot, Resu
 		return nil, 0, err
 	}
 	if !s.Valid(time.Now()) {
-		return nil, 0, &UnavailableError{ID: id, Cause: s.Cause}
+		return nil, 0, &UnavailableError{ID: e.cred.ID, Cause: s.Cause}
 	}
 	return s, res, nil
 }
