@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/http/httputil"
 	"time"
 
+	"github.com/wxtoken/wxtoken/relay"
 	"github.com/wxtoken/wxtoken/token"
 )
 
@@ -113,7 +113,7 @@ type Facade struct {
 
 	upstream  func(Family) string
 	maxReplay int64
-	proxy     *httputil.ReverseProxy
+	relay     *relay.Relay
 }
 
 // New returns a Facade for cfg.
@@ -159,7 +159,7 @@ func New(cfg Config) (*Facade, error) {
 	if f.timeout <= 0 {
 		f.timeout = 30 * time.Second
 	}
-	f.proxy = f.newProxy(cfg.Transport)
+	f.relay = f.newRelay(cfg.Transport)
 	f.issued = newIssued(f.scan)
 	for pattern, h := range map[string]func(*http.Request) (any, *Error){
 		"/cgi-bin/token":                          f.classicToken,

@@ -151,7 +151,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	api, err := server.New(server.Config{Tokens: m.tokens, Clients: clients, Logger: m.Logger,
 		Callbacks: set.Callbacks, CallbackModes: kind.Default.CallbackModes(), MaxSkew: cfg.Callbacks.MaxSkew,
 		Claims: m.store, Platforms: apiPlatforms, Upstreams: up.Upstreams, JSSDK: set.JSSDK(m.owner),
-		Metrics: apiMetrics})
+		Metrics: apiMetrics, ProxyTarget: proxyTarget(cfg.Upstream, up), ProxyTransport: hc.Transport})
 	if err != nil {
 		return err
 	}

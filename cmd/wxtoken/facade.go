@@ -5,11 +5,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
+	"github.com/wxtoken/wxtoken/component"
 	"github.com/wxtoken/wxtoken/config"
 	"github.com/wxtoken/wxtoken/facade"
 	"github.com/wxtoken/wxtoken/kind"
+	"github.com/wxtoken/wxtoken/server"
 	"github.com/wxtoken/wxtoken/token"
 	"github.com/wxtoken/wxtoken/wechat"
 )
@@ -73,6 +76,32 @@ func upstreamOf(c config.Upstream, up *wechat.Client) func(fam facade.Family) st
 			}
 		}
 		return c.API
+	}
+}
+
+// proxyTarget is where /v1/proxy sends a credential's calls: the host of
+// its kind's WeChat API (WeCom's, or the API host the failover has made
+// active), with its token as access_token, or as component_access_token
+// for a third-party platform.
+func proxyTarget(c config.Upstream, up *wechat.Client) server.ProxyTarget {
+	host := upstreamOf(c, up)
+	return func(s *token.Snapshot) (*url.URL, string, bool) {
+		fam := facade.MP
+		if s.Kind != component.KindAuthorizer {
+			k, ok := kind.Default.Lookup(s.Kind)
+			if !ok || k.Facade == "" {
+				return nil, "", false
+			}
+			fam = k.Facade
+		}
+		base, err := url.Parse(host(fam))
+		if err != nil || base.Host == "" {
+			return nil, "", false
+		}
+		if fam == facade.Component {
+			return base, "component_access_token", true
+		}
+		return base, "access_token", true
 	}
 }
 
