@@ -49,6 +49,9 @@ type Credential struct {
 	// AppID is the appid, corpid or component_appid the SDK sends.
 	AppID  string
 	Family Family
+	// Secret is the AppSecret of an MP credential, put in place of the
+	// client key in the calls WeChat authenticates with it (login.go).
+	Secret string
 }
 
 // Client is a business server allowed to use the facade: the same keys
@@ -114,6 +117,8 @@ type Facade struct {
 	upstream  func(Family) string
 	maxReplay int64
 	relay     *relay.Relay
+	// loginClient makes the login calls, which carry the AppSecret.
+	loginClient *http.Client
 }
 
 // New returns a Facade for cfg.
@@ -160,6 +165,8 @@ func New(cfg Config) (*Facade, error) {
 		f.timeout = 30 * time.Second
 	}
 	f.relay = f.newRelay(cfg.Transport)
+	f.loginClient = &http.Client{Transport: cfg.Transport, Timeout: f.timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	f.issued = newIssued(f.scan)
 	for pattern, h := range map[string]func(*http.Request) (any, *Error){
 		"/cgi-bin/token":                          f.classicToken,
@@ -173,6 +180,8 @@ func New(cfg Config) (*Facade, error) {
 	} {
 		f.mux.Handle(pattern, f.handle(h))
 	}
+	f.mux.HandleFunc("/sns/jscode2session", f.login)
+	f.mux.HandleFunc("/sns/oauth2/access_token", f.login)
 	f.mux.HandleFunc("/", f.forwardCall)
 	return f, nil
 }

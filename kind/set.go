@@ -47,7 +47,7 @@ func (r *Registry) Build(env *Env, list []config.Credential) (*Set, error) {
 		}
 		s.Credentials = append(s.Credentials, b.Credential)
 		if k.Facade != "" {
-			s.Facade = append(s.Facade, facade.Credential{ID: cr.ID, AppID: b.Receiver, Family: k.Facade})
+			s.Facade = append(s.Facade, facade.Credential{ID: cr.ID, AppID: b.Receiver, Family: k.Facade, Secret: cr.Secret})
 		}
 		ts := ticketsOf(k.Tickets, cr.Tickets)
 		if b.Platform != nil {

@@ -353,7 +353,13 @@ func TestFacadeErrors(t *testing.T) {
 		{"get_jsapi_ticket: an account's token", "GET", "/cgi-bin/get_jsapi_ticket?access_token=" + wx1, "", 40014},
 		{"ticket/get: bad type", "GET", "/cgi-bin/ticket/get?type=jsapi&access_token=" + hr, "", 40097},
 		{"forward: no token", "GET", "/cgi-bin/user/info?openid=o1", "", 41001},
-		{"forward: a secret, no token", "GET", "/sns/jscode2session?grant_type=authorization_code&js_code=c&appid=" + app1 + "&secret=" + shopKey, "", 41001},
+		{"forward: a secret, no token", "GET", "/sns/component/jscode2session?grant_type=authorization_code&js_code=c&appid=" + app1 + "&secret=" + shopKey, "", 41001},
+		// WeChat's own answer: the key was taken, the AppSecret put in.
+		{"login: a code WeChat never issued", "GET", "/sns/jscode2session?grant_type=authorization_code&js_code=c&appid=" + app1 + "&secret=" + shopKey, "", 40029},
+		{"login: wrong key", "GET", "/sns/jscode2session?grant_type=authorization_code&js_code=c&appid=" + app1 + "&secret=not-a-key-0123456789", "", 40125},
+		{"login: forbidden appid", "GET", "/sns/oauth2/access_token?grant_type=authorization_code&code=c&appid=" + app1 + "&secret=" + hrKey, "", 40013},
+		{"login: a corp", "GET", "/sns/jscode2session?grant_type=authorization_code&js_code=c&appid=" + corp1 + "&secret=" + hrKey, "", 40013},
+		{"login: POST", "POST", "/sns/jscode2session?grant_type=authorization_code&js_code=c&appid=" + app1 + "&secret=" + shopKey, "", 43001},
 		{"forward: a token not issued here", "GET", "/cgi-bin/user/info?access_token=made-up", "", 40001},
 	}
 	// wx2 has no tickets: a ticket of it is not kept.
@@ -442,5 +448,39 @@ func TestFacadeForwardUnreachable(t *testing.T) {
 	}
 	if logs := w.logs.String(); !strings.Contains(logs, "forwarded call failed") || strings.Contains(logs, wx1) {
 		t.Errorf("log: want the failure without the token %s:\n%s", wx1, logs)
+	}
+}
+
+// TestFacadeLogin: a Mini Program's and a web page's login codes are
+// exchanged through the facade with the client key where the AppSecret
+// goes: WeChat gets the AppSecret and answers the user's identity, the
+// code works once, and the AppSecret shows in no answer and no log line.
+func TestFacadeLogin(t *testing.T) {
+	w := newFacadeWorld(t, wxtest.Config{}, "")
+	for _, tt := range []struct{ path, param, want string }{
+		{"/sns/jscode2session", "js_code", "session_key"},
+		{"/sns/oauth2/access_token", "code", "refresh_token"},
+	} {
+		code, err := w.fake.LoginCode(app1, "openid-"+tt.param)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := tt.path + "?grant_type=authorization_code&appid=" + app1 + "&secret=" + shopKey + "&" + tt.param + "=" + code
+		out := w.wx(t, "GET", path, "")
+		if str(out, "openid") != "openid-"+tt.param || str(out, tt.want) == "" {
+			t.Fatalf("%s: %v, want the user's openid and %s", tt.path, out, tt.want)
+		}
+		if strings.Contains(fmt.Sprint(out), "secret1") {
+			t.Errorf("%s: the answer holds the AppSecret", tt.path)
+		}
+		if again := w.wx(t, "GET", path, ""); errcode(again) != 40163 {
+			t.Errorf("%s with the code again: %v, want 40163 (code been used)", tt.path, again)
+		}
+	}
+	if st := w.fake.Stats(app1); st.LoginCalls != 4 {
+		t.Errorf("WeChat saw %d login calls, want 4", st.LoginCalls)
+	}
+	if strings.Contains(w.logs.String(), "secret1") {
+		t.Error("the AppSecret is in the log")
 	}
 }
