@@ -30,7 +30,8 @@ func (c *countedTicket) Fetch(ctx context.Context, req token.Request) (token.Fet
 // namespaces holds an authorizer under its bare appid, and its ticket
 // under "{appid}/tickets/jsapi". A start moves both to the platform's
 // namespace, keeping the refresh token and the tokens being served, with
-// no fetch; the old keys are gone, and the bare appid still names it.
+// no fetch; the bare appid still names it, and the old keys are gone
+// after the next periodic re-read.
 func TestAuthorizersMoveToTheirNamespace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := memory.New()
@@ -66,7 +67,8 @@ func TestAuthorizersMoveToTheirNamespace(t *testing.T) {
 		}
 
 		calls, ticketCalls := fake.Stats("wxauth01").AuthorizerTokenCalls, tickets.calls.Load()
-		second := startPlatformConfig(t, cfg, wxtest.Config{}, st, fake, nil)
+		resync := func(c *token.Config) { c.Resync = 10 * time.Second }
+		second := startPlatformConfig(t, cfg, wxtest.Config{}, st, fake, nil, resync)
 		got, err := second.tokens.Token("plat/wxauth01")
 		if err != nil || got.Token != tok.Token {
 			t.Fatalf("moved authorizer serves %v, %v; want its stored token", got, err)
@@ -80,9 +82,10 @@ func TestAuthorizersMoveToTheirNamespace(t *testing.T) {
 		if storedRecord(t, st, "plat/wxauth01").State != refresh {
 			t.Fatal("the refresh token did not come across")
 		}
+		time.Sleep(15 * time.Second) // past the first re-read
 		for _, old := range []string{"token/wxauth01", "token/wxauth01/tickets/jsapi"} {
 			if _, err := st.Get(t.Context(), old); !errors.Is(err, store.ErrNotFound) {
-				t.Errorf("%s still stored after the move: %v", old, err)
+				t.Errorf("%s still stored after the move and a re-read: %v", old, err)
 			}
 		}
 		if n := fake.Stats("wxauth01").AuthorizerTokenCalls - calls; n != 0 {

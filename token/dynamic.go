@@ -200,7 +200,7 @@ func (m *Manager) Restore(ctx context.Context, owner string, mk func(id string) 
 				c := mk(id)
 				if c.ID != id {
 					// Stored before ids had namespaces.
-					if rec, ver, errs[w] = m.migrate(ctx, id, c, rec, ver); errs[w] != nil {
+					if rec, ver, errs[w] = m.migrate(ctx, id, c, rec); errs[w] != nil {
 						return
 					}
 				}

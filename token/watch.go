@@ -21,6 +21,8 @@ import (
 type owners struct {
 	mu sync.Mutex
 	mk map[string]func(id string) Credential
+	// since is when each owner's credentials were first restored.
+	since map[string]time.Time
 }
 
 func (o *owners) set(owner string, mk func(string) Credential) {
@@ -28,8 +30,19 @@ func (o *owners) set(owner string, mk func(string) Credential) {
 	defer o.mu.Unlock()
 	if o.mk == nil {
 		o.mk = make(map[string]func(string) Credential)
+		o.since = make(map[string]time.Time)
 	}
 	o.mk[owner] = mk
+	if _, ok := o.since[owner]; !ok {
+		o.since[owner] = time.Now()
+	}
+}
+
+// restoredFor is how long ago owner's credentials were first restored.
+func (o *owners) restoredFor(owner string) time.Duration {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return time.Since(o.since[owner])
 }
 
 // any reports whether an owner is known: without one, no credential is
@@ -193,9 +206,20 @@ func (m *Manager) takeUpLoaded(id string, rec record, ver uint64) {
 	if rec.Owner == "" {
 		return
 	}
-	if mk := m.owners.get(rec.Owner); mk != nil {
-		if c := mk(id); c.ID == id { // not a record under an old id, which Restore moves
-			m.addLoaded(m.ctx, c, rec, ver)
-		}
+	mk := m.owners.get(rec.Owner)
+	if mk == nil {
+		return
+	}
+	c := mk(id)
+	if c.ID == id {
+		m.addLoaded(m.ctx, c, rec, ver)
+		return
+	}
+	// A record under an id from before namespaces, which Restore copied
+	// to the credential's id. The old one goes once that is held here and
+	// has been for a re-read period: an instance starting now reads a
+	// store whose new records are older than its read, and so finds them.
+	if _, err := m.entry(c.ID); err == nil && m.owners.restoredFor(rec.Owner) >= m.cfg.Resync {
+		m.dropMoved(m.ctx, id, ver, c)
 	}
 }
