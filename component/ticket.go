@@ -69,3 +69,11 @@ func saveTicket(ctx context.Context, s store.Store, id string, t ticket) (bool, 
 		}
 	}
 }
+
+// TicketReceived is when the platform's stored component_verify_ticket
+// arrived; zero if none is stored. WeChat pushes one every ten minutes,
+// so an old one means pushes are not arriving.
+func (p *Platform) TicketReceived(ctx context.Context) (time.Time, error) {
+	t, _, err := loadTicket(ctx, p.store, p.cfg.ID)
+	return t.ReceivedAt, err
+}

@@ -71,6 +71,7 @@ type Tokens interface {
 type Collector struct {
 	tokens Tokens
 	now    func() time.Time
+	probes Probes
 }
 
 // NewCollector returns a collector of tokens' state; register it.
@@ -114,7 +115,8 @@ var (
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descValid, descExpires, descNext, descFetches, descFailures, descRevoked,
-		descOwned, descOwnedInvalid, descOwnedRevoked, descOwnedFailing, descOwnedLost, descOwnedMinExpires, descOwnedMaxFetches} {
+		descOwned, descOwnedInvalid, descOwnedRevoked, descOwnedFailing, descOwnedLost, descOwnedMinExpires, descOwnedMaxFetches,
+		descStoreUp, descUpstreamHealthy, descUpstreamActive, descUpstreamFailovers, descTicketAge} {
 		ch <- d
 	}
 }
@@ -130,6 +132,7 @@ type owned struct {
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	now := c.now()
+	c.collectProbes(ch, now)
 	ids := c.tokens.IDs()
 	owners := map[string]bool{}
 	var snaps []*token.Snapshot

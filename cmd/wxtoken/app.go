@@ -136,7 +136,25 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	for _, c := range cfg.Clients {
 		clients = append(clients, server.Client{Name: c.Name, KeyHash: c.KeyHash(), Allow: c.Allow, Import: c.Import})
 	}
-	reg.MustRegister(metrics.NewCollector(m.tokens))
+	reg.MustRegister(metrics.NewCollector(m.tokens).WithProbes(metrics.Probes{
+		Store: func(ctx context.Context) error {
+			_, err := m.store.Get(ctx, "probe")
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			return err
+		},
+		Upstreams: up.Upstreams,
+		Tickets: func(ctx context.Context) map[string]time.Time {
+			out := make(map[string]time.Time, len(set.Platforms))
+			for id, p := range set.Platforms {
+				if at, err := p.TicketReceived(ctx); err == nil {
+					out[id] = at
+				}
+			}
+			return out
+		},
+	}))
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn)})
 	var apiMetrics http.Handler
 	if cfg.Metrics.Listen == "" {

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -124,6 +126,32 @@ func TestMetrics(t *testing.T) {
 	}
 	if _, ok := value(fams, "process_resident_memory_bytes"); !ok {
 		t.Error("no process_resident_memory_bytes")
+	}
+	if v, ok := value(fams, "wxtoken_store_up"); !ok || v != 1 {
+		t.Errorf("wxtoken_store_up = %v, %v; want 1", v, ok)
+	}
+	if v, ok := value(fams, "wxtoken_upstream_healthy", "url", srv.URL); !ok || v != 1 {
+		t.Errorf("wxtoken_upstream_healthy of %s = %v, %v; want 1", srv.URL, v, ok)
+	}
+	if v, ok := value(fams, "wxtoken_component_ticket_age_seconds", "credential", "plat"); !ok || v < 0 || v > 600 {
+		t.Errorf("plat's ticket is %v s old (%v), want a fresh one", v, ok)
+	}
+	// What operators deploy names only metrics wxtoken exposes.
+	for _, file := range []string{"../../deploy/prometheus/alerts.yml", "../../deploy/grafana/wxtoken.json"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := regexp.MustCompile(`\b(?:wxtoken|process|go)_[a-z_]+`).FindAllString(string(b), -1)
+		if len(names) == 0 {
+			t.Errorf("%s names no metric", file)
+		}
+		for _, name := range names {
+			base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_sum"), "_count")
+			if fams[name] == nil && fams[base] == nil {
+				t.Errorf("%s uses %s, which wxtoken does not expose", file, name)
+			}
+		}
 	}
 	for _, secret := range []string{tok, platformComp.Secret, getToken(t, addr, "plat").AccessToken} {
 		if strings.Contains(text, secret) {
