@@ -1,0 +1,261 @@
+// Package clienttest runs a real wxtoken server in the test's process,
+// against the fake WeChat of package wxtest, for tests of code that uses
+// package client: the tokens it hands out are checked by the fake when
+// they are used, and the fake's Stats count every fetch and every dead
+// token used.
+//
+// The server is built from the same packages as the wxtoken binary (token
+// manager, kinds, HTTP API) on an in-memory store. By default it listens on
+// a loopback port; with Options.InProcess it opens no socket at all, so
+// that a test can run it inside a testing/synctest bubble, where hours of
+// token life pass in no real time.
+package clienttest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wxtoken/wxtoken/client"
+	"github.com/wxtoken/wxtoken/config"
+	"github.com/wxtoken/wxtoken/kind"
+	"github.com/wxtoken/wxtoken/server"
+	"github.com/wxtoken/wxtoken/store/memory"
+	"github.com/wxtoken/wxtoken/token"
+	"github.com/wxtoken/wxtoken/wechat"
+	"github.com/wxtoken/wxtoken/wxtest"
+)
+
+// Key is the client key the server accepts, allowed every credential.
+const Key = "clienttest-key-0123456789"
+
+// App is one Official Account or Mini Program credential.
+type App struct {
+	ID      string   // credential id; default the AppID
+	AppID   string   // wx and 16 lowercase hex digits
+	Secret  string   // default "secret-" + AppID
+	Mode    string   // "classic" or "stable" (default)
+	Tickets []string // JS-SDK tickets to keep: "jsapi", "wx_card"
+}
+
+// Options configure Start. The zero value runs one classic credential,
+// "oa", with a jsapi ticket, tokens of WeChat's real lifetime, and a
+// loopback listener.
+type Options struct {
+	// Fake configures the fake WeChat: Lifetime and Overlap make short
+	// refresh cycles.
+	Fake wxtest.Config
+	// Apps are the credentials; nil means DefaultApps.
+	Apps []App
+	// MinForceInterval is the server's refresh.min_force_interval (default
+	// 1 s, so that a test may end a token and report it more than once).
+	MinForceInterval time.Duration
+	// InProcess opens no socket: Client serves requests in process, and
+	// URL is a name no network resolves. Server-Sent Events (the watch
+	// stream) need a listener.
+	InProcess bool
+	// Logger receives the server's log; nil discards it.
+	Logger *slog.Logger
+}
+
+// DefaultApps is the credential Options' zero value runs.
+var DefaultApps = []App{{ID: "oa", AppID: "wx00000000000000c1", Mode: "classic", Tickets: []string{"jsapi"}}}
+
+// Server is a running wxtoken server and the fake WeChat behind it.
+type Server struct {
+	// URL is the API's base URL, for client.New.
+	URL string
+	// Fake is the fake WeChat the server fetches from; it also answers
+	// API calls made with the tokens (getcallbackip and the others wxtest
+	// serves) and counts good and dead uses.
+	Fake *wxtest.Fake
+	// FakeURL is the fake WeChat's base URL ("" with InProcess; use
+	// FakeClient).
+	FakeURL string
+	// Handler is the wxtoken API.
+	Handler http.Handler
+	// Apps are the credentials, defaults filled in.
+	Apps []App
+
+	inProcess bool
+	tokens    *token.Manager
+	srv       *http.Server // the API's, unless InProcess
+	fakeSrv   *http.Server // the fake's, unless InProcess
+}
+
+// Start runs a server until the test ends.
+func Start(tb testing.TB, opts Options) *Server {
+	tb.Helper()
+	s, err := start(opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.close)
+	return s
+}
+
+func start(opts Options) (s *Server, err error) {
+	apps := opts.Apps
+	if apps == nil {
+		apps = DefaultApps
+	}
+	s = &Server{Fake: wxtest.New(opts.Fake), inProcess: opts.InProcess}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	secrets := map[string]string{}
+	for i, a := range apps {
+		if a.ID == "" {
+			a.ID = a.AppID
+		}
+		if a.Secret == "" {
+			a.Secret = "secret-" + a.AppID
+		}
+		if a.Mode == "" {
+			a.Mode = "stable"
+		}
+		apps[i] = a
+		s.Fake.AddApp(a.AppID, a.Secret)
+		secrets[fmt.Sprintf("SECRET_%d", i)] = a.Secret
+	}
+	s.Apps = apps
+
+	hc := s.Fake.Client()
+	upstream := "https://api.weixin.qq.com"
+	var ln net.Listener
+	if !opts.InProcess {
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return s, err
+		}
+		fln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			ln.Close()
+			return s, err
+		}
+		s.fakeSrv = &http.Server{Handler: s.Fake, ReadHeaderTimeout: 10 * time.Second}
+		go s.fakeSrv.Serve(fln)
+		s.FakeURL = "http://" + fln.Addr().String()
+		upstream = s.FakeURL
+		hc = &http.Client{Timeout: 5 * time.Second}
+		defer func() {
+			if err != nil {
+				ln.Close()
+			}
+		}()
+		s.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second}
+	}
+	cfg, err := config.Parse([]byte(yamlOf(apps, upstream, opts.MinForceInterval, opts.Fake.Overlap)),
+		func(k string) (string, bool) { v, ok := secrets[k]; return v, ok })
+	if err != nil {
+		return s, fmt.Errorf("clienttest: %w", err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	st := memory.New()
+	up := &wechat.Client{HTTP: hc, API: upstream, WeCom: upstream}
+	set, err := kind.Default.Build(&kind.Env{Client: up, Store: st, Logger: log}, cfg.Credentials)
+	if err != nil {
+		return s, err
+	}
+	s.tokens, err = token.New(token.Config{Store: st, Logger: log, Overlap: cfg.Refresh.Overlap,
+		MinForceInterval: cfg.Refresh.MinForceInterval, FetchTimeout: cfg.Upstream.Timeout}, set.Credentials)
+	if err != nil {
+		return s, err
+	}
+	if err := s.tokens.Start(context.Background()); err != nil {
+		return s, err
+	}
+	owner := func(id string) string {
+		if snap, err := s.tokens.Snapshot(id); err == nil {
+			return snap.Owner
+		}
+		return ""
+	}
+	api, err := server.New(server.Config{Tokens: s.tokens, Logger: log,
+		Clients: []server.Client{{Name: "clienttest", KeyHash: cfg.Clients[0].KeyHash(), Allow: []string{"*"}}},
+		JSSDK:   set.JSSDK(owner)})
+	if err != nil {
+		return s, err
+	}
+	s.Handler = api
+	if opts.InProcess {
+		s.URL = "http://wxtoken.clienttest"
+		return s, nil
+	}
+	s.srv.Handler = api
+	go s.srv.Serve(ln)
+	s.URL = "http://" + ln.Addr().String()
+	return s, nil
+}
+
+// yamlOf is the server's configuration.
+func yamlOf(apps []App, upstream string, minForce, overlap time.Duration) string {
+	if minForce <= 0 {
+		minForce = time.Second
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen: 127.0.0.1:0\nupstream: {api: %s, wecom: %s, timeout: 1s}\n", upstream, upstream)
+	fmt.Fprintf(&b, "refresh: {min_force_interval: %s", minForce)
+	if overlap > 0 {
+		fmt.Fprintf(&b, ", overlap: %s", overlap)
+	}
+	b.WriteString("}\ncredentials:\n")
+	for i, a := range apps {
+		fmt.Fprintf(&b, "  - id: %s\n    kind: mp\n    appid: %s\n    secret: ${SECRET_%d}\n    mode: %s\n", a.ID, a.AppID, i, a.Mode)
+		if len(a.Tickets) > 0 {
+			fmt.Fprintf(&b, "    tickets: [%s]\n", strings.Join(a.Tickets, ", "))
+		}
+	}
+	fmt.Fprintf(&b, "clients:\n  - {name: clienttest, key: %s, allow: [\"*\"]}\n", Key)
+	return b.String()
+}
+
+// Client is the HTTP client that reaches the server: an ordinary one, or
+// with InProcess one that calls Handler directly.
+func (s *Server) Client() *http.Client {
+	if s.inProcess {
+		return wxtest.HandlerClient(s.Handler)
+	}
+	return &http.Client{}
+}
+
+// FakeClient is the HTTP client that reaches the fake WeChat, whatever
+// the URL's host (as wxtest.Fake.Client).
+func (s *Server) FakeClient() *http.Client { return s.Fake.Client() }
+
+// NewClient returns a client of the server with the key, closed when the
+// test ends.
+func (s *Server) NewClient(tb testing.TB, opts ...client.Option) *client.Client {
+	tb.Helper()
+	c, err := client.New(s.URL, Key, append([]client.Option{client.WithHTTPClient(s.Client())}, opts...)...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+func (s *Server) close() {
+	if s.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.srv.Shutdown(ctx)
+		cancel()
+	}
+	if s.fakeSrv != nil {
+		s.fakeSrv.Close()
+	}
+	if s.tokens != nil {
+		s.tokens.Close()
+	}
+	s.Fake.Close()
+}
