@@ -17,8 +17,8 @@ import (
 // other answer.
 //
 // A request body of up to MaxBody bytes is kept for that retry; a larger
-// one is sent once, as it comes, and a dead-token answer to it is returned
-// to the caller. Answers are inspected only when they are JSON or text and
+// one is sent once, as it comes, and a dead-token answer to it is reported
+// and returned to the caller. Answers are inspected only when they are JSON or text and
 // the whole answer fits in a small buffer (WeChat's errors are a few dozen
 // bytes); others, such as media downloads, pass through untouched.
 type Transport struct {
@@ -54,16 +54,19 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	resp, err := t.base().RoundTrip(withToken(req, tok, body))
-	if err != nil || replay == nil {
+	if err != nil {
 		return resp, err
 	}
 	code, resp, err := peekErrCode(resp)
 	if err != nil || !deadToken(code) {
 		return resp, err
 	}
+	// Reported even when the call cannot be sent again, so that the next
+	// call has a token that works.
 	fresh, ierr := t.Source.Invalidate(ctx, tok)
-	if ierr != nil || fresh == tok {
-		// No better token to retry with: WeChat's answer stands.
+	if ierr != nil || fresh == tok || replay == nil {
+		// No better token, or no body, to retry with: WeChat's answer
+		// stands.
 		return resp, nil
 	}
 	again, err := replay()
