@@ -92,15 +92,17 @@ type Server struct {
 // Start runs a server until the test ends.
 func Start(tb testing.TB, opts Options) *Server {
 	tb.Helper()
-	s, err := start(opts)
+	s, err := New(opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(s.close)
+	tb.Cleanup(s.Close)
 	return s
 }
 
-func start(opts Options) (s *Server, err error) {
+// New runs a server until Close, for a TestMain or an example, where
+// there is no testing.TB to tie it to.
+func New(opts Options) (s *Server, err error) {
 	apps := opts.Apps
 	if apps == nil {
 		apps = DefaultApps
@@ -108,7 +110,7 @@ func start(opts Options) (s *Server, err error) {
 	s = &Server{Fake: wxtest.New(opts.Fake), inProcess: opts.InProcess}
 	defer func() {
 		if err != nil {
-			s.close()
+			s.Close()
 		}
 	}()
 	secrets := map[string]string{}
@@ -245,7 +247,8 @@ func (s *Server) NewClient(tb testing.TB, opts ...client.Option) *client.Client 
 	return c
 }
 
-func (s *Server) close() {
+// Close stops the server and the fake WeChat.
+func (s *Server) Close() {
 	if s.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		s.srv.Shutdown(ctx)
