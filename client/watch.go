@@ -115,6 +115,11 @@ var errKicked = errors.New("watch: sources changed")
 
 // stream runs one connection. It reports whether any event arrived.
 func (w *watcher) stream(parent context.Context) (delivered bool, err error) {
+	// A kick from before this point is answered by reading the ids now.
+	select {
+	case <-w.kick:
+	default:
+	}
 	ids := w.c.watchedIDs()
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)

@@ -56,9 +56,8 @@ type Options struct {
 	// MinForceInterval is the server's refresh.min_force_interval (default
 	// 1 s, so that a test may end a token and report it more than once).
 	MinForceInterval time.Duration
-	// InProcess opens no socket: Client serves requests in process, and
-	// URL is a name no network resolves. Server-Sent Events (the watch
-	// stream) need a listener.
+	// InProcess opens no socket: Client serves requests in process (see
+	// HandlerClient), and URL is a name no network resolves.
 	InProcess bool
 	// Logger receives the server's log; nil discards it.
 	Logger *slog.Logger
@@ -226,7 +225,7 @@ func yamlOf(apps []App, upstream string, minForce, overlap time.Duration) string
 // with InProcess one that calls Handler directly.
 func (s *Server) Client() *http.Client {
 	if s.inProcess {
-		return wxtest.HandlerClient(s.Handler)
+		return HandlerClient(s.Handler)
 	}
 	return &http.Client{}
 }
