@@ -298,6 +298,11 @@ func (s *source) tick() {
 		return
 	}
 	defer s.c.wg.Done()
+	defer func() {
+		if p := recover(); p != nil {
+			s.c.log.Error("wxtoken client: panic in refresh timer", "source", s.key, "panic", p)
+		}
+	}()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.cur.Load()

@@ -308,3 +308,28 @@ func TestWatchDown(t *testing.T) {
 		}
 	})
 }
+
+// TestNamespacedID: an authorizer's id spans two path segments, each
+// escaped on its own.
+func TestNamespacedID(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const id = "shop-platform/wx1234567890abcdef"
+		ws := newWatchServer(3600, map[string]string{id: "t1"})
+		var paths []string
+		rec := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			paths = append(paths, r.URL.EscapedPath())
+			ws.ServeHTTP(w, r)
+		})
+		c, err := client.New("http://wxtoken.test/", watchKey, client.WithHTTPClient(clienttest.HandlerClient(rec)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if v, err := c.TokenSource(id).Token(t.Context()); v != "t1" || err != nil {
+			t.Fatalf("Token: %s, %v", v, err)
+		}
+		if len(paths) != 1 || paths[0] != "/v1/tokens/"+id {
+			t.Fatalf("requested %q, want /v1/tokens/%s", paths, id)
+		}
+	})
+}
