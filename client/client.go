@@ -114,8 +114,8 @@ func New(baseURL, key string, opts ...Option) (*Client, error) {
 }
 
 // Close stops the background refreshes and the watch stream and waits for
-// every goroutine the client started. Cached values are still answered
-// after Close, until they expire; a fetch then fails with ErrClosed.
+// every goroutine the client started. The cached values are forgotten:
+// reads after Close fail with ErrClosed.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	c.closed = true

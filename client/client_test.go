@@ -249,8 +249,9 @@ func TestServerErrors(t *testing.T) {
 	}
 }
 
-// TestClosedClient: Close stops the background work; a later miss fails
-// with ErrClosed.
+// TestClosedClient: Close stops the background work and forgets what it
+// cached (no timer would drop it at its deadline); reads then fail with
+// ErrClosed.
 func TestClosedClient(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := clienttest.Start(t, clienttest.Options{InProcess: true})
@@ -259,8 +260,10 @@ func TestClosedClient(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.Close()
-		if _, err := c.TokenSource("mini").Token(t.Context()); !errors.Is(err, client.ErrClosed) {
-			t.Fatalf("after Close: %v, want ErrClosed", err)
+		for _, id := range []string{"oa", "mini"} {
+			if _, err := c.TokenSource(id).Token(t.Context()); !errors.Is(err, client.ErrClosed) {
+				t.Fatalf("%s after Close: %v, want ErrClosed", id, err)
+			}
 		}
 		time.Sleep(3 * time.Hour) // no refresh timer may fire after Close
 	})

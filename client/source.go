@@ -327,10 +327,13 @@ func (s *source) tick() {
 	}
 }
 
+// stop ends the source's timer and forgets its value: with no timer left
+// to drop it at its deadline, a value kept would be served past it.
 func (s *source) stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stopped = true
+	s.cur.Store(nil)
 	if s.timer != nil {
 		s.timer.Stop()
 	}
