@@ -11,6 +11,7 @@ import (
 
 	"github.com/wxtoken/wxtoken/client"
 	"github.com/wxtoken/wxtoken/clienttest"
+	"github.com/wxtoken/wxtoken/store/redis/redistest"
 	"github.com/wxtoken/wxtoken/wxtest"
 )
 
@@ -86,7 +87,7 @@ func runCycles(t *testing.T, srv *clienttest.Server, clients, workers int, pause
 	cnts := make([]*counter, clients)
 	end := time.Now().Add(d)
 	for ci := range clients {
-		cnt, c := counted(t, srv)
+		cnt, c := countedOf(t, srv, ci%len(srv.URLs))
 		cnts[ci] = cnt
 		tickets := c.TicketSource("oa", "jsapi")
 		for w := range workers {
@@ -161,6 +162,18 @@ func TestRefreshCyclesHTTP(t *testing.T) {
 		t.Skip("runs 14 s of real time")
 	}
 	srv := clienttest.Start(t, clienttest.Options{Apps: cycleApps,
+		Fake: wxtest.Config{Lifetime: 4 * time.Second, Overlap: 2 * time.Second, StableRenewBefore: time.Second}})
+	runCycles(t, srv, 3, 4, 30*time.Millisecond, 14*time.Second)
+}
+
+// TestRefreshCyclesCluster is TestRefreshCyclesHTTP with three instances
+// sharing a real Redis, each business server asking its own instance.
+func TestRefreshCyclesCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs 14 s of real time")
+	}
+	rs := redistest.New(t, redistest.Options{})
+	srv := clienttest.Start(t, clienttest.Options{Apps: cycleApps, Instances: 3, Redis: rs.Addr(),
 		Fake: wxtest.Config{Lifetime: 4 * time.Second, Overlap: 2 * time.Second, StableRenewBefore: time.Second}})
 	runCycles(t, srv, 3, 4, 30*time.Millisecond, 14*time.Second)
 }

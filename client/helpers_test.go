@@ -51,12 +51,18 @@ func (c *counter) count(key string) int {
 // counted returns a client of srv whose requests go through a counter.
 func counted(t *testing.T, srv *clienttest.Server, opts ...client.Option) (*counter, *client.Client) {
 	t.Helper()
-	base := srv.Client().Transport
+	return countedOf(t, srv, 0, opts...)
+}
+
+// countedOf is counted for srv's instance i.
+func countedOf(t *testing.T, srv *clienttest.Server, i int, opts ...client.Option) (*counter, *client.Client) {
+	t.Helper()
+	base := srv.ClientOf(i).Transport
 	if base == nil {
 		base = http.DefaultTransport
 	}
 	cnt := newCounter(base)
-	c := srv.NewClient(t, append([]client.Option{client.WithHTTPClient(&http.Client{Transport: cnt})}, opts...)...)
+	c := srv.NewClientOf(t, i, append([]client.Option{client.WithHTTPClient(&http.Client{Transport: cnt})}, opts...)...)
 	return cnt, c
 }
 

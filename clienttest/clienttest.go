@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,9 @@ import (
 	"github.com/wxtoken/wxtoken/config"
 	"github.com/wxtoken/wxtoken/kind"
 	"github.com/wxtoken/wxtoken/server"
+	"github.com/wxtoken/wxtoken/store"
 	"github.com/wxtoken/wxtoken/store/memory"
+	redisstore "github.com/wxtoken/wxtoken/store/redis"
 	"github.com/wxtoken/wxtoken/token"
 	"github.com/wxtoken/wxtoken/wechat"
 	"github.com/wxtoken/wxtoken/wxtest"
@@ -61,6 +64,12 @@ type Options struct {
 	InProcess bool
 	// Logger receives the server's log; nil discards it.
 	Logger *slog.Logger
+	// Instances is how many wxtoken instances share the store (default
+	// 1), as a cluster does; URLs has each one's address.
+	Instances int
+	// Redis is the address of a Redis for the instances to share (with a
+	// key prefix of their own); empty means an in-memory store.
+	Redis string
 }
 
 // DefaultApps is the credential Options' zero value runs.
@@ -82,9 +91,12 @@ type Server struct {
 	// Apps are the credentials, defaults filled in.
 	Apps []App
 
+	// URLs are every instance's base URL, URL the first's.
+	URLs []string
+
 	inProcess bool
-	tokens    *token.Manager
-	srv       *http.Server // the API's, unless InProcess
+	instances []*instance
+	store     store.Store
 	fakeSrv   *http.Server // the fake's, unless InProcess
 }
 
@@ -102,9 +114,9 @@ func Start(tb testing.TB, opts Options) *Server {
 // New runs a server until Close, for a TestMain or an example, where
 // there is no testing.TB to tie it to.
 func New(opts Options) (s *Server, err error) {
-	apps := opts.Apps
+	apps := slices.Clone(opts.Apps)
 	if apps == nil {
-		apps = DefaultApps
+		apps = slices.Clone(DefaultApps)
 	}
 	s = &Server{Fake: wxtest.New(opts.Fake), inProcess: opts.InProcess}
 	defer func() {
@@ -131,14 +143,9 @@ func New(opts Options) (s *Server, err error) {
 
 	hc := s.Fake.Client()
 	upstream := "https://api.weixin.qq.com"
-	var ln net.Listener
 	if !opts.InProcess {
-		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-			return s, err
-		}
 		fln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			ln.Close()
 			return s, err
 		}
 		s.fakeSrv = &http.Server{Handler: s.Fake, ReadHeaderTimeout: 10 * time.Second}
@@ -146,12 +153,6 @@ func New(opts Options) (s *Server, err error) {
 		s.FakeURL = "http://" + fln.Addr().String()
 		upstream = s.FakeURL
 		hc = &http.Client{Timeout: 5 * time.Second}
-		defer func() {
-			if err != nil {
-				ln.Close()
-			}
-		}()
-		s.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second}
 	}
 	cfg, err := config.Parse([]byte(yamlOf(apps, upstream, opts.MinForceInterval, opts.Fake.Overlap)),
 		func(k string) (string, bool) { v, ok := secrets[k]; return v, ok })
@@ -162,41 +163,81 @@ func New(opts Options) (s *Server, err error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	st := memory.New()
+	var st store.Store = memory.New()
+	if opts.Redis != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		rs, err := redisstore.Open(ctx, redisstore.Config{Addrs: []string{opts.Redis}, Logger: log,
+			KeyPrefix: fmt.Sprintf("clienttest%d:", time.Now().UnixNano())})
+		if err != nil {
+			return s, fmt.Errorf("clienttest: redis: %w", err)
+		}
+		st = rs
+	}
+	s.store = st
+	for range max(opts.Instances, 1) {
+		in, err := startInstance(cfg, st, hc, upstream, log, opts.InProcess)
+		if in != nil {
+			s.instances = append(s.instances, in)
+		}
+		if err != nil {
+			return s, err
+		}
+		s.URLs = append(s.URLs, in.url)
+	}
+	s.URL, s.Handler = s.URLs[0], s.instances[0].handler
+	return s, nil
+}
+
+// instance is one wxtoken API: its token manager and HTTP server.
+type instance struct {
+	tokens  *token.Manager
+	handler http.Handler
+	srv     *http.Server // nil with InProcess
+	url     string
+}
+
+// startInstance wires one wxtoken the way the binary does (cmd/wxtoken's
+// Main.Run): kinds → token manager → API, on the store st.
+func startInstance(cfg *config.Config, st store.Store, hc *http.Client, upstream string, log *slog.Logger, inProcess bool) (*instance, error) {
 	up := &wechat.Client{HTTP: hc, API: upstream, WeCom: upstream}
 	set, err := kind.Default.Build(&kind.Env{Client: up, Store: st, Logger: log}, cfg.Credentials)
 	if err != nil {
-		return s, err
+		return nil, err
 	}
-	s.tokens, err = token.New(token.Config{Store: st, Logger: log, Overlap: cfg.Refresh.Overlap,
+	in := &instance{}
+	in.tokens, err = token.New(token.Config{Store: st, Logger: log, Overlap: cfg.Refresh.Overlap,
 		MinForceInterval: cfg.Refresh.MinForceInterval, FetchTimeout: cfg.Upstream.Timeout}, set.Credentials)
 	if err != nil {
-		return s, err
+		return nil, err
 	}
-	if err := s.tokens.Start(context.Background()); err != nil {
-		return s, err
+	if err := in.tokens.Start(context.Background()); err != nil {
+		return in, err
 	}
 	owner := func(id string) string {
-		if snap, err := s.tokens.Snapshot(id); err == nil {
+		if snap, err := in.tokens.Snapshot(id); err == nil {
 			return snap.Owner
 		}
 		return ""
 	}
-	api, err := server.New(server.Config{Tokens: s.tokens, Logger: log,
+	in.handler, err = server.New(server.Config{Tokens: in.tokens, Logger: log,
 		Clients: []server.Client{{Name: "clienttest", KeyHash: cfg.Clients[0].KeyHash(), Allow: []string{"*"}}},
 		JSSDK:   set.JSSDK(owner)})
 	if err != nil {
-		return s, err
+		return in, err
 	}
-	s.Handler = api
-	if opts.InProcess {
-		s.URL = "http://wxtoken.clienttest"
-		return s, nil
+	if inProcess {
+		in.url = "http://wxtoken.clienttest"
+		return in, nil
 	}
-	s.srv.Handler = api
-	go s.srv.Serve(ln)
-	s.URL = "http://" + ln.Addr().String()
-	return s, nil
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return in, err
+	}
+	in.srv = &http.Server{Handler: in.handler, ReadHeaderTimeout: 10 * time.Second}
+	go in.srv.Serve(ln)
+	in.url = "http://" + ln.Addr().String()
+	return in, nil
 }
 
 // yamlOf is the server's configuration.
@@ -223,9 +264,12 @@ func yamlOf(apps []App, upstream string, minForce, overlap time.Duration) string
 
 // Client is the HTTP client that reaches the server: an ordinary one, or
 // with InProcess one that calls Handler directly.
-func (s *Server) Client() *http.Client {
+func (s *Server) Client() *http.Client { return s.ClientOf(0) }
+
+// ClientOf is Client for instance i.
+func (s *Server) ClientOf(i int) *http.Client {
 	if s.inProcess {
-		return HandlerClient(s.Handler)
+		return HandlerClient(s.instances[i].handler)
 	}
 	return &http.Client{}
 }
@@ -238,7 +282,13 @@ func (s *Server) FakeClient() *http.Client { return s.Fake.Client() }
 // test ends.
 func (s *Server) NewClient(tb testing.TB, opts ...client.Option) *client.Client {
 	tb.Helper()
-	c, err := client.New(s.URL, Key, append([]client.Option{client.WithHTTPClient(s.Client())}, opts...)...)
+	return s.NewClientOf(tb, 0, opts...)
+}
+
+// NewClientOf is NewClient for instance i.
+func (s *Server) NewClientOf(tb testing.TB, i int, opts ...client.Option) *client.Client {
+	tb.Helper()
+	c, err := client.New(s.URLs[i], Key, append([]client.Option{client.WithHTTPClient(s.ClientOf(i))}, opts...)...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -246,18 +296,22 @@ func (s *Server) NewClient(tb testing.TB, opts ...client.Option) *client.Client 
 	return c
 }
 
-// Close stops the server and the fake WeChat.
+// Close stops the servers, their token managers, the store and the fake
+// WeChat.
 func (s *Server) Close() {
-	if s.srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		s.srv.Shutdown(ctx)
-		cancel()
+	for _, in := range s.instances {
+		if in.srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			in.srv.Shutdown(ctx)
+			cancel()
+		}
+		in.tokens.Close()
+	}
+	if s.store != nil {
+		s.store.Close()
 	}
 	if s.fakeSrv != nil {
 		s.fakeSrv.Close()
-	}
-	if s.tokens != nil {
-		s.tokens.Close()
 	}
 	s.Fake.Close()
 }
