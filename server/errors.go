@@ -114,6 +114,8 @@ func classify(err error) (int, apiError) {
 		return http.StatusBadRequest, apiError{Code: "bad_message", Message: err.Error()}
 	case errors.Is(err, token.ErrRevoked):
 		return http.StatusGone, apiError{Code: "revoked", Message: "the account withdrew its authorization"}
+	case errors.As(err, new(*tooMany)):
+		return http.StatusTooManyRequests, apiError{Code: "too_many_watches", Message: err.Error()}
 	case errors.As(err, new(*token.AmbiguousError)):
 		return http.StatusConflict, apiError{Code: "ambiguous", Message: err.Error()}
 	case errors.Is(err, token.ErrOwned):

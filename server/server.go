@@ -62,6 +62,12 @@ type Config struct {
 	// JSSDK returns the tickets and signing ids of a credential, nil if
 	// it has no tickets; nil means no credential has.
 	JSSDK func(id string) *JSSDK
+	// WatchHeartbeat is how often an idle watch stream sends a comment
+	// (default 15s).
+	WatchHeartbeat time.Duration
+	// WatchesPerClient bounds the watch streams one client keeps open
+	// (default 64).
+	WatchesPerClient int
 }
 
 // CallbackMode is how WeChat calls one kind's callback URL.
@@ -94,6 +100,7 @@ type Server struct {
 	modes     map[string]CallbackMode
 	jssdk     func(id string) *JSSDK
 	hot       *hotPath
+	hub       *watchHub
 }
 
 // New returns a Server for cfg.
@@ -116,6 +123,10 @@ func New(cfg Config) (*Server, error) {
 		upstreams: cfg.Upstreams,
 		modes:     map[string]CallbackMode{},
 		jssdk:     cfg.JSSDK,
+		hub:       newWatchHub(cfg.WatchHeartbeat, cfg.WatchesPerClient),
+	}
+	if n, ok := cfg.Tokens.(interface{ OnChange(func(*token.Snapshot)) }); ok {
+		n.OnChange(s.hub.publish)
 	}
 	for _, m := range cfg.CallbackModes {
 		s.modes[m.Kind] = m
@@ -163,6 +174,7 @@ func New(cfg Config) (*Server, error) {
 		{"GET /v1/tokens/{ns}/{id}/tickets/{type}", "the same, in a namespace", true, s.getTicket},
 		{"POST /v1/tokens/{ns}/{id}/jssdk", "the same, in a namespace", true, s.signJSSDK},
 		{"GET /v1/tokens", "the state of the credentials the key may use, without tokens", true, s.listTokens},
+		{"GET /v1/watch", "Server-Sent Events: each listed credential's token (or ticket, {id}/tickets/{type}) now and whenever it changes, ?ids=a,b", true, s.watch},
 		{"GET /v1/upstreams", "WeChat's hosts, their health and the one in use", true, s.listUpstreams},
 		{"POST /v1/components/{id}/preauthcode", "a third-party platform's pre-auth code and authorization URL", true, s.preAuthCode},
 		{"GET /v1/components/{id}/authorizers", "a third-party platform's authorizers, a page at a time", true, s.listAuthorizers},
@@ -188,6 +200,11 @@ func New(cfg Config) (*Server, error) {
 	s.hot = newHotPath(s.endpoints)
 	return s, nil
 }
+
+// Close ends the watch streams, which would otherwise hold an
+// http.Server's Shutdown until its deadline: give it to the server's
+// RegisterOnShutdown. Requests of other kinds are not affected.
+func (s *Server) Close() { s.hub.close() }
 
 // endpoint is one route as GET / lists it.
 type endpoint struct {

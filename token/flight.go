@@ -147,6 +147,11 @@ func (m *Manager) settle(e *entry, rec record, ver uint64, next time.Time, cause
 	if snap.Revoked != prev.Revoked {
 		m.revokeChildren(e)
 	}
+	if fns := m.onChange.Load(); fns != nil && (snap.Token != prev.Token || snap.Revoked != prev.Revoked || snap.ServeUntil.Before(prev.ServeUntil)) {
+		for _, fn := range *fns {
+			fn(snap)
+		}
+	}
 	close(e.changed)
 	e.changed = make(chan struct{})
 	if e.timer != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -130,6 +131,11 @@ type Manager struct {
 	// bulk serializes the passes that read every record: Restore and
 	// resyncAll.
 	bulk sync.Mutex
+
+	// onChange are called with every snapshot a watcher should hear of
+	// (OnChange); the slice is replaced, never changed.
+	onChange   atomic.Pointer[[]func(*Snapshot)]
+	onChangeMu sync.Mutex
 
 	ctx    context.Context // cancelled by Close: ends refreshes
 	cancel context.CancelFunc
@@ -406,6 +412,23 @@ func (m *Manager) Await(ctx context.Context, id string) (*Snapshot, error) {
 			return s, err
 		}
 	}
+}
+
+// OnChange sets fn to be called with a credential's new snapshot whenever
+// its token is replaced, its authorization is withdrawn or given back, or
+// the moment its token may be served until comes earlier: whenever what a
+// caller caches must change. fn runs with the credential locked, on the
+// path that published the snapshot: it must be quick, must not block and
+// must not call the Manager. Each call adds a function.
+func (m *Manager) OnChange(fn func(*Snapshot)) {
+	m.onChangeMu.Lock()
+	defer m.onChangeMu.Unlock()
+	var fns []func(*Snapshot)
+	if p := m.onChange.Load(); p != nil {
+		fns = slices.Clone(*p)
+	}
+	fns = append(fns, fn)
+	m.onChange.Store(&fns)
 }
 
 // Snapshot returns the credential's current state, valid token or not.

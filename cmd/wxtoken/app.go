@@ -136,6 +136,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 	}
+	m.srv.RegisterOnShutdown(api.Close)
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.srv.Serve(m.ln) }()
 	m.Logger.Info("listening", "addr", m.ln.Addr().String(), "credentials", len(cfg.Credentials), "data_dir", cfg.DataDir)
