@@ -35,8 +35,11 @@ const (
 	// a retry does not cure, wait this long at once.
 	watchMaxBackoff = 30 * time.Second
 	// eventMargin is taken off a pushed lifetime, for the time the event
-	// may have spent in buffers between the server's clock and ours.
-	eventMargin = time.Second
+	// spent between the server, which computes expires_in as it writes
+	// the event, and us.
+	eventMargin = 250 * time.Millisecond
+	// maxWatchIDs is the most ids the server takes in one stream.
+	maxWatchIDs = 1000
 	// maxEventLine bounds one line of the stream.
 	maxEventLine = 64 << 10
 )
@@ -281,7 +284,8 @@ func (c *Client) dispatch(name, data string, received time.Time) {
 	}
 }
 
-// watchedIDs are the ids of every source, sorted.
+// watchedIDs are the ids of every source, sorted; past maxWatchIDs, the
+// most one stream takes, the rest refresh before expiry without events.
 func (c *Client) watchedIDs() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -290,6 +294,10 @@ func (c *Client) watchedIDs() []string {
 		ids = append(ids, k.key)
 	}
 	slices.Sort(ids)
+	if len(ids) > maxWatchIDs {
+		c.log.Warn("wxtoken client: more sources than one watch stream takes; the rest poll", "watched", maxWatchIDs, "sources", len(ids))
+		ids = ids[:maxWatchIDs]
+	}
 	return ids
 }
 

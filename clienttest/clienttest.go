@@ -192,7 +192,7 @@ func New(opts Options) (s *Server, err error) {
 // instance is one wxtoken API: its token manager and HTTP server.
 type instance struct {
 	tokens  *token.Manager
-	handler http.Handler
+	handler *server.Server
 	srv     *http.Server // nil with InProcess
 	url     string
 }
@@ -235,6 +235,7 @@ func startInstance(cfg *config.Config, st store.Store, hc *http.Client, upstream
 		return in, err
 	}
 	in.srv = &http.Server{Handler: in.handler, ReadHeaderTimeout: 10 * time.Second}
+	in.srv.RegisterOnShutdown(in.handler.Close) // ends the watch streams
 	go in.srv.Serve(ln)
 	in.url = "http://" + ln.Addr().String()
 	return in, nil
@@ -304,6 +305,8 @@ func (s *Server) Close() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			in.srv.Shutdown(ctx)
 			cancel()
+		} else if in.handler != nil {
+			in.handler.Close()
 		}
 		in.tokens.Close()
 	}
