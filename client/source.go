@@ -21,6 +21,9 @@ const (
 	minRefresh = time.Second
 	// maxRetry caps the wait between failed background fetches.
 	maxRetry = 30 * time.Second
+	// missHold is how long after a failed or uncacheable fetch a miss
+	// waits before asking again.
+	missHold = 100 * time.Millisecond
 )
 
 // entry is one cached value. It is replaced, never changed, except for
@@ -57,11 +60,18 @@ type source struct {
 	tickets *TicketSource
 
 	mu       sync.Mutex
-	fetching *flight            // the GET in flight, if any
-	reports  map[string]*flight // reports in flight, by the token reported
-	timer    *time.Timer
-	failures int // background fetches failed in a row
-	stopped  bool
+	fetching *flight // the GET in flight, if any
+	// After a fetch that failed, or answered a value too close to its end
+	// to cache, misses until holdUntil do not ask again at once: a failure
+	// is answered with holdErr, and a fetch waits for holdUntil, so that
+	// callers in a loop cannot turn a server's bad second into a stream of
+	// requests.
+	holdUntil time.Time
+	holdErr   error
+	reports   map[string]*flight // reports in flight, by the token reported
+	timer     *time.Timer
+	failures  int // background fetches failed in a row
+	stopped   bool
 }
 
 // TokenSource is the cached access token of one credential. Its methods
@@ -139,6 +149,11 @@ func (s *source) get(ctx context.Context) (string, error) {
 		return e.value, nil
 	}
 	s.mu.Lock()
+	if s.holdErr != nil && time.Now().Before(s.holdUntil) {
+		err := s.holdErr
+		s.mu.Unlock()
+		return "", err
+	}
 	f := s.fetchLocked()
 	s.mu.Unlock()
 	v, err := wait(ctx, f)
@@ -193,15 +208,27 @@ func (s *source) runFetch(f *flight) {
 	defer func() {
 		s.mu.Lock()
 		s.fetching = nil
-		if f.err != nil {
+		s.holdUntil, s.holdErr = time.Time{}, nil
+		switch {
+		case f.err != nil:
+			s.holdUntil, s.holdErr = time.Now().Add(missHold), f.err
 			s.retryLocked()
-		} else {
+		case s.cur.Load() == nil:
+			s.holdUntil = time.Now().Add(missHold) // answered, not cached
+		default:
 			s.failures = 0
 		}
 		s.mu.Unlock()
 		close(f.done)
 	}()
 	f.err = fmt.Errorf("wxtoken client: fetching %s: panic", s.key) // until it returns
+	s.mu.Lock()
+	hold := time.Until(s.holdUntil)
+	s.mu.Unlock()
+	if hold > 0 && !sleepCtx(s.c.ctx, hold) {
+		f.err = ErrClosed
+		return
+	}
 	ctx, cancel := context.WithTimeout(s.c.ctx, s.c.timeout)
 	defer cancel()
 	start := time.Now()

@@ -333,3 +333,34 @@ func TestNamespacedID(t *testing.T) {
 		}
 	})
 }
+
+// TestMissHold: a reader in a tight loop against a server that fails, or
+// answers a token with no time left to cache it, makes about ten requests
+// a second, not one per read.
+func TestMissHold(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ws := newWatchServer(0, map[string]string{"dying": "t1"})
+		c, err := client.New("http://wxtoken.test", watchKey, client.WithHTTPClient(clienttest.HandlerClient(ws)), quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		for _, tc := range []struct {
+			id      string
+			wantErr bool
+		}{{"dying", false}, {"missing", true}} {
+			ts := c.TokenSource(tc.id)
+			reads := 0
+			for end := time.Now().Add(time.Second); time.Now().Before(end); reads++ {
+				v, err := ts.Token(t.Context())
+				if (err != nil) != tc.wantErr || (err == nil && v != "t1") {
+					t.Fatalf("%s: %q, %v", tc.id, v, err)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if n := ws.getCount(tc.id); n < 2 || n > 11 {
+				t.Errorf("%s: %d requests for %d reads in a second, want one per 100 ms", tc.id, n, reads)
+			}
+		}
+	})
+}
