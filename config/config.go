@@ -46,6 +46,8 @@ type Config struct {
 	// Debug serves Go's profiler, for measuring memory and CPU; off by
 	// default.
 	Debug Debug `yaml:"debug"`
+	// Metrics places the Prometheus metrics.
+	Metrics Metrics `yaml:"metrics"`
 
 	// kindSet, when set, is checked against instead of the installed
 	// kinds (ParseWith).
@@ -58,6 +60,14 @@ type Debug struct {
 	// loopback address, such as 127.0.0.1:6060, with no authentication:
 	// profiles hold no tokens or secrets, but they do show the process's
 	// internals, so the address must be a loopback one.
+	Listen string `yaml:"listen"`
+}
+
+// Metrics places GET /metrics.
+type Metrics struct {
+	// Listen, if set, serves /metrics on this address alone, rather than
+	// on the API's listener, for a network that reaches metrics and not
+	// the API (or the other way round).
 	Listen string `yaml:"listen"`
 }
 

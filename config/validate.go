@@ -148,6 +148,11 @@ func (c *Config) Validate() error {
 			bad("debug.listen", "want a loopback address (127.0.0.1, ::1 or localhost), got %q: the profiler has no authentication", c.Debug.Listen)
 		}
 	}
+	if c.Metrics.Listen != "" {
+		if msg := checkHostPort(c.Metrics.Listen); msg != "" {
+			bad("metrics.listen", "%s", msg)
+		}
+	}
 	if c.Callbacks.MaxSkew < 0 {
 		bad("callbacks.max_skew", "must not be negative")
 	}

@@ -62,6 +62,10 @@ type Config struct {
 	// JSSDK returns the tickets and signing ids of a credential, nil if
 	// it has no tickets; nil means no credential has.
 	JSSDK func(id string) *JSSDK
+	// Metrics, if set, is served at GET /metrics, to anyone: Prometheus
+	// scrapes without a key. It shows credential ids and states, never a
+	// token or a secret.
+	Metrics http.Handler
 	// WatchHeartbeat is how often an idle watch stream sends a comment
 	// (default 15s).
 	WatchHeartbeat time.Duration
@@ -185,6 +189,10 @@ func New(cfg Config) (*Server, error) {
 			routes = append(routes, route{"GET /callback/" + m.Kind + "/{id}", "WeChat's server URL verification", false, s.verifyURL(m)})
 		}
 		routes = append(routes, route{"POST /callback/" + m.Kind + "/{id}", "WeChat's pushes", false, s.receive(m)})
+	}
+	if cfg.Metrics != nil {
+		routes = append(routes, route{"GET /metrics", "Prometheus metrics: credential ids and states, no tokens", false,
+			func(w http.ResponseWriter, r *http.Request) error { cfg.Metrics.ServeHTTP(w, r); return nil }})
 	}
 	routes = append(routes,
 		route{"GET /healthz", "200 while the process is up", false, s.healthz},

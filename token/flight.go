@@ -121,7 +121,9 @@ func (m *Manager) fly(e *entry, f *flight, base string) {
 	e.mu.Unlock()
 	close(f.done)
 
-	m.logRefresh(e, f, o, time.Since(start))
+	d := time.Since(start)
+	m.logRefresh(e, f, o, d)
+	m.observe(e, o, d)
 }
 
 // settle publishes rec as the entry's state and plans its next refresh.

@@ -22,6 +22,8 @@ type Config struct {
 	Store store.Store
 	// Logger receives one line per refresh; nil means slog.Default().
 	Logger *slog.Logger
+	// Observer, if set, is told of every refresh and report (metrics).
+	Observer Observer
 
 	// RefreshAt is the fraction of a token's lifetime after which it is
 	// refreshed (default 0.8); Jitter spreads that by ± this fraction of
@@ -504,6 +506,13 @@ func (m *Manager) Report(ctx context.Context, id, stale string) (*Snapshot, Resu
 		return nil, 0, ErrRevoked
 	}
 	s, res, err := m.refresh(ctx, e, stale, reported)
+	if obs := m.cfg.Observer; obs != nil {
+		if err != nil {
+			obs.Reported(e.cred.Kind, "refused")
+		} else {
+			obs.Reported(e.cred.Kind, res.String())
+		}
+	}
 	if err != nil {
 		return nil, 0, err
 	}

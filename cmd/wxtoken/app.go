@@ -11,8 +11,13 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/wxtoken/wxtoken/config"
 	"github.com/wxtoken/wxtoken/kind"
+	"github.com/wxtoken/wxtoken/metrics"
 	"github.com/wxtoken/wxtoken/server"
 	"github.com/wxtoken/wxtoken/store"
 	"github.com/wxtoken/wxtoken/store/bolt"
@@ -40,6 +45,7 @@ type Main struct {
 	stopHealth context.CancelFunc
 	healthDone chan struct{}
 	debug      *debugServer // with debug.listen set
+	metrics    *debugServer // with metrics.listen set
 }
 
 // Run binds the API's address, opens the store, loads the stored tokens
@@ -94,9 +100,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.tokens, err = token.New(token.Config{
 		Store:            m.store,
 		Logger:           m.Logger,
+		Observer:         metrics.New(reg),
 		RefreshAt:        cfg.Refresh.At,
 		Jitter:           cfg.Refresh.Jitter,
 		Overlap:          cfg.Refresh.Overlap,
@@ -121,9 +130,22 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	for _, c := range cfg.Clients {
 		clients = append(clients, server.Client{Name: c.Name, KeyHash: c.KeyHash(), Allow: c.Allow, Import: c.Import})
 	}
+	reg.MustRegister(metrics.NewCollector(m.tokens))
+	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn)})
+	var apiMetrics http.Handler
+	if cfg.Metrics.Listen == "" {
+		apiMetrics = metricsHandler
+	} else {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metricsHandler)
+		if m.metrics, err = startSide(cfg.Metrics.Listen, mux, "metrics", m.Logger); err != nil {
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
+	}
 	api, err := server.New(server.Config{Tokens: m.tokens, Clients: clients, Logger: m.Logger,
 		Callbacks: set.Callbacks, CallbackModes: kind.Default.CallbackModes(), MaxSkew: cfg.Callbacks.MaxSkew,
-		Claims: m.store, Platforms: apiPlatforms, Upstreams: up.Upstreams, JSSDK: set.JSSDK(m.owner)})
+		Claims: m.store, Platforms: apiPlatforms, Upstreams: up.Upstreams, JSSDK: set.JSSDK(m.owner),
+		Metrics: apiMetrics})
 	if err != nil {
 		return err
 	}
@@ -202,6 +224,9 @@ func (m *Main) Close() error {
 		}
 	} else if m.ln != nil {
 		m.ln.Close()
+	}
+	if m.metrics != nil {
+		errs = append(errs, m.metrics.close())
 	}
 	if m.debug != nil {
 		errs = append(errs, m.debug.close())
