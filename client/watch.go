@@ -85,8 +85,10 @@ func (w *watcher) run(ctx context.Context) {
 			return
 		}
 		w.c.streaming.Store(false)
-		w.c.pokeSources() // refresh what the stream would have brought
 		kicked := errors.Is(err, errKicked)
+		if !kicked {
+			w.c.pokeSources() // refresh what the stream would have brought
+		}
 		if delivered || kicked {
 			failures = 0
 		}

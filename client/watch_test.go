@@ -269,6 +269,25 @@ func TestWatch(t *testing.T) {
 		if conns := ws.connections(); len(conns) < 3 || conns[2].lastEventID != "w1.3" {
 			t.Fatalf("after a silent minute: requests %+v, want a third resuming after w1.3", conns)
 		}
+
+		// A new source joins the stream: it reconnects for all three,
+		// resuming, and the new source's changes arrive.
+		ws.mu.Lock()
+		ws.silent = false
+		ws.values["c"] = "v1"
+		ws.mu.Unlock()
+		cs := c.TokenSource("c")
+		time.Sleep(time.Second)
+		synctest.Wait()
+		conns = ws.connections()
+		if last := conns[len(conns)-1]; last.ids != "a,b,c" || last.lastEventID != "w1.3" {
+			t.Fatalf("after a new source: last request %+v, want a,b,c resuming after w1.3", last)
+		}
+		ws.set("c", "v2")
+		synctest.Wait()
+		if got := read(cs); got != "v2" || ws.getCount("c") != 0 {
+			t.Fatalf("new source: %s after %d fetches, want v2 from its event", got, ws.getCount("c"))
+		}
 	})
 }
 
