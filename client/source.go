@@ -81,7 +81,9 @@ type TokenSource struct{ s *source }
 // Token returns the credential's access token: the cached one while the
 // server's expires_in lasts, else one fetched from the server. However
 // many callers miss together, one request is made; a caller whose ctx ends
-// stops waiting without cancelling that request for the others.
+// stops waiting without cancelling that request for the others. A token
+// read since it was fetched is replaced in the background before it runs
+// out; one nobody read is left to expire, and the next read fetches.
 func (t *TokenSource) Token(ctx context.Context) (string, error) { return t.s.get(ctx) }
 
 // Invalidate reports a token that WeChat refused (errcode 40001, 42001 or
