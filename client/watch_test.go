@@ -383,3 +383,38 @@ func TestMissHold(t *testing.T) {
 		}
 	})
 }
+
+// TestBackgroundRefresh: a token that was read is fetched again before it
+// runs out, so that readers never wait; one nobody read since its fetch is
+// left to expire, and is not served past its expires_in.
+func TestBackgroundRefresh(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ws := newWatchServer(60, map[string]string{"a": "t1"})
+		c, err := client.New("http://wxtoken.test", watchKey, client.WithHTTPClient(clienttest.HandlerClient(ws)), quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		a := c.TokenSource("a")
+		if v, _ := a.Token(t.Context()); v != "t1" {
+			t.Fatalf("first read: %s", v)
+		}
+		ws.set("a", "t2")
+		time.Sleep(50 * time.Second) // past 75% ± 10% of 60 s
+		synctest.Wait()
+		if n := ws.getCount("a"); n != 2 {
+			t.Fatalf("%d fetches 50 s into a 60 s token that was read, want 2", n)
+		}
+		// t2, fetched at about 45 s, is not read: no refresh, and at its
+		// end (60 s after its fetch) it is dropped.
+		ws.set("a", "t3")
+		time.Sleep(60 * time.Second) // t2 was fetched 40.5 to 49.5 s in
+		synctest.Wait()
+		if n := ws.getCount("a"); n != 2 {
+			t.Fatalf("%d fetches of an unread token, want still 2", n)
+		}
+		if v, _ := a.Token(t.Context()); v != "t3" || ws.getCount("a") != 3 {
+			t.Fatalf("read after the unread token's end: %s with %d fetches, want t3 fetched", v, ws.getCount("a"))
+		}
+	})
+}
