@@ -48,6 +48,10 @@ type Config struct {
 	Debug Debug `yaml:"debug"`
 	// Metrics places the Prometheus metrics.
 	Metrics Metrics `yaml:"metrics"`
+	// WeChatListen, if set, is the address of the WeChat-compatible
+	// facade (package facade): WeChat's own token and ticket endpoints,
+	// for SDKs whose base URL points here. Off by default.
+	WeChatListen string `yaml:"wechat_listen"`
 
 	// kindSet, when set, is checked against instead of the installed
 	// kinds (ParseWith).
@@ -225,6 +229,11 @@ type Client struct {
 	// tokens that cannot be fetched again, so it is a permission of its
 	// own: neither allow nor "*" grants it.
 	Import []string `yaml:"import"`
+	// SDK names the WeChat SDK the client uses through the facade
+	// (wechat_listen), so that the expires_in it is answered suits that
+	// SDK's cache: silenceper, wxjava, co-wechat-api, easywechat,
+	// wechatpy; empty for any other (facade/expires.go).
+	SDK string `yaml:"sdk"`
 }
 
 // LogValue keeps the key out of logs.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wxtoken/wxtoken/facade"
 	"github.com/wxtoken/wxtoken/wechat"
 )
 
@@ -151,6 +152,11 @@ func (c *Config) Validate() error {
 	if c.Metrics.Listen != "" {
 		if msg := checkHostPort(c.Metrics.Listen); msg != "" {
 			bad("metrics.listen", "%s", msg)
+		}
+	}
+	if c.WeChatListen != "" {
+		if msg := checkHostPort(c.WeChatListen); msg != "" {
+			bad("wechat_listen", "%s", msg)
 		}
 	}
 	if c.Callbacks.MaxSkew < 0 {
@@ -300,6 +306,9 @@ func (cl Client) validate(f string, ids, components map[string]bool) []error {
 		if !components[id] {
 			bad("import", "%q is not a credential of kind component", id)
 		}
+	}
+	if err := facade.CheckSDK(cl.SDK); err != nil {
+		bad("sdk", "%v", err)
 	}
 	return errs
 }

@@ -3,6 +3,7 @@ package kind
 import (
 	"github.com/wxtoken/wxtoken/component"
 	"github.com/wxtoken/wxtoken/config"
+	"github.com/wxtoken/wxtoken/facade"
 	"github.com/wxtoken/wxtoken/token"
 )
 
@@ -42,6 +43,7 @@ var Component = &Kind{
 	Callback:    &Callback{Encrypted: true},
 	Tickets:     accountTickets,
 	Authorizers: true,
+	Facade:      facade.Component,
 }
 
 func init() { Default.Register(Component) }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wxtoken/wxtoken/relay"
 	"github.com/wxtoken/wxtoken/store"
 	"github.com/wxtoken/wxtoken/store/memory"
 	"github.com/wxtoken/wxtoken/token"
@@ -66,6 +67,12 @@ type Config struct {
 	// scrapes without a key. It shows credential ids and states, never a
 	// token or a secret.
 	Metrics http.Handler
+	// ProxyTarget, if set, serves /v1/proxy/{id}/<WeChat API path>: where
+	// each credential's calls go.
+	ProxyTarget ProxyTarget
+	// ProxyTransport makes the proxy's calls to WeChat; nil means
+	// http.DefaultTransport.
+	ProxyTransport http.RoundTripper
 	// WatchHeartbeat is how often an idle watch stream sends a comment
 	// (default 15s).
 	WatchHeartbeat time.Duration
@@ -105,6 +112,9 @@ type Server struct {
 	jssdk     func(id string) *JSSDK
 	hot       *hotPath
 	hub       *watchHub
+
+	proxyTarget ProxyTarget
+	proxy       *relay.Relay
 }
 
 // New returns a Server for cfg.
@@ -189,6 +199,13 @@ func New(cfg Config) (*Server, error) {
 			routes = append(routes, route{"GET /callback/" + m.Kind + "/{id}", "WeChat's server URL verification", false, s.verifyURL(m)})
 		}
 		routes = append(routes, route{"POST /callback/" + m.Kind + "/{id}", "WeChat's pushes", false, s.receive(m)})
+	}
+	if cfg.ProxyTarget != nil {
+		s.proxyTarget = cfg.ProxyTarget
+		s.proxy = s.newProxy(cfg.ProxyTransport)
+		routes = append(routes,
+			route{"GET /v1/proxy/{rest...}", "a WeChat API call made with the credential's token: /v1/proxy/{id}/cgi-bin/...", true, s.proxyCall},
+			route{"POST /v1/proxy/{rest...}", "the same, with a body", true, s.proxyCall})
 	}
 	if cfg.Metrics != nil {
 		routes = append(routes, route{"GET /metrics", "Prometheus metrics: credential ids and states, no tokens", false,

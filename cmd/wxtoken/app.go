@@ -44,8 +44,9 @@ type Main struct {
 	// checks, run when there are failover hosts.
 	stopHealth context.CancelFunc
 	healthDone chan struct{}
-	debug      *debugServer // with debug.listen set
-	metrics    *debugServer // with metrics.listen set
+	debug      *debugServer  // with debug.listen set
+	metrics    *debugServer  // with metrics.listen set
+	facade     *facadeServer // with wechat_listen set
 }
 
 // Run binds the API's address, opens the store, loads the stored tokens
@@ -65,6 +66,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// fetch counts against WeChat's daily quota) and no data file created.
 	if m.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return err
+	}
+	if cfg.WeChatListen != "" {
+		if m.facade, err = listenFacade(cfg.WeChatListen); err != nil {
+			return fmt.Errorf("wechat_listen: %w", err)
+		}
 	}
 	if cfg.Debug.Listen != "" {
 		if m.debug, err = startDebug(cfg.Debug.Listen, m.Logger); err != nil {
@@ -145,7 +151,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	api, err := server.New(server.Config{Tokens: m.tokens, Clients: clients, Logger: m.Logger,
 		Callbacks: set.Callbacks, CallbackModes: kind.Default.CallbackModes(), MaxSkew: cfg.Callbacks.MaxSkew,
 		Claims: m.store, Platforms: apiPlatforms, Upstreams: up.Upstreams, JSSDK: set.JSSDK(m.owner),
-		Metrics: apiMetrics})
+		Metrics: apiMetrics, ProxyTarget: proxyTarget(cfg.Upstream, up), ProxyTransport: hc.Transport})
 	if err != nil {
 		return err
 	}
@@ -159,6 +165,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 	}
 	m.srv.RegisterOnShutdown(api.Close)
+	if m.facade != nil {
+		if err := m.facade.start(cfg, set, m.tokens, m.owner, up, hc.Transport, m.Logger); err != nil {
+			return err
+		}
+	}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.srv.Serve(m.ln) }()
 	m.Logger.Info("listening", "addr", m.ln.Addr().String(), "credentials", len(cfg.Credentials), "data_dir", cfg.DataDir)
@@ -227,6 +238,13 @@ func (m *Main) Close() error {
 	}
 	if m.metrics != nil {
 		errs = append(errs, m.metrics.close())
+	}
+	if m.facade != nil {
+		errs = append(errs, m.facade.close(func(s *http.Server) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return s.Shutdown(ctx)
+		}))
 	}
 	if m.debug != nil {
 		errs = append(errs, m.debug.close())
