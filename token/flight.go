@@ -137,7 +137,7 @@ func (m *Manager) settle(e *entry, rec record, ver uint64, next time.Time, cause
 		cause = rec.Cause
 		e.storeFailures = 0
 	}
-	e.rec, e.ver, e.next = rec, ver, next
+	e.rec, e.ver = rec, ver
 	prev := e.snap.Load()
 	snap := m.snapshot(e, rec, next, cause)
 	e.snap.Store(snap)
@@ -147,13 +147,14 @@ func (m *Manager) settle(e *entry, rec record, ver uint64, next time.Time, cause
 	if snap.Revoked != prev.Revoked {
 		m.revokeChildren(e)
 	}
-	close(e.changed)
-	e.changed = make(chan struct{})
-	if e.timer != nil {
-		e.timer.Stop()
+	if e.changed != nil {
+		close(e.changed)
+		e.changed = nil
 	}
 	if m.ctx.Err() == nil && !rec.Revoked {
-		e.timer = time.AfterFunc(time.Until(next), func() { m.due(e) })
+		m.wakeAt(e, next)
+	} else {
+		m.unwake(e)
 	}
 }
 

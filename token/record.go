@@ -51,6 +51,10 @@ type record struct {
 	// expires), so no fetch can replace it before ExpiresAt, and none
 	// ends it early: it is served to its expiry and replaced just after.
 	Repeats bool `json:"repeats,omitempty"`
+	// Revoked marks an authorization withdrawn: never refreshed or served.
+	// (Beside the other flags, so that the struct, held for each of a
+	// platform's authorizers, has no padding between them.)
+	Revoked bool `json:"revoked,omitempty"`
 	// Checked is when WeChat last confirmed Token works, asked because a
 	// caller reported it: further reports soon after are answered from
 	// it, on every instance, without asking again.
@@ -64,8 +68,6 @@ type record struct {
 	// authorizer belongs to a component), so they are found again at start.
 	Owner string `json:"owner,omitempty"`
 	Kind  string `json:"kind,omitempty"`
-	// Revoked marks an authorization withdrawn: never refreshed or served.
-	Revoked bool `json:"revoked,omitempty"`
 }
 
 // Cause is why a credential has no fresh token, as shown in status.
