@@ -250,6 +250,6 @@ func (m *Manager) Wake(id string) {
 	defer e.mu.Unlock()
 	if s := e.snap.Load(); !s.Valid(time.Now()) && !s.Revoked && e.flight == nil {
 		e.woken = true
-		m.settle(e, e.rec, e.ver, time.Now(), s.Cause)
+		m.settle(e, e.rec.record(), e.ver, time.Now(), s.Cause)
 	}
 }

@@ -137,7 +137,7 @@ func (m *Manager) settle(e *entry, rec record, ver uint64, next time.Time, cause
 		cause = rec.Cause
 		e.storeFailures = 0
 	}
-	e.rec, e.ver = rec, ver
+	e.rec, e.ver = hold(rec), ver
 	prev := e.snap.Load()
 	snap := m.snapshot(e, rec, next, cause)
 	e.snap.Store(snap)

@@ -150,7 +150,7 @@ type entry struct {
 	snap atomic.Pointer[Snapshot]
 
 	mu     sync.Mutex
-	rec    record // last record read or written
+	rec    held   // last record read or written
 	ver    uint64 // its store version
 	flight *flight
 	// changed, once Await has made it, is closed, and dropped, whenever
@@ -249,7 +249,7 @@ func (m *Manager) Start(ctx context.Context) error {
 		if err != nil {
 			e.storeFailures++
 			errs = append(errs, err)
-			m.settle(e, e.rec, e.ver, time.Now().Add(m.cfg.BaseBackoff), m.storeCause(e, err))
+			m.settle(e, e.rec.record(), e.ver, time.Now().Add(m.cfg.BaseBackoff), m.storeCause(e, err))
 		} else {
 			m.settle(e, rec, ver, m.loaded(e, rec, time.Now()), nil)
 		}

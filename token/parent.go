@@ -121,7 +121,7 @@ func (m *Manager) revokeChildren(p *entry) {
 	for _, c := range m.kidsOf(p) {
 		c.mu.Lock()
 		if c.snap.Load().Revoked != p.snap.Load().Revoked {
-			m.settle(c, c.rec, c.ver, c.snap.Load().NextRefresh, c.snap.Load().Cause)
+			m.settle(c, c.rec.record(), c.ver, c.snap.Load().NextRefresh, c.snap.Load().Cause)
 		}
 		c.mu.Unlock()
 	}
@@ -146,7 +146,7 @@ func (m *Manager) wakeChildren(p *entry) {
 		} else if waiting && !c.rec.Revoked {
 			c.awaitsParent = false
 			c.woken = true
-			m.settle(c, c.rec, c.ver, time.Now(), c.snap.Load().Cause)
+			m.settle(c, c.rec.record(), c.ver, time.Now(), c.snap.Load().Cause)
 		}
 		c.mu.Unlock()
 	}

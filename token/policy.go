@@ -104,7 +104,7 @@ func (m *Manager) failed(e *entry, rec *record, err error) time.Time {
 func (m *Manager) storeFailed(e *entry, err error) outcome {
 	e.mu.Lock()
 	e.storeFailures++
-	rec, ver := e.rec, e.ver
+	rec, ver := e.rec.record(), e.ver
 	c := m.storeCause(e, err)
 	e.mu.Unlock()
 	now := time.Now()

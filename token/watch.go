@@ -101,7 +101,7 @@ func (m *Manager) retryStoreFailures() {
 		e := v.(*entry)
 		e.mu.Lock()
 		if e.storeFailures > 0 && e.flight == nil {
-			m.settle(e, e.rec, e.ver, time.Now(), e.snap.Load().Cause)
+			m.settle(e, e.rec.record(), e.ver, time.Now(), e.snap.Load().Cause)
 		}
 		e.mu.Unlock()
 		return true
