@@ -138,6 +138,13 @@ func (m *Manager) settle(e *entry, rec record, ver uint64, next time.Time, cause
 		e.storeFailures = 0
 	}
 	e.rec, e.ver = hold(rec), ver
+	if !e.unsaved && !soloSafe(e) {
+		// The durable state (an authorizer's refresh token) is read
+		// from the store, under the lease, by every attempt that uses
+		// it; memory needs it only for a fetch the store did not take,
+		// and for a fetch made without the store (solo).
+		e.rec.State = ""
+	}
 	prev := e.snap.Load()
 	snap := m.snapshot(e, rec, next, cause)
 	e.snap.Store(snap)
