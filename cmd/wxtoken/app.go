@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"time"
 
@@ -50,6 +51,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.Logger == nil {
 		m.Logger = slog.Default()
 	}
+	setGCPercent(cfg.Memory.GCPercent)
 	defer func() {
 		if err != nil {
 			m.Close()
@@ -159,6 +161,15 @@ func (m *Main) load(ctx context.Context, set *kind.Set) (map[string]server.Platf
 		platforms[id] = p
 	}
 	return platforms, nil
+}
+
+// setGCPercent applies memory.gc_percent, unless the GOGC environment
+// variable is set: an operator's explicit choice for this process wins.
+func setGCPercent(percent int) {
+	if _, set := os.LookupEnv("GOGC"); set || percent <= 0 {
+		return
+	}
+	debug.SetGCPercent(percent)
 }
 
 // owner is the platform that owns credential id, "" if none.
