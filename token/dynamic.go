@@ -54,6 +54,7 @@ func (m *Manager) Add(ctx context.Context, c Credential, seed *Seed) error {
 		return fmt.Errorf("%w: %q belongs to %s", ErrOwned, c.ID, ownerName(e.cred.Owner))
 	}
 	if !loaded {
+		m.ids.changed()
 		m.addChild(e)
 	}
 	if seed == nil {
@@ -115,7 +116,9 @@ func (m *Manager) take(e, fresh *entry, rec record, ver uint64) error {
 
 func (m *Manager) dropIfNew(e, fresh *entry) {
 	if e == fresh {
-		m.entries.CompareAndDelete(e.cred.ID, fresh)
+		if m.entries.CompareAndDelete(e.cred.ID, fresh) {
+			m.ids.changed()
+		}
 	}
 }
 
@@ -231,6 +234,7 @@ func (m *Manager) addLoaded(ctx context.Context, c Credential, rec record, ver u
 		return fmt.Errorf("%w: %q belongs to %s", ErrOwned, c.ID, ownerName(e.cred.Owner))
 	}
 	if e == fresh {
+		m.ids.changed()
 		m.addChild(e)
 	}
 	if err := m.take(e, fresh, rec, ver); err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -124,6 +123,7 @@ type Manager struct {
 
 	entries sync.Map // id → *entry
 	owners  owners
+	ids     idList // IDs' sorted list
 	// kinsMu guards kids, the entries derived from each entry that has
 	// any: few have, so they are not a field of every entry.
 	kinsMu sync.Mutex
@@ -223,6 +223,7 @@ func (m *Manager) add(c Credential) error {
 	if _, dup := m.entries.LoadOrStore(c.ID, e); dup {
 		return fmt.Errorf("token: duplicate credential id %q", c.ID)
 	}
+	m.ids.changed()
 	m.addChild(e)
 	for _, k := range c.Children {
 		k.Parent = c.ID
@@ -392,13 +393,7 @@ func (m *Manager) Snapshot(id string) (*Snapshot, error) {
 
 // IDs lists the credentials, sorted.
 func (m *Manager) IDs() []string {
-	var ids []string
-	m.entries.Range(func(k, _ any) bool {
-		ids = append(ids, k.(string))
-		return true
-	})
-	sort.Strings(ids)
-	return ids
+	return m.ids.list(m)
 }
 
 // Ready reports whether this instance can serve: every credential has a
