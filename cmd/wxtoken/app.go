@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -141,13 +142,26 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.srv.Serve(m.ln) }()
 	m.Logger.Info("listening", "addr", m.ln.Addr().String(), "credentials", len(cfg.Credentials), "data_dir", cfg.DataDir)
-	// Loading is the one moment the heap holds much garbage at once:
-	// each stored value read, decoded and dropped, under a relaxed
-	// collector (see load). Return it to the system now, while the API
-	// already answers, rather than hold it until the runtime's
-	// background scavenger gets round to it.
-	debug.FreeOSMemory()
+	releaseLoadGarbage()
 	return nil
+}
+
+// bigHeap is the resident heap above which releaseLoadGarbage collects:
+// below it, a start had little to load, and a forced collection would
+// only make it slower.
+const bigHeap = 64 << 20
+
+// releaseLoadGarbage returns the heap's garbage to the system once the
+// API listens, if the heap grew large. Loading is the one moment the heap
+// holds much garbage at once: each stored value read, decoded and dropped
+// under a relaxed collector (see load); the runtime's background
+// scavenger would hand it back only gradually.
+func releaseLoadGarbage() {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if ms.HeapSys-ms.HeapReleased >= bigHeap {
+		debug.FreeOSMemory()
+	}
 }
 
 // load loads every stored record: the configured credentials' and each
