@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -121,11 +122,8 @@ func (p *Platform) Import(ctx context.Context, list []Import, replace bool) ([]I
 
 // importOne stores one authorizer and says what it did.
 func (p *Platform) importOne(ctx context.Context, a Import, replace bool) (string, error) {
-	if err := p.checkOwner(a.AppID); err != nil {
-		return "", err
-	}
 	result := Imported
-	if s, err := p.tokens.Snapshot(a.AppID); err == nil && !s.Revoked {
+	if s, err := p.tokens.Snapshot(AuthorizerID(p.cfg.ID, a.AppID)); err == nil && !s.Revoked {
 		if !replace {
 			return SkippedExisting, nil
 		}
@@ -151,21 +149,27 @@ func validAppID(s string) bool { return appIDPattern.MatchString(s) }
 
 // Page lists this platform's authorizers in appid order: up to limit after
 // the appid cursor (exclusive), and the cursor of the next page ("" at the
-// end). ids must be sorted, as the token manager's IDs are: a page starts
-// where the cursor falls in them and reads only as far as it needs, so
-// that paging through a hundred thousand authorizers is not quadratic.
+// end). ids must be sorted, as the token manager's IDs are: the platform's
+// authorizers are a run of them ("{platform}/" and the appid), and a page
+// starts where the cursor falls in it and reads only as far as it needs,
+// so that paging through a hundred thousand authorizers is not quadratic.
 func (p *Platform) Page(ids []string, cursor string, limit int) (page []*token.Snapshot, next string) {
-	start, found := slices.BinarySearch(ids, cursor)
+	prefix := AuthorizerID(p.cfg.ID, "")
+	start, found := slices.BinarySearch(ids, prefix+cursor)
 	if found {
 		start++
 	}
 	for _, id := range ids[start:] {
+		appid, ok := strings.CutPrefix(id, prefix)
+		if !ok {
+			break
+		}
 		s, err := p.tokens.Snapshot(id)
-		if err != nil || s.Owner != p.cfg.ID {
-			continue
+		if err != nil || s.Owner != p.cfg.ID || strings.Contains(appid, "/") {
+			continue // a ticket of an authorizer
 		}
 		if len(page) == limit {
-			return page, page[len(page)-1].ID
+			return page, strings.TrimPrefix(page[len(page)-1].ID, prefix)
 		}
 		page = append(page, s)
 	}

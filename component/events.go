@@ -13,10 +13,6 @@ import (
 // ErrWrongPlatform reports a push addressed to another component appid.
 var ErrWrongPlatform = errors.New("component: push for another platform")
 
-// ErrOtherOwner reports an authorizer already held by another platform
-// (or configured as a credential of its own); it is refused, not merged.
-var ErrOtherOwner = token.ErrOwned
-
 // Handle acts on one decrypted push. It returns only once what the push
 // carried is stored durably, so the caller may then answer "success";
 // an error means WeChat should deliver it again. Unknown InfoTypes are
@@ -58,9 +54,6 @@ func (p *Platform) onAuthorized(ctx context.Context, appid, code string) error {
 	if !validAppID(appid) || code == "" {
 		return fmt.Errorf("%w: authorization push with appid %.80q and a code of %d bytes", ErrInvalidImport, appid, len(code))
 	}
-	if err := p.checkOwner(appid); err != nil {
-		return err
-	}
 	ct, err := p.tokens.Token(p.cfg.ID)
 	if err != nil {
 		return fmt.Errorf("component %s: no component token to query the authorization: %w", p.cfg.ID, err)
@@ -78,50 +71,23 @@ func (p *Platform) onAuthorized(ctx context.Context, appid, code string) error {
 	defer cancel()
 	err = p.tokens.Add(sctx, p.authorizer(appid), &token.Seed{Token: auth.Token, State: auth.RefreshToken})
 	if err != nil {
-		p.log.Error("authorization refused", "credential", appid, "component", p.cfg.ID, "err", err)
+		p.log.Error("authorization refused", "credential", AuthorizerID(p.cfg.ID, appid), "component", p.cfg.ID, "err", err)
 		return err
 	}
-	p.log.Info("authorized", "credential", appid, "component", p.cfg.ID, "func_info", auth.FuncInfo)
+	p.log.Info("authorized", "credential", AuthorizerID(p.cfg.ID, appid), "component", p.cfg.ID, "func_info", auth.FuncInfo)
 	return nil
 }
 
 func (p *Platform) onUnauthorized(ctx context.Context, appid string) error {
-	if err := p.checkOwner(appid); err != nil {
-		if errors.Is(err, token.ErrUnknown) {
-			return nil // never held here: nothing to revoke
-		}
-		return err
+	id := AuthorizerID(p.cfg.ID, appid)
+	if _, err := p.tokens.Snapshot(id); errors.Is(err, token.ErrUnknown) {
+		return nil // never held here: nothing to revoke
 	}
-	if _, err := p.tokens.Snapshot(appid); errors.Is(err, token.ErrUnknown) {
-		return nil
-	}
-	if err := p.tokens.Revoke(ctx, appid); err != nil {
+	if err := p.tokens.Revoke(ctx, id); err != nil {
 		return fmt.Errorf("component %s: revoke %s: %w", p.cfg.ID, appid, err)
 	}
-	p.log.Warn("unauthorized: authorizer revoked", "credential", appid, "component", p.cfg.ID)
+	p.log.Warn("unauthorized: authorizer revoked", "credential", id, "component", p.cfg.ID)
 	return nil
-}
-
-// checkOwner refuses an appid that another owner holds.
-func (p *Platform) checkOwner(appid string) error {
-	s, err := p.tokens.Snapshot(appid)
-	if errors.Is(err, token.ErrUnknown) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if s.Owner != p.cfg.ID {
-		return fmt.Errorf("%w: %s is held by %s", ErrOtherOwner, appid, owner(s.Owner))
-	}
-	return nil
-}
-
-func owner(o string) string {
-	if o == "" {
-		return "a configured credential"
-	}
-	return "component " + o
 }
 
 // PreAuth creates a pre_auth_code and the authorization page URL that

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,9 +40,10 @@ type Config struct {
 	// PushInterval bounds how often api_start_push_ticket is called when
 	// no usable ticket is held (default 10m, WeChat's push period).
 	PushInterval time.Duration
-	// Tickets returns the credentials derived from an authorizer's token
-	// (its JS-SDK tickets), added and restored with it; nil for none.
-	Tickets func(appid string) []token.Credential
+	// Tickets returns the credentials derived from the token of the
+	// authorizer id, of appid (its JS-SDK tickets), added and restored
+	// with it; nil for none. Their ids must extend the authorizer's.
+	Tickets func(id, appid string) []token.Credential
 }
 
 // Platform is one third-party platform's ticket and authorizers.
@@ -93,15 +95,22 @@ func (p *Platform) Start(ctx context.Context, tokens Tokens) error {
 }
 
 // AuthorizerID is the credential id of the authorizer appid of the
-// platform whose credential id is platform.
-func AuthorizerID(platform, appid string) string { return appid }
+// platform whose credential id is platform: "{platform}/{appid}". The
+// platform's id is its namespace, so one account may be authorized to
+// several platforms, and be configured with its own AppSecret too, each
+// credential apart. While only one platform holds an appid, the token
+// manager also answers to the bare appid, the id authorizers had before.
+func AuthorizerID(platform, appid string) string { return platform + "/" + appid }
 
-// authorizer is the credential of one authorizer of this platform.
-func (p *Platform) authorizer(appid string) token.Credential {
+// authorizer is the credential of one authorizer of this platform, by its
+// appid or its id (as the token manager restores it: an authorizer stored
+// before ids had namespaces is restored by its appid, and moved).
+func (p *Platform) authorizer(id string) token.Credential {
+	appid := strings.TrimPrefix(id, p.cfg.ID+"/")
 	c := token.Credential{ID: AuthorizerID(p.cfg.ID, appid), Kind: KindAuthorizer, Owner: p.cfg.ID, Parent: p.cfg.ID,
 		Source: &authorizerSource{p: p, appid: appid}}
 	if p.cfg.Tickets != nil {
-		c.Children = p.cfg.Tickets(appid)
+		c.Children = p.cfg.Tickets(c.ID, appid)
 	}
 	return c
 }

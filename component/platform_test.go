@@ -45,6 +45,13 @@ func startPlatform(t *testing.T, fc wxtest.Config, st store.Store, fake *wxtest.
 func startPlatformWith(t *testing.T, fc wxtest.Config, st store.Store, fake *wxtest.Fake,
 	wrap func(http.RoundTripper) http.RoundTripper, opts ...func(*token.Config)) *platform {
 	t.Helper()
+	return startPlatformConfig(t, component.Config{ID: "plat", AppID: comp.AppID, Secret: comp.Secret}, fc, st, fake, wrap, opts...)
+}
+
+// startPlatformConfig is startPlatformWith for the platform cfg.
+func startPlatformConfig(t *testing.T, cfg component.Config, fc wxtest.Config, st store.Store, fake *wxtest.Fake,
+	wrap func(http.RoundTripper) http.RoundTripper, opts ...func(*token.Config)) *platform {
+	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if fake == nil {
 		fake = wxtest.New(fc)
@@ -57,12 +64,12 @@ func startPlatformWith(t *testing.T, fc wxtest.Config, st store.Store, fake *wxt
 		hc.Transport = wrap(hc.Transport)
 	}
 	pl.up = &wechat.Client{HTTP: hc, API: "http://wechat"}
-	pl.p = component.New(component.Config{ID: "plat", AppID: comp.AppID, Secret: comp.Secret}, pl.up, st, quiet)
-	cfg := token.Config{Store: st, Logger: quiet}
+	pl.p = component.New(cfg, pl.up, st, quiet)
+	tc := token.Config{Store: st, Logger: quiet}
 	for _, o := range opts {
-		o(&cfg)
+		o(&tc)
 	}
-	m, err := token.New(cfg, []token.Credential{pl.p.Credential()})
+	m, err := token.New(tc, []token.Credential{pl.p.Credential()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +140,7 @@ func TestPlatformLifecycle(t *testing.T) {
 		if st.DeadUses != 0 || st.AuthorizerTokenCalls < 6 {
 			t.Fatalf("authorizer stats %+v: want ≥ 6 refreshes and no dead use", st)
 		}
-		rec := storedRecord(t, pl.store, "wxauth01")
+		rec := storedRecord(t, pl.store, "plat/wxauth01")
 		if rec.State != pl.fake.AuthorizerRefreshToken(comp.AppID, "wxauth01") {
 			t.Fatal("stored refresh token is not WeChat's newest after rotations")
 		}
@@ -149,7 +156,7 @@ func TestPlatformLifecycle(t *testing.T) {
 		if got := pl.fake.Stats("wxauth01").AuthorizerTokenCalls; got != calls {
 			t.Fatalf("a revoked authorizer was refreshed %d times", got-calls)
 		}
-		if rec := storedRecord(t, pl.store, "wxauth01"); rec.State != "" || rec.Token != "" || !rec.Revoked {
+		if rec := storedRecord(t, pl.store, "plat/wxauth01"); rec.State != "" || rec.Token != "" || !rec.Revoked {
 			t.Fatal("a revoked authorizer's tokens are still stored")
 		}
 	})
@@ -210,28 +217,41 @@ func TestRestartUsesStoredTicket(t *testing.T) {
 	})
 }
 
-// TestSecondComponentRefused: an authorizer held by one platform cannot be
-// claimed by another: the push is refused, nothing is merged.
-func TestSecondComponentRefused(t *testing.T) {
+// TestOneAccountOnTwoPlatforms: an account authorized to two platforms is
+// held by each under its own namespace, "{platform}/{appid}", with its
+// own refresh token; one platform's import touches nothing of the other's,
+// and the bare appid, which named the authorizer before namespaces, is
+// ambiguous.
+func TestOneAccountOnTwoPlatforms(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := memory.New()
 		pl := startPlatform(t, wxtest.Config{}, st, nil)
 		time.Sleep(time.Second)
 		pl.fake.Authorize(t.Context(), comp.AppID, "wxauth01")
+		if !pl.use(t, "wxauth01") {
+			t.Fatal("no authorizer token by its bare appid while one platform holds it")
+		}
 		quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 		other := component.New(component.Config{ID: "other", AppID: "wxother", Secret: "s"}, pl.up, st, quiet)
 		if err := other.Start(t.Context(), pl.tokens); err != nil {
 			t.Fatal(err)
 		}
-		_, err := other.Import(t.Context(), []component.Import{{AppID: "wxauth01", RefreshToken: "stolen"}}, true)
-		if !errors.Is(err, token.ErrOwned) {
-			t.Fatalf("second platform importing a held authorizer: %v, want ErrOwned", err)
+		done, err := other.Import(t.Context(), []component.Import{{AppID: "wxauth01", RefreshToken: "others"}}, true)
+		if err != nil || len(done) != 1 || done[0].Result != component.Imported {
+			t.Fatalf("second platform importing the account: %v, %v; want imported", done, err)
 		}
-		if s, _ := pl.tokens.Snapshot("wxauth01"); s.Owner != "plat" {
-			t.Fatalf("owner = %q after a refused claim, want plat", s.Owner)
+		if s, err := pl.tokens.Snapshot("other/wxauth01"); err != nil || s.Owner != "other" {
+			t.Fatalf("other/wxauth01 = %+v, %v; want held by other", s, err)
 		}
-		if rec := storedRecord(t, st, "wxauth01"); rec.State == "stolen" {
-			t.Fatal("the refused claim overwrote the refresh token")
+		if s, err := pl.tokens.Token("plat/wxauth01"); err != nil || s.Owner != "plat" {
+			t.Fatalf("plat/wxauth01 = %+v, %v; want served, held by plat", s, err)
+		}
+		if rec := storedRecord(t, st, "plat/wxauth01"); rec.State == "others" {
+			t.Fatal("the other platform's import overwrote this platform's refresh token")
+		}
+		var amb *token.AmbiguousError
+		if _, err := pl.tokens.Token("wxauth01"); !errors.As(err, &amb) || fmt.Sprint(amb.Candidates) != "[other/wxauth01 plat/wxauth01]" {
+			t.Fatalf("bare appid held by two platforms: %v, want ambiguous between other/wxauth01 and plat/wxauth01", err)
 		}
 	})
 }
@@ -359,24 +379,24 @@ func TestImportKeepsLiveRefreshTokens(t *testing.T) {
 		if err := pl.fake.Unauthorize(t.Context(), comp.AppID, "wxgone"); err != nil {
 			t.Fatal(err)
 		}
-		live := storedRecord(t, pl.store, "wxlive").State
+		live := storedRecord(t, pl.store, "plat/wxlive").State
 		list := []component.Import{{AppID: "wxlive", RefreshToken: "other"}, {AppID: "wxgone", RefreshToken: "new"}}
 		done, err := pl.p.Import(t.Context(), list, false)
 		want := []component.ImportResult{{AppID: "wxlive", Result: component.SkippedExisting}, {AppID: "wxgone", Result: component.Imported}}
 		if err != nil || fmt.Sprint(done) != fmt.Sprint(want) {
 			t.Fatalf("Import = %v, %v; want %v", done, err, want)
 		}
-		if got := storedRecord(t, pl.store, "wxlive").State; got != live {
+		if got := storedRecord(t, pl.store, "plat/wxlive").State; got != live {
 			t.Fatalf("a live authorizer's refresh token became %q", got)
 		}
-		if rec := storedRecord(t, pl.store, "wxgone"); rec.State != "new" || rec.Revoked {
+		if rec := storedRecord(t, pl.store, "plat/wxgone"); rec.State != "new" || rec.Revoked {
 			t.Fatalf("the withdrawn authorizer holds %+v after its import, want refresh token new", rec)
 		}
 		if _, err := pl.p.Import(t.Context(), []component.Import{list[0], list[0]}, true); !errors.Is(err, component.ErrInvalidImport) {
 			t.Fatalf("an appid listed twice: %v, want ErrInvalidImport", err)
 		}
 		done, err = pl.p.Import(t.Context(), list[:1], true)
-		if err != nil || len(done) != 1 || done[0].Result != component.Replaced || storedRecord(t, pl.store, "wxlive").State != "other" {
+		if err != nil || len(done) != 1 || done[0].Result != component.Replaced || storedRecord(t, pl.store, "plat/wxlive").State != "other" {
 			t.Fatalf("Import with replace = %v, %v; want wxlive replaced", done, err)
 		}
 	})
@@ -400,12 +420,12 @@ func TestPage(t *testing.T) {
 			limit  int
 			want   string // ids, then the next cursor after "|"
 		}{
-			{"", 2, "wxa wxb|wxb"},
-			{"wxb", 2, "wxc wxd|wxd"},
-			{"wxd", 2, "wxe|"},
-			{"", 5, "wxa wxb wxc wxd wxe|"},
-			{"", 4, "wxa wxb wxc wxd|wxd"},
-			{"wxbb", 1, "wxc|wxc"}, // a cursor that is no appid
+			{"", 2, "plat/wxa plat/wxb|wxb"},
+			{"wxb", 2, "plat/wxc plat/wxd|wxd"},
+			{"wxd", 2, "plat/wxe|"},
+			{"", 5, "plat/wxa plat/wxb plat/wxc plat/wxd plat/wxe|"},
+			{"", 4, "plat/wxa plat/wxb plat/wxc plat/wxd|wxd"},
+			{"wxbb", 1, "plat/wxc|wxc"}, // a cursor that is no appid
 			{"wxe", 3, "|"},
 		}
 		ids := pl.tokens.IDs()

@@ -48,6 +48,12 @@ type Config struct {
 	Debug Debug `yaml:"debug"`
 	// Memory trades the process's memory against the collector's CPU.
 	Memory Memory `yaml:"memory"`
+	// Metrics places the Prometheus metrics.
+	Metrics Metrics `yaml:"metrics"`
+	// WeChatListen, if set, is the address of the WeChat-compatible
+	// facade (package facade): WeChat's own token and ticket endpoints,
+	// for SDKs whose base URL points here. Off by default.
+	WeChatListen string `yaml:"wechat_listen"`
 
 	// kindSet, when set, is checked against instead of the installed
 	// kinds (ParseWith).
@@ -76,6 +82,14 @@ type Debug struct {
 	// loopback address, such as 127.0.0.1:6060, with no authentication:
 	// profiles hold no tokens or secrets, but they do show the process's
 	// internals, so the address must be a loopback one.
+	Listen string `yaml:"listen"`
+}
+
+// Metrics places GET /metrics.
+type Metrics struct {
+	// Listen, if set, serves /metrics on this address alone, rather than
+	// on the API's listener, for a network that reaches metrics and not
+	// the API (or the other way round).
 	Listen string `yaml:"listen"`
 }
 
@@ -233,6 +247,11 @@ type Client struct {
 	// tokens that cannot be fetched again, so it is a permission of its
 	// own: neither allow nor "*" grants it.
 	Import []string `yaml:"import"`
+	// SDK names the WeChat SDK the client uses through the facade
+	// (wechat_listen), so that the expires_in it is answered suits that
+	// SDK's cache: silenceper, wxjava, co-wechat-api, easywechat,
+	// wechatpy; empty for any other (facade/expires.go).
+	SDK string `yaml:"sdk"`
 }
 
 // LogValue keeps the key out of logs.

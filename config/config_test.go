@@ -63,7 +63,25 @@ func TestParseGood(t *testing.T) {
 }
 
 func TestParseComponent(t *testing.T) {
-	c, err := config.Parse([]byte(`
+	c, err := config.Parse([]byte(componentYAML), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Clients[0].Import; len(got) != 1 || got[0] != "wx00000000000c0001" {
+		t.Fatalf("import = %q, want [wx00000000000c0001]", got)
+	}
+	if c.Credentials[0].ID != "wx00000000000c0001" || c.Callbacks.MaxSkew != 5*time.Minute {
+		t.Fatalf("component id = %q, max_skew = %s; want defaults wx00000000000c0001 and 5m", c.Credentials[0].ID, c.Callbacks.MaxSkew)
+	}
+	// One authorizer is {platform}/{appid}; an appid must look like one.
+	bad := strings.Replace(componentYAML, "wx00000000000c0001/wxauth0000000001", "wx00000000000c0001/wx auth", 1)
+	if _, err := config.Parse([]byte(bad), env(nil)); err == nil || !strings.Contains(err.Error(), `unknown credential "wx00000000000c0001/wx auth"`) {
+		t.Fatalf("allow with a malformed authorizer appid: %v", err)
+	}
+}
+
+// componentYAML is TestParseComponent's configuration.
+const componentYAML = `
 credentials:
   - kind: component
     component_appid: wx00000000000c0001
@@ -75,18 +93,8 @@ credentials:
     secret: s
     callback: {token: t}
 clients:
-  - {name: platform-web, key: 0123456789abcdef, allow: [wx00000000000c0001, wx00000000000c0001/*], import: [wx00000000000c0001]}
-`), env(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := c.Clients[0].Import; len(got) != 1 || got[0] != "wx00000000000c0001" {
-		t.Fatalf("import = %q, want [wx00000000000c0001]", got)
-	}
-	if c.Credentials[0].ID != "wx00000000000c0001" || c.Callbacks.MaxSkew != 5*time.Minute {
-		t.Fatalf("component id = %q, max_skew = %s; want defaults wx00000000000c0001 and 5m", c.Credentials[0].ID, c.Callbacks.MaxSkew)
-	}
-}
+  - {name: platform-web, key: 0123456789abcdef, allow: [wx00000000000c0001, wx00000000000c0001/*, wx00000000000c0001/wxauth0000000001], import: [wx00000000000c0001]}
+`
 
 func TestParseEmptyIsDefaults(t *testing.T) {
 	c, err := config.Parse(nil, env(nil))
@@ -151,6 +159,7 @@ func TestParseBad(t *testing.T) {
 		{"callback key", base("  - {kind: mp, appid: wx0000000000000001, secret: s, callback: {token: t, encoding_aes_key: nope}}\n", ""), "(wx0000000000000001).callback.encoding_aes_key: want the 43-character"},
 		{"wecom callback key", base("  - {id: w, kind: wecom, corpid: ww0000000000000001, secret: s, callback: {token: t}}\n", ""), "(w).callback.encoding_aes_key: required for kind wecom"},
 		{"allow component", base(okCred, "  - {name: c, key: 0123456789abcdef, allow: [wx0000000000000001/*]}\n"), "unknown credential \"wx0000000000000001/*\""},
+		{"allow an authorizer of no platform", base(okCred, "  - {name: c, key: 0123456789abcdef, allow: [wx0000000000000001/wxa]}\n"), "unknown credential \"wx0000000000000001/wxa\""},
 		{"max skew", "callbacks: {max_skew: -1s}\n", "callbacks.max_skew: must not be negative"},
 		{"overlap within timeout", "upstream: {timeout: 10s}\nrefresh: {overlap: 10s}\n", "refresh.overlap: must exceed upstream.timeout (10s), got 10s"},
 		{"overlap within default timeout", "refresh: {overlap: 15s}\n", "refresh.overlap: must exceed upstream.timeout (15s), got 15s"},

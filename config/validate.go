@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wxtoken/wxtoken/facade"
 	"github.com/wxtoken/wxtoken/wechat"
 )
 
@@ -57,6 +58,10 @@ func (c *Config) SetDefaults() {
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// authorizerAppID is what an authorizer's appid may look like (as the
+// component package takes it).
+var authorizerAppID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // Validate checks every rule and reports all violations, each naming its
 // field.
@@ -149,6 +154,16 @@ func (c *Config) Validate() error {
 	}
 	if g := c.Memory.GCPercent; g < 10 || g > 1000 {
 		bad("memory.gc_percent", "want 10 to 1000, got %d", g)
+	}
+	if c.Metrics.Listen != "" {
+		if msg := checkHostPort(c.Metrics.Listen); msg != "" {
+			bad("metrics.listen", "%s", msg)
+		}
+	}
+	if c.WeChatListen != "" {
+		if msg := checkHostPort(c.WeChatListen); msg != "" {
+			bad("wechat_listen", "%s", msg)
+		}
 	}
 	if c.Callbacks.MaxSkew < 0 {
 		bad("callbacks.max_skew", "must not be negative")
@@ -284,7 +299,9 @@ func (cl Client) validate(f string, ids, components map[string]bool) []error {
 		bad("allow", "required: credential ids, or \"*\"")
 	}
 	for _, id := range cl.Allow {
-		if comp, ok := strings.CutSuffix(id, "/*"); ok && components[comp] {
+		// A platform's authorizers: all of them, or one by its id,
+		// {platform}/{appid}.
+		if comp, appid, ok := strings.Cut(id, "/"); ok && components[comp] && (appid == "*" || authorizerAppID.MatchString(appid)) {
 			continue
 		}
 		if id != "*" && !ids[id] {
@@ -295,6 +312,9 @@ func (cl Client) validate(f string, ids, components map[string]bool) []error {
 		if !components[id] {
 			bad("import", "%q is not a credential of kind component", id)
 		}
+	}
+	if err := facade.CheckSDK(cl.SDK); err != nil {
+		bad("sdk", "%v", err)
 	}
 	return errs
 }

@@ -3,6 +3,7 @@ package kind
 import (
 	"github.com/wxtoken/wxtoken/component"
 	"github.com/wxtoken/wxtoken/config"
+	"github.com/wxtoken/wxtoken/facade"
 	"github.com/wxtoken/wxtoken/token"
 )
 
@@ -42,16 +43,17 @@ var Component = &Kind{
 	Callback:    &Callback{Encrypted: true},
 	Tickets:     accountTickets,
 	Authorizers: true,
+	Facade:      facade.Component,
 }
 
 func init() { Default.Register(Component) }
 
 // authorizerTickets makes the tickets a platform's configuration enables
 // for each of its authorizers.
-func authorizerTickets(env *Env, types []string) func(appid string) []token.Credential {
+func authorizerTickets(env *Env, types []string) func(id, appid string) []token.Credential {
 	ts := ticketsOf(accountTickets, types)
 	if len(ts) == 0 {
 		return nil
 	}
-	return func(appid string) []token.Credential { return children(env, appid, appid, ts) }
+	return func(id, appid string) []token.Credential { return children(env, id, appid, ts) }
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/wxtoken/wxtoken/component"
 	"github.com/wxtoken/wxtoken/config"
+	"github.com/wxtoken/wxtoken/facade"
 	"github.com/wxtoken/wxtoken/store"
 	"github.com/wxtoken/wxtoken/token"
 	"github.com/wxtoken/wxtoken/wechat"
@@ -44,6 +45,10 @@ type Kind struct {
 	// platform's authorizers), which clients may be allowed ("<id>/*")
 	// and may import.
 	Authorizers bool
+	// Facade is the family of WeChat token endpoints that name a
+	// credential of this kind by its Receiver on the WeChat-compatible
+	// facade; "" if none does.
+	Facade facade.Family
 }
 
 // Bad reports what is wrong with one field.

@@ -74,6 +74,11 @@ func TestEveryKindFromItsDeclaration(t *testing.T) {
 			if (len(set.Callbacks) == 1) != (k.Callback != nil) {
 				t.Errorf("%d callbacks built, kind has callback %v", len(set.Callbacks), k.Callback != nil)
 			}
+			// The WeChat-compatible facade names it as its kind declares.
+			if want := k.Facade != ""; (len(set.Facade) == 1) != want ||
+				want && (set.Facade[0].ID != cr.ID || set.Facade[0].Family != k.Facade || set.Facade[0].AppID == "") {
+				t.Errorf("facade credentials %+v, kind declares %q", set.Facade, k.Facade)
+			}
 
 			// Status: the manager shows the declared kind.
 			m, err := token.New(token.Config{Store: env.Store, Logger: env.Logger}, set.Credentials)

@@ -5,6 +5,7 @@ import (
 	"regexp"
 
 	"github.com/wxtoken/wxtoken/config"
+	"github.com/wxtoken/wxtoken/facade"
 	"github.com/wxtoken/wxtoken/token"
 	"github.com/wxtoken/wxtoken/wechat"
 )
@@ -50,6 +51,7 @@ var MP = &Kind{
 	},
 	Callback: &Callback{Verify: true},
 	Tickets:  accountTickets,
+	Facade:   facade.MP,
 }
 
 func init() { Default.Register(MP) }

@@ -2,10 +2,12 @@ package kind
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/wxtoken/wxtoken/callback"
 	"github.com/wxtoken/wxtoken/component"
 	"github.com/wxtoken/wxtoken/config"
+	"github.com/wxtoken/wxtoken/facade"
 	"github.com/wxtoken/wxtoken/server"
 	"github.com/wxtoken/wxtoken/token"
 )
@@ -20,6 +22,9 @@ type Set struct {
 	Platforms map[string]*component.Platform
 	// Callbacks are the endpoints WeChat calls.
 	Callbacks []server.Callback
+	// Facade are the credentials the WeChat-compatible facade names by
+	// appid.
+	Facade []facade.Credential
 
 	jssdk map[string]*server.JSSDK
 	// authorizers are the tickets each platform enables for its
@@ -41,6 +46,9 @@ func (r *Registry) Build(env *Env, list []config.Credential) (*Set, error) {
 			return nil, fmt.Errorf("credential %s: %w", cr.ID, err)
 		}
 		s.Credentials = append(s.Credentials, b.Credential)
+		if k.Facade != "" {
+			s.Facade = append(s.Facade, facade.Credential{ID: cr.ID, AppID: b.Receiver, Family: k.Facade, Secret: cr.Secret})
+		}
 		ts := ticketsOf(k.Tickets, cr.Tickets)
 		if b.Platform != nil {
 			s.Platforms[cr.ID] = b.Platform
@@ -86,9 +94,22 @@ func (s *Set) JSSDK(owner func(id string) string) func(id string) *server.JSSDK 
 		if j := s.jssdk[id]; j != nil {
 			return j
 		}
-		if ts := s.authorizers[owner(id)]; len(ts) > 0 {
-			// wx.config carries the authorizer's own appid, its id.
-			return jssdkOf(id, id, 0, ts)
+		if p := owner(id); len(s.authorizers[p]) > 0 {
+			// wx.config carries the authorizer's own appid: its id
+			// within the platform's namespace.
+			return jssdkOf(id, strings.TrimPrefix(id, p+"/"), 0, s.authorizers[p])
+		}
+		return nil
+	}
+}
+
+// Tickets returns the facade's lookup of a credential's tickets, ticket
+// type → ticket credential id, from JSSDK's.
+func (s *Set) Tickets(owner func(id string) string) func(id string) map[string]string {
+	jssdk := s.JSSDK(owner)
+	return func(id string) map[string]string {
+		if j := jssdk(id); j != nil {
+			return j.Tickets
 		}
 		return nil
 	}

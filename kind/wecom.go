@@ -5,6 +5,7 @@ import (
 	"regexp"
 
 	"github.com/wxtoken/wxtoken/config"
+	"github.com/wxtoken/wxtoken/facade"
 	"github.com/wxtoken/wxtoken/token"
 	"github.com/wxtoken/wxtoken/wechat"
 )
@@ -42,6 +43,7 @@ var WeCom = &Kind{
 	},
 	Callback: &Callback{Verify: true, Encrypted: true},
 	Tickets:  wecomTickets,
+	Facade:   facade.WeCom,
 }
 
 func init() { Default.Register(WeCom) }

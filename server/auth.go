@@ -29,7 +29,8 @@ type client struct {
 }
 
 // allowed reports whether the client may use credential id, owned by the
-// component owner ("" for configured credentials).
+// component owner ("" for configured credentials): an authorizer, whose
+// id is "{owner}/{appid}", when allowed that id or "{owner}/*".
 func (c *client) allowed(id, owner string) bool {
 	return c.all || c.allow[id] || (owner != "" && c.allow[owner+"/*"])
 }

@@ -87,7 +87,7 @@ func (s *Server) importAuthorizers(w http.ResponseWriter, r *http.Request) error
 	}
 	if req.Replace {
 		for _, a := range req.Authorizers {
-			if !c.allowed(a.AppID, id) {
+			if !c.allowed(component.AuthorizerID(id, a.AppID), id) {
 				return &notPermitted{"replace needs the client to be allowed every authorizer listed (" + id + "/* or the appid); it is not allowed " + a.AppID}
 			}
 		}

@@ -23,6 +23,8 @@ var (
 	errBadKey    = errors.New("unknown client key")
 	errForbidden = errors.New("this client may not use this credential")
 	errNotFound  = errors.New("no such endpoint")
+	// errUnreachable: a proxied call did not reach WeChat.
+	errUnreachable = errors.New("WeChat could not be reached")
 )
 
 // methodNotAllowed is a known path asked with a method it does not take.
@@ -114,6 +116,10 @@ func classify(err error) (int, apiError) {
 		return http.StatusBadRequest, apiError{Code: "bad_message", Message: err.Error()}
 	case errors.Is(err, token.ErrRevoked):
 		return http.StatusGone, apiError{Code: "revoked", Message: "the account withdrew its authorization"}
+	case errors.As(err, new(*tooMany)):
+		return http.StatusTooManyRequests, apiError{Code: "too_many_watches", Message: err.Error()}
+	case errors.As(err, new(*token.AmbiguousError)):
+		return http.StatusConflict, apiError{Code: "ambiguous", Message: err.Error()}
 	case errors.Is(err, token.ErrOwned):
 		return http.StatusConflict, apiError{Code: "conflict", Message: err.Error()}
 	case errors.Is(err, component.ErrInvalidImport):
@@ -155,6 +161,8 @@ func classify(err error) (int, apiError) {
 			e.ErrCode, e.ErrMsg = api.ErrCode, api.ErrMsg
 		}
 		return http.StatusBadGateway, e
+	case errors.Is(err, errUnreachable):
+		return http.StatusBadGateway, apiError{Code: "upstream_error", Message: err.Error()}
 	case errors.Is(err, store.ErrInvalid):
 		return http.StatusBadRequest, apiError{Code: "bad_request", Message: "identifier too long"}
 	case errors.As(err, new(*wechat.APIError)):

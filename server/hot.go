@@ -41,7 +41,12 @@ type hotPath struct {
 	// route: the request may be routed by fastTokenID rather than the
 	// mux, as no other route could take a path fastTokenID accepts.
 	route bool
-	seed  maphash.Seed
+	// namespaced: so may a two-segment path, {ns}/{id}, unless its second
+	// segment is one of reserved, the literal second segments of other
+	// routes (POST /v1/tokens/{id}/invalidate): the mux decides those.
+	namespaced bool
+	reserved   map[string]bool
+	seed       maphash.Seed
 	// bodies holds the last body served for each id, in the slot its
 	// hash picks; ids that share a slot take turns, each rebuilding its
 	// body when the other has replaced it. A fixed number of slots keeps
@@ -60,36 +65,60 @@ type cachedBody struct {
 }
 
 func newHotPath(eps []endpoint) *hotPath {
-	h := &hotPath{seed: maphash.MakeSeed(), route: true}
+	h := &hotPath{seed: maphash.MakeSeed(), route: true, reserved: map[string]bool{}}
+	ns, other := false, false // routes of two segments: GET {ns}/{id}, others
 	for _, ep := range eps {
 		rest, ok := strings.CutPrefix(ep.Path, tokenPath)
-		if !ok || strings.Contains(rest, "/") {
-			continue // only one-segment paths below tokenPath would compete
+		if !ok {
+			continue
 		}
-		if ep.Method != http.MethodGet || rest != "{id}" {
-			h.route = false
+		switch first, second, two := strings.Cut(rest, "/"); {
+		case !two:
+			if ep.Method != http.MethodGet || rest != "{id}" {
+				h.route = false
+			}
+		case strings.Contains(second, "/"):
+			// Three segments or more: the fast route takes none.
+		case ep.Method == http.MethodGet && first == "{ns}" && second == "{id}":
+			ns = true
+		case strings.HasPrefix(first, "{") && !strings.HasPrefix(second, "{"):
+			h.reserved[second] = true // {id}/invalidate: the mux decides
+		default:
+			other = true
 		}
 	}
+	h.namespaced = h.route && ns && !other
 	return h
 }
 
 // fastTokenID returns the id of a request that the mux would give to
-// getToken with the same path value, or false if the mux must route it.
+// getToken with the same path values, or false if the mux must route it.
 // It takes GET only (the mux also gives it HEAD), and only a path that the
 // mux would neither clean nor redirect: one non-empty segment after
-// /v1/tokens/ that is not "." or "..". Path is the unescaped path, so the
-// id is the segment as the mux unescapes it; an escaped "/" (%2F) shows
-// in Path as a "/", and goes to the mux.
+// /v1/tokens/ that is not "." or "..", or, with namespaced ids, two such
+// segments, the second not reserved, in a path with nothing escaped. Path
+// is the unescaped path, so the id is the segment as the mux unescapes it;
+// an escaped "/" (%2F) shows in Path as a "/", and goes to the mux.
 func (h *hotPath) fastTokenID(r *http.Request) (string, bool) {
 	if !h.route || r.Method != http.MethodGet {
 		return "", false
 	}
 	id, ok := strings.CutPrefix(r.URL.Path, tokenPath)
-	if !ok || id == "" || id == "." || id == ".." || strings.IndexByte(id, '/') >= 0 {
+	if !ok {
+		return "", false
+	}
+	ns, rest, two := strings.Cut(id, "/")
+	if !two {
+		return id, segment(id)
+	}
+	if !h.namespaced || r.URL.RawPath != "" || !segment(ns) || !segment(rest) || strings.IndexByte(rest, '/') >= 0 || h.reserved[rest] {
 		return "", false
 	}
 	return id, true
 }
+
+// segment reports whether s is a path segment the mux takes as it is.
+func segment(s string) bool { return s != "" && s != "." && s != ".." }
 
 // serveToken answers GET /v1/tokens/{id}.
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, id string) error {

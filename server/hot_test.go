@@ -137,6 +137,18 @@ func TestFastRouteSameAsMux(t *testing.T) {
 		{"GET", "/v1/tokens//shop", opsKey, false},
 		{"GET", "/v1/tokens/shop/", opsKey, false},
 		{"GET", "/v1/tokens/shop/invalidate", opsKey, false},
+		{"GET", "/v1/tokens/shop/jssdk", opsKey, false},
+		{"GET", "/v1/tokens/plat/wxa", opsKey, true},  // 404
+		{"GET", "/v1/tokens/plat/wxa", shopKey, true}, // 403
+		{"GET", "/v1/tokens/plat/wxa", "", true},      // 401
+		{"GET", "/v1/tokens/plat/%77xa", opsKey, false},
+		{"GET", "/v1/tokens/plat/a%2Fb", opsKey, false},
+		{"GET", "/v1/tokens/plat/.", opsKey, false},
+		{"GET", "/v1/tokens/./wxa", opsKey, false},
+		{"GET", "/v1/tokens/plat//wxa", opsKey, false},
+		{"GET", "/v1/tokens/plat/wxa/", opsKey, false},
+		{"GET", "/v1/tokens/plat/wxa/tickets", opsKey, false},
+		{"GET", "/v1/tokens/plat/wxa/tickets/jsapi", opsKey, false},
 		{"GET", "/v1/tokensshop", opsKey, false},
 		{"HEAD", "/v1/tokens/shop", opsKey, false},
 		{"POST", "/v1/tokens/shop", opsKey, false},
@@ -191,9 +203,28 @@ func TestFastRouteYields(t *testing.T) {
 		{endpoint{Method: "GET", Path: "/v1/tokens/export"}, false},
 		{endpoint{Method: "PUT", Path: "/v1/tokens/{id}"}, false},
 		{endpoint{Method: "GET", Path: "/v1/tokens/{id...}"}, false},
+		{endpoint{Method: "GET", Path: "/v1/tokens/{ns}/{id}/tickets/{type}"}, true},
 	} {
 		if got := newHotPath(append(slices.Clone(base), tt.extra)).route; got != tt.want {
 			t.Errorf("with %s %s: fast route %v, want %v", tt.extra.Method, tt.extra.Path, got, tt.want)
+		}
+	}
+	// Namespaced ids take the fast route only beside GET /v1/tokens/{ns}/{id},
+	// and never for a reserved second segment.
+	h := newHotPath(append(slices.Clone(base), endpoint{Method: "GET", Path: "/v1/tokens/{ns}/{id}"}))
+	if !h.namespaced || !h.reserved["invalidate"] || len(h.reserved) != 1 {
+		t.Errorf("with GET /v1/tokens/{ns}/{id}: namespaced %v, reserved %v; want true, [invalidate]", h.namespaced, h.reserved)
+	}
+	if newHotPath(base).namespaced {
+		t.Error("namespaced fast route without a GET /v1/tokens/{ns}/{id} route")
+	}
+	for _, extra := range []endpoint{
+		{Method: "POST", Path: "/v1/tokens/{ns}/{id}"},
+		{Method: "GET", Path: "/v1/tokens/export/{id}"},
+		{Method: "GET", Path: "/v1/tokens/{a}/{b}"},
+	} {
+		if newHotPath(append(slices.Clone(base), endpoint{Method: "GET", Path: "/v1/tokens/{ns}/{id}"}, extra)).namespaced {
+			t.Errorf("with %s %s: namespaced fast route, want the mux to decide", extra.Method, extra.Path)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wxtoken/wxtoken/relay"
 	"github.com/wxtoken/wxtoken/store"
 	"github.com/wxtoken/wxtoken/store/memory"
 	"github.com/wxtoken/wxtoken/token"
@@ -62,6 +63,22 @@ type Config struct {
 	// JSSDK returns the tickets and signing ids of a credential, nil if
 	// it has no tickets; nil means no credential has.
 	JSSDK func(id string) *JSSDK
+	// Metrics, if set, is served at GET /metrics, to anyone: Prometheus
+	// scrapes without a key. It shows credential ids and states, never a
+	// token or a secret.
+	Metrics http.Handler
+	// ProxyTarget, if set, serves /v1/proxy/{id}/<WeChat API path>: where
+	// each credential's calls go.
+	ProxyTarget ProxyTarget
+	// ProxyTransport makes the proxy's calls to WeChat; nil means
+	// http.DefaultTransport.
+	ProxyTransport http.RoundTripper
+	// WatchHeartbeat is how often an idle watch stream sends a comment
+	// (default 15s).
+	WatchHeartbeat time.Duration
+	// WatchesPerClient bounds the watch streams one client keeps open
+	// (default 64).
+	WatchesPerClient int
 }
 
 // CallbackMode is how WeChat calls one kind's callback URL.
@@ -94,6 +111,10 @@ type Server struct {
 	modes     map[string]CallbackMode
 	jssdk     func(id string) *JSSDK
 	hot       *hotPath
+	hub       *watchHub
+
+	proxyTarget ProxyTarget
+	proxy       *relay.Relay
 }
 
 // New returns a Server for cfg.
@@ -116,6 +137,10 @@ func New(cfg Config) (*Server, error) {
 		upstreams: cfg.Upstreams,
 		modes:     map[string]CallbackMode{},
 		jssdk:     cfg.JSSDK,
+		hub:       newWatchHub(cfg.WatchHeartbeat, cfg.WatchesPerClient),
+	}
+	if n, ok := cfg.Tokens.(interface{ OnChange(func(*token.Snapshot)) }); ok {
+		n.OnChange(s.hub.publish)
 	}
 	for _, m := range cfg.CallbackModes {
 		s.modes[m.Kind] = m
@@ -157,7 +182,13 @@ func New(cfg Config) (*Server, error) {
 		{"POST /v1/tokens/{id}/invalidate", `report a token WeChat refused, {"access_token":"..."}; answers the new or current one`, true, s.invalidate},
 		{"GET /v1/tokens/{id}/tickets/{type}", "the credential's current JS-SDK ticket (jsapi, wx_card, agent_config)", true, s.getTicket},
 		{"POST /v1/tokens/{id}/jssdk", `wx.config's signature for a page, {"url":"https://..."}`, true, s.signJSSDK},
+		// A credential in a namespace: an authorizer is {platform}/{appid}.
+		{"GET /v1/tokens/{ns}/{id}", "the same for a credential in a namespace: an authorizer, {platform}/{appid}", true, s.getNamespacedToken},
+		{"POST /v1/tokens/{ns}/{id}/invalidate", "the same, in a namespace", true, s.invalidate},
+		{"GET /v1/tokens/{ns}/{id}/tickets/{type}", "the same, in a namespace", true, s.getTicket},
+		{"POST /v1/tokens/{ns}/{id}/jssdk", "the same, in a namespace", true, s.signJSSDK},
 		{"GET /v1/tokens", "the state of the credentials the key may use, without tokens", true, s.listTokens},
+		{"GET /v1/watch", "Server-Sent Events: each listed credential's token (or ticket, {id}/tickets/{type}) now and whenever it changes, ?ids=a,b", true, s.watch},
 		{"GET /v1/upstreams", "WeChat's hosts, their health and the one in use", true, s.listUpstreams},
 		{"POST /v1/components/{id}/preauthcode", "a third-party platform's pre-auth code and authorization URL", true, s.preAuthCode},
 		{"GET /v1/components/{id}/authorizers", "a third-party platform's authorizers, a page at a time", true, s.listAuthorizers},
@@ -168,6 +199,17 @@ func New(cfg Config) (*Server, error) {
 			routes = append(routes, route{"GET /callback/" + m.Kind + "/{id}", "WeChat's server URL verification", false, s.verifyURL(m)})
 		}
 		routes = append(routes, route{"POST /callback/" + m.Kind + "/{id}", "WeChat's pushes", false, s.receive(m)})
+	}
+	if cfg.ProxyTarget != nil {
+		s.proxyTarget = cfg.ProxyTarget
+		s.proxy = s.newProxy(cfg.ProxyTransport)
+		routes = append(routes,
+			route{"GET /v1/proxy/{rest...}", "a WeChat API call made with the credential's token: /v1/proxy/{id}/cgi-bin/...", true, s.proxyCall},
+			route{"POST /v1/proxy/{rest...}", "the same, with a body", true, s.proxyCall})
+	}
+	if cfg.Metrics != nil {
+		routes = append(routes, route{"GET /metrics", "Prometheus metrics: credential ids and states, no tokens", false,
+			func(w http.ResponseWriter, r *http.Request) error { cfg.Metrics.ServeHTTP(w, r); return nil }})
 	}
 	routes = append(routes,
 		route{"GET /healthz", "200 while the process is up", false, s.healthz},
@@ -183,6 +225,11 @@ func New(cfg Config) (*Server, error) {
 	s.hot = newHotPath(s.endpoints)
 	return s, nil
 }
+
+// Close ends the watch streams, which would otherwise hold an
+// http.Server's Shutdown until its deadline: give it to the server's
+// RegisterOnShutdown. Requests of other kinds are not affected.
+func (s *Server) Close() { s.hub.close() }
 
 // endpoint is one route as GET / lists it.
 type endpoint struct {
@@ -258,7 +305,9 @@ func (s *Server) authorize(r *http.Request, id, owner string) (*client, error) {
 }
 
 // authorizeToken is authorize for a token request: an authorizer may be
-// allowed through its component.
+// allowed through its component, and asked for by its bare appid. An
+// appid that several platforms hold is ambiguous to a client that may see
+// one of them, and forbidden to any other.
 func (s *Server) authorizeToken(r *http.Request, id string) (*client, error) {
 	c, err := s.clients.authenticate(r)
 	if err != nil {
@@ -267,14 +316,55 @@ func (s *Server) authorizeToken(r *http.Request, id string) (*client, error) {
 	if c.allowed(id, "") {
 		return c, nil // the common case: no need to look up an owner
 	}
-	if snap, err := s.tokens.Snapshot(id); err == nil && c.allowed(id, snap.Owner) {
+	snap, err := s.tokens.Snapshot(id)
+	if err == nil && c.allowed(snap.ID, snap.Owner) {
 		return c, nil
+	}
+	if amb := (*token.AmbiguousError)(nil); errors.As(err, &amb) {
+		var visible []string
+		for _, cand := range amb.Candidates {
+			if snap, err := s.tokens.Snapshot(cand); err == nil && c.allowed(cand, snap.Owner) {
+				visible = append(visible, cand)
+			}
+		}
+		if len(visible) > 0 {
+			return nil, &token.AmbiguousError{ID: id, Candidates: visible}
+		}
 	}
 	return nil, errForbidden
 }
 
+// tokenID is the credential id in a /v1/tokens path: {id}, or {ns}/{id}
+// for a credential in a namespace (an authorizer, {platform}/{appid}).
+func tokenID(r *http.Request) string {
+	if ns := r.PathValue("ns"); ns != "" {
+		return ns + "/" + r.PathValue("id")
+	}
+	return r.PathValue("id")
+}
+
+// canonical is the id of the credential that id names (id itself, or the
+// namespaced id an authorizer's bare appid stands for).
+func (s *Server) canonical(id string) string {
+	if snap, err := s.tokens.Snapshot(id); err == nil {
+		return snap.ID
+	}
+	return id
+}
+
 func (s *Server) getToken(w http.ResponseWriter, r *http.Request) error {
-	return s.serveToken(w, r, r.PathValue("id"))
+	return s.serveToken(w, r, tokenID(r))
+}
+
+// getNamespacedToken answers GET /v1/tokens/{ns}/{id}. The paths of the
+// single-id POST routes also have two segments; asked with GET they are
+// those routes asked with the wrong method, not an authorizer: WeChat's
+// appids are never "invalidate" or "jssdk".
+func (s *Server) getNamespacedToken(w http.ResponseWriter, r *http.Request) error {
+	if id := r.PathValue("id"); id == "invalidate" || id == "jssdk" {
+		return &methodNotAllowed{method: r.Method, allow: []string{http.MethodPost}}
+	}
+	return s.getToken(w, r)
 }
 
 // report is the body of POST /v1/tokens/{id}/invalidate.
@@ -283,7 +373,7 @@ type report struct {
 }
 
 func (s *Server) invalidate(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
+	id := tokenID(r)
 	c, err := s.authorizeToken(r, id)
 	if err != nil {
 		return err

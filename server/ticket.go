@@ -40,6 +40,7 @@ func (s *Server) jssdkOf(r *http.Request, id string) (*JSSDK, error) {
 	if _, err := s.authorizeToken(r, id); err != nil {
 		return nil, err
 	}
+	id = s.canonical(id)
 	var j *JSSDK
 	if s.jssdk != nil {
 		j = s.jssdk(id)
@@ -79,7 +80,7 @@ func (s *Server) current(r *http.Request, id string) (*token.Snapshot, error) {
 
 // getTicket answers GET /v1/tokens/{id}/tickets/{type}.
 func (s *Server) getTicket(w http.ResponseWriter, r *http.Request) error {
-	id, typ := r.PathValue("id"), r.PathValue("type")
+	id, typ := tokenID(r), r.PathValue("type")
 	_, tid, err := s.ticketOf(r, id, typ)
 	if err != nil {
 		return err
@@ -90,7 +91,7 @@ func (s *Server) getTicket(w http.ResponseWriter, r *http.Request) error {
 	}
 	now := time.Now()
 	in := int64(snap.ExpiresIn(now) / time.Second)
-	writeJSON(w, http.StatusOK, map[string]any{"id": id, "type": typ, "ticket": snap.Token, "expires_in": in,
+	writeJSON(w, http.StatusOK, map[string]any{"id": s.canonical(id), "type": typ, "ticket": snap.Token, "expires_in": in,
 		"expires_at": now.Add(time.Duration(in) * time.Second).UTC().Format(time.RFC3339)})
 	return nil
 }
@@ -114,7 +115,7 @@ type signature struct {
 // for WeCom, wx.agentConfig) needs for the page at the given url, so that
 // the page never holds a ticket.
 func (s *Server) signJSSDK(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
+	id := tokenID(r)
 	j, err := s.jssdkOf(r, id)
 	if err != nil {
 		return err

@@ -133,7 +133,7 @@ func ownerName(owner string) string {
 // state are erased from the store, it is no longer refreshed, and Token
 // answers ErrRevoked. A later Add with a seed restores it.
 func (m *Manager) Revoke(ctx context.Context, id string) error {
-	e, err := m.entry(id)
+	e, err := m.lookup(id)
 	if err != nil {
 		return err
 	}
@@ -199,7 +199,15 @@ func (m *Manager) Restore(ctx context.Context, owner string, mk func(id string) 
 				if err != nil || rec.Owner != owner {
 					continue
 				}
-				if errs[w] = m.addLoaded(ctx, mk(chunk[i].Key[len(recordKey("")):]), rec, chunk[i].Version); errs[w] != nil {
+				id, ver := chunk[i].Key[len(recordKey("")):], chunk[i].Version
+				c := mk(id)
+				if c.ID != id {
+					// Stored before ids had namespaces.
+					if rec, ver, errs[w] = m.migrate(ctx, id, c, rec, ver); errs[w] != nil {
+						return
+					}
+				}
+				if errs[w] = m.addLoaded(ctx, c, rec, ver); errs[w] != nil {
 					return
 				}
 				n.Add(1)
@@ -278,7 +286,7 @@ func (m *Manager) newLoaded(c Credential, rec record, ver uint64) (*entry, time.
 // Wake moves the credential's next refresh to now if it has no valid
 // token: a ticket it was waiting for has arrived.
 func (m *Manager) Wake(id string) {
-	e, err := m.entry(id)
+	e, err := m.lookup(id)
 	if err != nil {
 		return
 	}

@@ -3,6 +3,7 @@ package token
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -33,6 +34,18 @@ func (e *UnavailableError) Error() string {
 		return fmt.Sprintf("token: %s: no valid token yet", e.ID)
 	}
 	return fmt.Sprintf("token: %s: no valid token: %s", e.ID, e.Cause.Message)
+}
+
+// AmbiguousError reports an id that names no credential itself and
+// several within their owners' namespaces: an appid that two platforms
+// hold as an authorizer. The caller must name one of the Candidates.
+type AmbiguousError struct {
+	ID         string
+	Candidates []string
+}
+
+func (e *AmbiguousError) Error() string {
+	return fmt.Sprintf("token: %q is held by several owners; name one of %s", e.ID, strings.Join(e.Candidates, ", "))
 }
 
 // LimitedError reports a refresh that was asked for but not made, because

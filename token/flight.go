@@ -121,7 +121,9 @@ func (m *Manager) fly(e *entry, f *flight, base string) {
 	e.mu.Unlock()
 	close(f.done)
 
-	m.logRefresh(e, f, o, time.Since(start))
+	d := time.Since(start)
+	m.logRefresh(e, f, o, d)
+	m.observe(e, o, d)
 }
 
 // settle publishes rec as the entry's state and plans its next refresh.
@@ -146,6 +148,11 @@ func (m *Manager) settle(e *entry, rec record, ver uint64, next time.Time, cause
 	}
 	if snap.Revoked != prev.Revoked {
 		m.revokeChildren(e)
+	}
+	if fns := m.onChange.Load(); fns != nil && (snap.Token != prev.Token || snap.Revoked != prev.Revoked || snap.ServeUntil.Before(prev.ServeUntil)) {
+		for _, fn := range *fns {
+			fn(snap)
+		}
 	}
 	if e.changed != nil {
 		close(e.changed)

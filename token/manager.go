@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,8 @@ type Config struct {
 	Store store.Store
 	// Logger receives one line per refresh; nil means slog.Default().
 	Logger *slog.Logger
+	// Observer, if set, is told of every refresh and report (metrics).
+	Observer Observer
 
 	// RefreshAt is the fraction of a token's lifetime after which it is
 	// refreshed (default 0.8); Jitter spreads that by ± this fraction of
@@ -133,6 +136,11 @@ type Manager struct {
 	// bulk serializes the passes that read every record: Restore and
 	// resyncAll.
 	bulk sync.Mutex
+
+	// onChange are called with every snapshot a watcher should hear of
+	// (OnChange); the slice is replaced, never changed.
+	onChange   atomic.Pointer[[]func(*Snapshot)]
+	onChangeMu sync.Mutex
 
 	ctx    context.Context // cancelled by Close: ends refreshes
 	cancel context.CancelFunc
@@ -312,6 +320,7 @@ func (m *Manager) enter() bool {
 	return true
 }
 
+// entry returns the entry of the credential whose id is id.
 func (m *Manager) entry(id string) (*entry, error) {
 	v, ok := m.entries.Load(id)
 	if !ok {
@@ -320,11 +329,39 @@ func (m *Manager) entry(id string) (*entry, error) {
 	return v.(*entry), nil
 }
 
+// lookup is entry for a caller's id, which may also be the id of a
+// credential within its owner's namespace: "{owner}/{id}". An authorizer
+// is held as "{platform}/{appid}", and answers to its bare appid (its id
+// before ids had namespaces) while only one platform holds it; so do the
+// credentials derived from it ("{appid}/tickets/jsapi").
+func (m *Manager) lookup(id string) (*entry, error) {
+	if v, ok := m.entries.Load(id); ok {
+		return v.(*entry), nil
+	}
+	var found []*entry
+	for _, owner := range m.owners.list() {
+		if v, ok := m.entries.Load(owner + "/" + id); ok {
+			found = append(found, v.(*entry))
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, ErrUnknown
+	case 1:
+		return found[0], nil
+	}
+	ids := make([]string, len(found))
+	for i, e := range found {
+		ids[i] = e.cred.ID
+	}
+	return nil, &AmbiguousError{ID: id, Candidates: ids}
+}
+
 // Token returns the credential's current token. It never waits on WeChat
 // or the store: it reads memory only. A credential with no token valid
 // for at least the safety margin gives an *UnavailableError.
 func (m *Manager) Token(id string) (*Snapshot, error) {
-	e, err := m.entry(id)
+	e, err := m.lookup(id)
 	if err != nil {
 		return nil, err
 	}
@@ -333,7 +370,7 @@ func (m *Manager) Token(id string) (*Snapshot, error) {
 		if s.Revoked {
 			return nil, ErrRevoked
 		}
-		return nil, &UnavailableError{ID: id, Cause: s.Cause}
+		return nil, &UnavailableError{ID: e.cred.ID, Cause: s.Cause}
 	}
 	return s, nil
 }
@@ -348,7 +385,7 @@ func (m *Manager) Await(ctx context.Context, id string) (*Snapshot, error) {
 	if err == nil || errors.Is(err, ErrUnknown) || errors.Is(err, ErrRevoked) {
 		return s, err
 	}
-	e, _ := m.entry(id)
+	e, _ := m.lookup(id)
 	deadline := time.Now().Add(m.cfg.ServeWait)
 	timer := time.NewTimer(m.cfg.ServeWait)
 	defer timer.Stop()
@@ -382,9 +419,26 @@ func (m *Manager) Await(ctx context.Context, id string) (*Snapshot, error) {
 	}
 }
 
+// OnChange sets fn to be called with a credential's new snapshot whenever
+// its token is replaced, its authorization is withdrawn or given back, or
+// the moment its token may be served until comes earlier: whenever what a
+// caller caches must change. fn runs with the credential locked, on the
+// path that published the snapshot: it must be quick, must not block and
+// must not call the Manager. Each call adds a function.
+func (m *Manager) OnChange(fn func(*Snapshot)) {
+	m.onChangeMu.Lock()
+	defer m.onChangeMu.Unlock()
+	var fns []func(*Snapshot)
+	if p := m.onChange.Load(); p != nil {
+		fns = slices.Clone(*p)
+	}
+	fns = append(fns, fn)
+	m.onChange.Store(&fns)
+}
+
 // Snapshot returns the credential's current state, valid token or not.
 func (m *Manager) Snapshot(id string) (*Snapshot, error) {
-	e, err := m.entry(id)
+	e, err := m.lookup(id)
 	if err != nil {
 		return nil, err
 	}
@@ -417,7 +471,7 @@ func (m *Manager) Ready() bool {
 // Refresh forces a refresh of the credential now unless its current token
 // has already been replaced (Invalidate with the current token).
 func (m *Manager) Refresh(ctx context.Context, id string) (*Snapshot, error) {
-	e, err := m.entry(id)
+	e, err := m.lookup(id)
 	if err != nil {
 		return nil, err
 	}
@@ -441,7 +495,7 @@ func (m *Manager) Invalidate(ctx context.Context, id, stale string) (*Snapshot, 
 // the checks say, ForceBudget bounds the fetches reports cause in a day,
 // and one check and one fetch serve every caller reporting together.
 func (m *Manager) Report(ctx context.Context, id, stale string) (*Snapshot, Result, error) {
-	e, err := m.entry(id)
+	e, err := m.lookup(id)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -449,11 +503,18 @@ func (m *Manager) Report(ctx context.Context, id, stale string) (*Snapshot, Resu
 		return nil, 0, ErrRevoked
 	}
 	s, res, err := m.refresh(ctx, e, stale, reported)
+	if obs := m.cfg.Observer; obs != nil {
+		if err != nil {
+			obs.Reported(e.cred.Kind, "refused")
+		} else {
+			obs.Reported(e.cred.Kind, res.String())
+		}
+	}
 	if err != nil {
 		return nil, 0, err
 	}
 	if !s.Valid(time.Now()) {
-		return nil, 0, &UnavailableError{ID: id, Cause: s.Cause}
+		return nil, 0, &UnavailableError{ID: e.cred.ID, Cause: s.Cause}
 	}
 	return s, res, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +39,18 @@ func (o *owners) any() bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return len(o.mk) > 0
+}
+
+// list returns the owners, sorted.
+func (o *owners) list() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([]string, 0, len(o.mk))
+	for owner := range o.mk {
+		out = append(out, owner)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (o *owners) get(owner string) func(string) Credential {
@@ -199,6 +212,8 @@ func (m *Manager) takeUpLoaded(id string, rec record, ver uint64) {
 		return
 	}
 	if mk := m.owners.get(rec.Owner); mk != nil {
-		m.addLoaded(m.ctx, mk(id), rec, ver)
+		if c := mk(id); c.ID == id { // not a record under an old id, which Restore moves
+			m.addLoaded(m.ctx, c, rec, ver)
+		}
 	}
 }

@@ -151,6 +151,9 @@ type Fake struct {
 	targets  map[string]pushTarget
 	rotation map[string]int
 
+	// loginCodes are the codes LoginCode issued, by value.
+	loginCodes map[string]*loginCode
+
 	// life ends the pushes that api_start_push_ticket runs in the
 	// background; stop cancels it, wg waits for them, and closed keeps
 	// Close's wait from racing a new one.
@@ -198,6 +201,10 @@ type Stats struct {
 	// Issued counts new tokens actually issued, at all endpoints. A stable
 	// call answered with the current token issues nothing.
 	Issued int
+
+	// LoginCalls counts calls to sns/jscode2session and
+	// sns/oauth2/access_token naming this appid, failed ones included.
+	LoginCalls int
 
 	// GoodUses counts calls to token-using endpoints (getcallbackip,
 	// get_api_domain_ip, the ticket endpoints, clear_quota, and for a
@@ -291,6 +298,8 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.serveQueryAuth(w, r)
 	case "/cgi-bin/component/api_authorizer_token":
 		f.serveAuthorizerToken(w, r)
+	case "/sns/jscode2session", "/sns/oauth2/access_token":
+		f.serveLogin(w, r)
 	default:
 		http.NotFound(w, r)
 	}

@@ -13,8 +13,13 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/wxtoken/wxtoken/config"
 	"github.com/wxtoken/wxtoken/kind"
+	"github.com/wxtoken/wxtoken/metrics"
 	"github.com/wxtoken/wxtoken/server"
 	"github.com/wxtoken/wxtoken/store"
 	"github.com/wxtoken/wxtoken/store/bolt"
@@ -41,7 +46,9 @@ type Main struct {
 	// checks, run when there are failover hosts.
 	stopHealth context.CancelFunc
 	healthDone chan struct{}
-	debug      *debugServer // with debug.listen set
+	debug      *debugServer  // with debug.listen set
+	metrics    *debugServer  // with metrics.listen set
+	facade     *facadeServer // with wechat_listen set
 }
 
 // Run binds the API's address, opens the store, loads the stored tokens
@@ -62,6 +69,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// fetch counts against WeChat's daily quota) and no data file created.
 	if m.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return err
+	}
+	if cfg.WeChatListen != "" {
+		if m.facade, err = listenFacade(cfg.WeChatListen); err != nil {
+			return fmt.Errorf("wechat_listen: %w", err)
+		}
 	}
 	if cfg.Debug.Listen != "" {
 		if m.debug, err = startDebug(cfg.Debug.Listen, m.Logger); err != nil {
@@ -97,9 +109,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.tokens, err = token.New(token.Config{
 		Store:            m.store,
 		Logger:           m.Logger,
+		Observer:         metrics.New(reg),
 		RefreshAt:        cfg.Refresh.At,
 		Jitter:           cfg.Refresh.Jitter,
 		Overlap:          cfg.Refresh.Overlap,
@@ -124,9 +139,22 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	for _, c := range cfg.Clients {
 		clients = append(clients, server.Client{Name: c.Name, KeyHash: c.KeyHash(), Allow: c.Allow, Import: c.Import})
 	}
+	reg.MustRegister(metrics.NewCollector(m.tokens))
+	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn)})
+	var apiMetrics http.Handler
+	if cfg.Metrics.Listen == "" {
+		apiMetrics = metricsHandler
+	} else {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metricsHandler)
+		if m.metrics, err = startSide(cfg.Metrics.Listen, mux, "metrics", m.Logger); err != nil {
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
+	}
 	api, err := server.New(server.Config{Tokens: m.tokens, Clients: clients, Logger: m.Logger,
 		Callbacks: set.Callbacks, CallbackModes: kind.Default.CallbackModes(), MaxSkew: cfg.Callbacks.MaxSkew,
-		Claims: m.store, Platforms: apiPlatforms, Upstreams: up.Upstreams, JSSDK: set.JSSDK(m.owner)})
+		Claims: m.store, Platforms: apiPlatforms, Upstreams: up.Upstreams, JSSDK: set.JSSDK(m.owner),
+		Metrics: apiMetrics, ProxyTarget: proxyTarget(cfg.Upstream, up), ProxyTransport: hc.Transport})
 	if err != nil {
 		return err
 	}
@@ -138,6 +166,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+	}
+	m.srv.RegisterOnShutdown(api.Close)
+	if m.facade != nil {
+		if err := m.facade.start(cfg, set, m.tokens, m.owner, up, hc.Transport, m.Logger); err != nil {
+			return err
+		}
 	}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.srv.Serve(m.ln) }()
@@ -232,6 +266,16 @@ func (m *Main) Close() error {
 		}
 	} else if m.ln != nil {
 		m.ln.Close()
+	}
+	if m.metrics != nil {
+		errs = append(errs, m.metrics.close())
+	}
+	if m.facade != nil {
+		errs = append(errs, m.facade.close(func(s *http.Server) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return s.Shutdown(ctx)
+		}))
 	}
 	if m.debug != nil {
 		errs = append(errs, m.debug.close())

@@ -745,7 +745,7 @@ func TestClusterDurableAcrossRedisRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ent, err := rc.Get(t.Context(), "token/"+auth)
+	ent, err := rc.Get(t.Context(), "token/plat/"+auth)
 	rc.Close()
 	var rec struct{ Token, State string }
 	if err != nil || json.Unmarshal(ent.Value, &rec) != nil {

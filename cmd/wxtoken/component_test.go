@@ -155,7 +155,7 @@ func TestPlatformKill9(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ent, err := s.Get(t.Context(), "token/wxauth01")
+		ent, err := s.Get(t.Context(), "token/plat/wxauth01")
 		s.Close()
 		if err != nil {
 			t.Fatal(err)

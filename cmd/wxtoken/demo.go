@@ -21,6 +21,7 @@ import (
 func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:8750", "address of the wxtoken API")
+	wechatListen := fs.String("wechat-listen", "127.0.0.1:8751", "address of the WeChat-compatible facade, for SDKs")
 	lifetime := fs.Duration("lifetime", 2*time.Minute, "lifetime of the fake's tokens (short, to watch refreshes)")
 	overlap := fs.Duration("overlap", 30*time.Second, "how long the fake keeps a replaced token valid")
 	summary := "Runs a server with sample credentials against a built-in fake WeChat, in a temporary\ndata directory, and prints commands to try. Ctrl-C stops it."
@@ -54,9 +55,10 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	upstream := "http://" + fln.Addr().String()
 	cfg := &config.Config{
-		Listen:   *listen,
-		DataDir:  dir,
-		Upstream: config.Upstream{API: upstream, WeCom: upstream, Timeout: 5 * time.Second},
+		Listen:       *listen,
+		WeChatListen: *wechatListen,
+		DataDir:      dir,
+		Upstream:     config.Upstream{API: upstream, WeCom: upstream, Timeout: 5 * time.Second},
 		// A report forces a refresh at most once a second here (30 s by
 		// default), so the printed report works right after start.
 		Refresh: config.Refresh{Overlap: *overlap, MinForceInterval: time.Second},
@@ -107,7 +109,13 @@ fresh like the token (the ticket itself: %[1]s/v1/tokens/demo-oa/tickets/jsapi):
 
   curl -s -H "Authorization: Bearer $KEY" -d '{"url":"https://shop.example.com/pay?order=42"}' %[1]s/v1/tokens/demo-oa/jssdk
 
+A WeChat SDK needs no code change: point its base URL at %[6]s instead of
+https://api.weixin.qq.com and give it the key as its AppSecret. It gets the token wxtoken holds, and
+its API calls are forwarded to WeChat:
+
+  curl -s -w '\n' "%[6]s/cgi-bin/token?grant_type=client_credential&appid=wxd000000000000002&secret=$KEY"
+
 Ctrl-C to stop.
-`, base, upstream, *lifetime, dir, clientKey)
+`, base, upstream, *lifetime, dir, clientKey, "http://"+m.WeChatAddr())
 	return m.Wait(ctx)
 }

@@ -26,7 +26,9 @@ func TestDemoCommandsRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	var out syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"demo", "--listen", "127.0.0.1:0"}, &out, io.Discard) }()
+	go func() {
+		done <- run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--wechat-listen", "127.0.0.1:0"}, &out, io.Discard)
+	}()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -72,10 +74,10 @@ func TestDemoCommandsRun(t *testing.T) {
 			t.Errorf("output lacks %s", want)
 		}
 	}
-	// Two answers carry tokens: demo-oa's, and the replacement of the
-	// reported demo-mini token.
-	if n := strings.Count(res, `"access_token":"`); n < 2 {
-		t.Errorf("%d tokens in the output, want 2", n)
+	// Three answers carry tokens: demo-oa's, the replacement of the
+	// reported demo-mini token, and the facade's demo-mini token.
+	if n := strings.Count(res, `"access_token":"`); n < 3 {
+		t.Errorf("%d tokens in the output, want 3", n)
 	}
 	for _, bad := range []string{`"error"`, `"errcode":4`} {
 		if strings.Contains(res, bad) {

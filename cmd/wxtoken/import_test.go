@@ -5,14 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/wxtoken/wxtoken/config"
 	"github.com/wxtoken/wxtoken/wechat"
 	"github.com/wxtoken/wxtoken/wxtest"
 )
@@ -39,15 +37,7 @@ func TestImportNeverOverwritesLiveAuthorizer(t *testing.T) {
   - {name: importer, key: %s, allow: [plat], import: [plat]}
 `, readerKey, importerKey)
 	yaml = strings.Replace(yaml, "allow: [plat, plat/*]}", "allow: [plat, plat/*], import: [plat]}", 1)
-	cfg, err := config.Parse([]byte(yaml), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if err := m.Run(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m := runYAML(t, yaml)
 	addr := m.Addr()
 	fake.SetPushTarget(platformComp.AppID, "http://"+addr+"/callback/component/plat", nil)
 	getToken(t, addr, "plat")
@@ -107,15 +97,7 @@ func TestImportNeverOverwritesLiveAuthorizer(t *testing.T) {
 // importCall posts body to the platform's import endpoint with key.
 func importCall(t *testing.T, addr, key, body string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", "http://"+addr+"/v1/components/plat/authorizers", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return keyCall(t, addr, "POST", "/v1/components/plat/authorizers", key, body)
 }
 
 // invalidate reports stale for id and returns the token answered.
@@ -136,12 +118,13 @@ func invalidate(t *testing.T, addr, id, stale string) string {
 	return tr.AccessToken
 }
 
-// storedRefreshToken reads id's refresh token from m's store.
-func storedRefreshToken(t *testing.T, m *Main, id string) string {
+// storedRefreshToken reads the refresh token of plat's authorizer appid
+// from m's store.
+func storedRefreshToken(t *testing.T, m *Main, appid string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	ent, err := m.store.Get(ctx, "token/"+id)
+	ent, err := m.store.Get(ctx, "token/plat/"+appid)
 	if err != nil {
 		t.Fatal(err)
 	}

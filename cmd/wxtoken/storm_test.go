@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -72,6 +73,7 @@ clients:
 // credStatus is one credential in GET /v1/tokens.
 type credStatus struct {
 	ID           string    `json:"id"`
+	Owner        string    `json:"component"`
 	State        string    `json:"state"`
 	ExpiresAt    time.Time `json:"expires_at"`
 	NextRefresh  time.Time `json:"next_refresh"`
@@ -101,6 +103,10 @@ func listTokens(t *testing.T, hc *http.Client, addr string) (map[string]credStat
 	out := map[string]credStatus{}
 	for _, c := range body.Credentials {
 		out[c.ID] = c
+		if c.Owner != "" {
+			// An authorizer, also by its appid, as WeChat counts it.
+			out[strings.TrimPrefix(c.ID, c.Owner+"/")] = c
+		}
 	}
 	return out, nil
 }

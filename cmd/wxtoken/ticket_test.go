@@ -335,6 +335,23 @@ func TestAuthorizerTickets(t *testing.T) {
 	if status, body := w.call(t, "GET", "/v1/tokens/"+auth+"/tickets/wx_card", ""); status != 404 {
 		t.Errorf("a ticket the platform does not enable: %d %s", status, body)
 	}
+	// A watch of the ticket, by either id, starts with it.
+	for _, id := range []string{auth, "plat/" + auth} {
+		typ, data := firstEvent(t, w.m.Addr(), id+"/tickets/jsapi")
+		if typ != "ticket" || !strings.Contains(data, `"ticket":"`+r.Ticket+`"`) || !strings.Contains(data, `"id":"plat/`+auth+`","type":"jsapi"`) {
+			t.Errorf("watch of %s/tickets/jsapi: first event %s %s", id, typ, data)
+		}
+	}
+	// The same by the authorizer's id, {platform}/{appid}.
+	status, body = w.call(t, "GET", "/v1/tokens/plat/"+auth+"/tickets/jsapi", "")
+	if status != 200 || !strings.Contains(body, `"ticket":"`+r.Ticket+`"`) || !strings.Contains(body, `"id":"plat/`+auth+`"`) {
+		t.Errorf("ticket by the namespaced id: %d %s; want %s", status, body, r.Ticket)
+	}
+	status, body = w.call(t, "POST", "/v1/tokens/plat/"+auth+"/jssdk", `{"url":"https://a.example/p"}`)
+	json.Unmarshal([]byte(body), &s)
+	if status != 200 || s.AppID != auth || s.Signature != sign(r.Ticket, s.NonceStr, s.Timestamp, "https://a.example/p") {
+		t.Errorf("jssdk by the namespaced id: %d %s", status, body)
+	}
 
 	// A restart restores the authorizer with its ticket: nothing fetched.
 	key := wxtest.TicketKey{Account: auth, Type: wxtest.TicketJSAPI}
