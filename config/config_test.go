@@ -233,3 +233,29 @@ func TestDebugListenLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestMemoryGCPercent: memory.gc_percent defaults to 50, takes a value in
+// range, and refuses one out of it, naming the field.
+func TestMemoryGCPercent(t *testing.T) {
+	for _, tt := range []struct {
+		yaml string
+		want int
+		bad  bool
+	}{
+		{"", config.DefaultGCPercent, false},
+		{"memory: {gc_percent: 100}\n", 100, false},
+		{"memory: {gc_percent: 5}\n", 0, true},
+		{"memory: {gc_percent: -1}\n", 0, true},
+		{"memory: {gc_percent: 5000}\n", 0, true},
+	} {
+		c, err := config.Parse([]byte(tt.yaml), env(nil))
+		switch {
+		case tt.bad && (err == nil || !strings.Contains(err.Error(), "memory.gc_percent")):
+			t.Errorf("%q: error %v, want one naming memory.gc_percent", tt.yaml, err)
+		case !tt.bad && err != nil:
+			t.Errorf("%q: %v", tt.yaml, err)
+		case !tt.bad && c.Memory.GCPercent != tt.want:
+			t.Errorf("%q: gc_percent %d, want %d", tt.yaml, c.Memory.GCPercent, tt.want)
+		}
+	}
+}

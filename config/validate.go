@@ -46,6 +46,9 @@ func (c *Config) SetDefaults() {
 	if c.Callbacks.MaxSkew == 0 {
 		c.Callbacks.MaxSkew = 5 * time.Minute
 	}
+	if c.Memory.GCPercent == 0 {
+		c.Memory.GCPercent = DefaultGCPercent
+	}
 	for i := range c.Credentials {
 		cr := &c.Credentials[i]
 		if r, ok := c.kinds().Rules(cr.Kind); ok {
@@ -148,6 +151,9 @@ func (c *Config) Validate() error {
 		} else if !loopback(c.Debug.Listen) {
 			bad("debug.listen", "want a loopback address (127.0.0.1, ::1 or localhost), got %q: the profiler has no authentication", c.Debug.Listen)
 		}
+	}
+	if g := c.Memory.GCPercent; g < 10 || g > 1000 {
+		bad("memory.gc_percent", "want 10 to 1000, got %d", g)
 	}
 	if c.Metrics.Listen != "" {
 		if msg := checkHostPort(c.Metrics.Listen); msg != "" {

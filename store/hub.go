@@ -8,10 +8,14 @@ import (
 )
 
 // hubBuffer is how many notifications a subscriber's queue holds for a
-// reader that is busy elsewhere. Writes are rare (a token every hour or
-// two per credential), so a reader that falls this far behind is stuck,
-// and gets "" instead of the backlog.
-const hubBuffer = 64
+// reader that is busy elsewhere; one that falls further behind gets ""
+// instead of the backlog, and re-reads everything. Writes are mostly rare
+// (a token every hour or two per credential), but a platform importing
+// thousands of authorizers writes thousands of records a second, in
+// bursts of group commits: with room for only 64, the reader fell behind
+// at every burst, and a re-read of 100,000 records, far more work than
+// the backlog, made it fall behind again. 4096 keys are some 64 KB.
+const hubBuffer = 4096
 
 // Hub fans change notifications out to the Watch subscribers of one
 // process. A store whose writers all live in this process calls Notify

@@ -46,7 +46,7 @@ func (m *Manager) attempt(ctx context.Context, e *entry, base string, f *flight)
 		// Our last fetch could not be stored, and nobody wrote since:
 		// ours is newer than the store's (it may carry a rotated
 		// refresh token), so it is the one to build on.
-		rec = e.rec
+		rec = e.rec.record()
 	}
 	e.mu.Unlock()
 	if m.adoptable(rec, base, force) {

@@ -139,7 +139,7 @@ func (m *Manager) settle(e *entry, rec record, ver uint64, next time.Time, cause
 		cause = rec.Cause
 		e.storeFailures = 0
 	}
-	e.rec, e.ver, e.next = rec, ver, next
+	e.keep(rec, ver)
 	prev := e.snap.Load()
 	snap := m.snapshot(e, rec, next, cause)
 	e.snap.Store(snap)
@@ -154,13 +154,27 @@ func (m *Manager) settle(e *entry, rec record, ver uint64, next time.Time, cause
 			fn(snap)
 		}
 	}
-	close(e.changed)
-	e.changed = make(chan struct{})
-	if e.timer != nil {
-		e.timer.Stop()
+	if e.changed != nil {
+		close(e.changed)
+		e.changed = nil
 	}
 	if m.ctx.Err() == nil && !rec.Revoked {
-		e.timer = time.AfterFunc(time.Until(next), func() { m.due(e) })
+		m.wakeAt(e, next)
+	} else {
+		m.unwake(e)
+	}
+}
+
+// keep holds rec, at store version ver, as e's record; e.mu must be held
+// or e not yet published.
+func (e *entry) keep(rec record, ver uint64) {
+	e.rec, e.ver = hold(rec), ver
+	if !e.unsaved && !soloSafe(e) {
+		// The durable state (an authorizer's refresh token) is read
+		// from the store, under the lease, by every attempt that uses
+		// it; memory needs it only for a fetch the store did not take,
+		// and for a fetch made without the store (solo).
+		e.rec.State = ""
 	}
 }
 

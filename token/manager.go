@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -127,8 +126,12 @@ type Manager struct {
 
 	entries sync.Map // id → *entry
 	owners  owners
-	// kinsMu guards every entry's kids.
+	ids     idList // IDs' sorted list
+	// kinsMu guards kids, the entries derived from each entry that has
+	// any: few have, so they are not a field of every entry.
 	kinsMu sync.Mutex
+	kids   map[*entry][]*entry
+	wake   wakeups  // planned refreshes, by time
 	dueq   dueQueue // planned refreshes that are due
 	// bulk serializes the passes that read every record: Restore and
 	// resyncAll.
@@ -147,24 +150,32 @@ type Manager struct {
 }
 
 // entry is one credential's state. snap is what the request path reads;
-// everything else is guarded by mu.
+// everything else is guarded by mu. A platform may hold 100,000 entries:
+// what few of them use (children, a channel to wait on) is held elsewhere
+// or made when needed, and the next planned refresh is snap.NextRefresh.
 type entry struct {
 	cred Credential
 	snap atomic.Pointer[Snapshot]
 
 	mu     sync.Mutex
-	rec    record // last record read or written
+	rec    held   // last record read or written
 	ver    uint64 // its store version
-	next   time.Time
-	timer  *time.Timer
 	flight *flight
+	// changed, once Await has made it, is closed, and dropped, whenever
+	// snap is replaced.
+	changed chan struct{}
+	// parent is the entry of cred.Parent, set when e is added.
+	parent *entry
+	// wakeAt is when the planned refresh is due (Unix nanoseconds), and
+	// wakeIdx e's place in the heap of planned refreshes (-1: none);
+	// both guarded by the heap's lock, not mu.
+	wakeAt  int64
+	wakeIdx int32
 	// storeFailures counts consecutive store errors, which are never
 	// persisted (the store is what failed).
-	storeFailures int
+	storeFailures int32
 	// unsaved: rec holds a fetch the store did not take.
 	unsaved bool
-	// changed is closed, and replaced, whenever snap is: Await waits on it.
-	changed chan struct{}
 	// woken: what the credential waited for has arrived here (a pushed
 	// ticket), so its next attempt need not wait out the shared retry
 	// time.
@@ -174,10 +185,6 @@ type entry struct {
 	// credential. wakeAfterFlight: that token arrived while a flight was
 	// running, which re-plans at once when it ends.
 	awaitsParent, wakeAfterFlight bool
-	// parent is the entry of cred.Parent, set when e is added; kids are
-	// the entries derived from e.
-	parent *entry
-	kids   []*entry
 	// queued: its planned refresh is in the due queue. Guarded by the
 	// queue's lock, not mu.
 	queued bool
@@ -185,7 +192,7 @@ type entry struct {
 
 // newEntry returns the entry of a credential not loaded yet.
 func newEntry(c Credential) *entry {
-	e := &entry{cred: c, changed: make(chan struct{})}
+	e := &entry{cred: c, wakeIdx: -1}
 	e.snap.Store(&Snapshot{ID: c.ID, Kind: c.Kind, Owner: c.Owner})
 	return e
 }
@@ -224,6 +231,7 @@ func (m *Manager) add(c Credential) error {
 	if _, dup := m.entries.LoadOrStore(c.ID, e); dup {
 		return fmt.Errorf("token: duplicate credential id %q", c.ID)
 	}
+	m.ids.changed()
 	m.addChild(e)
 	for _, k := range c.Children {
 		k.Parent = c.ID
@@ -250,7 +258,7 @@ func (m *Manager) Start(ctx context.Context) error {
 		if err != nil {
 			e.storeFailures++
 			errs = append(errs, err)
-			m.settle(e, e.rec, e.ver, time.Now().Add(m.cfg.BaseBackoff), m.storeCause(e, err))
+			m.settle(e, e.rec.record(), e.ver, time.Now().Add(m.cfg.BaseBackoff), m.storeCause(e, err))
 		} else {
 			m.settle(e, rec, ver, m.loaded(e, rec, time.Now()), nil)
 		}
@@ -289,21 +297,13 @@ func (m *Manager) loaded(e *entry, rec record, now time.Time) time.Time {
 	return m.planned(e, rec, now)
 }
 
-// Close stops every timer and refresh and waits for them to end.
+// Close stops the planned refreshes and every refresh under way, and
+// waits for them to end.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	m.closed = true
 	m.mu.Unlock()
 	m.cancel()
-	m.entries.Range(func(_, v any) bool {
-		e := v.(*entry)
-		e.mu.Lock()
-		if e.timer != nil {
-			e.timer.Stop()
-		}
-		e.mu.Unlock()
-		return true
-	})
 	m.wg.Wait()
 	return nil
 }
@@ -391,7 +391,10 @@ func (m *Manager) Await(ctx context.Context, id string) (*Snapshot, error) {
 	defer timer.Stop()
 	for {
 		e.mu.Lock()
-		changed, due, parent := e.changed, e.flight != nil || !e.next.After(deadline), e.awaitsParent
+		if e.changed == nil {
+			e.changed = make(chan struct{})
+		}
+		changed, due, parent := e.changed, e.flight != nil || !e.snap.Load().NextRefresh.After(deadline), e.awaitsParent
 		e.mu.Unlock()
 		if c := e.snap.Load().Cause; c != nil && c.Class == causeParent {
 			parent = true // here, or at the peer whose failure was adopted
@@ -444,13 +447,7 @@ func (m *Manager) Snapshot(id string) (*Snapshot, error) {
 
 // IDs lists the credentials, sorted.
 func (m *Manager) IDs() []string {
-	var ids []string
-	m.entries.Range(func(k, _ any) bool {
-		ids = append(ids, k.(string))
-		return true
-	})
-	sort.Strings(ids)
-	return ids
+	return m.ids.list(m)
 }
 
 // Ready reports whether this instance can serve: every credential has a

@@ -39,7 +39,7 @@ func (m *Manager) panicked(e *entry, r any) outcome {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx), 5*time.Second)
 	defer cancel()
 	e.mu.Lock()
-	rec, ver := e.rec, e.ver
+	rec, ver := e.rec.record(), e.ver
 	e.mu.Unlock()
 	stored, sver, lerr := m.load(ctx, e.cred.ID)
 	if lerr == nil && sver >= ver {

@@ -93,7 +93,10 @@ func (m *Manager) addChild(c *entry) {
 	c.parent = p
 	c.mu.Unlock()
 	m.kinsMu.Lock()
-	p.kids = append(p.kids, c)
+	if m.kids == nil {
+		m.kids = make(map[*entry][]*entry)
+	}
+	m.kids[p] = append(m.kids[p], c)
 	m.kinsMu.Unlock()
 }
 
@@ -101,7 +104,7 @@ func (m *Manager) addChild(c *entry) {
 func (m *Manager) kidsOf(p *entry) []*entry {
 	m.kinsMu.Lock()
 	defer m.kinsMu.Unlock()
-	return p.kids
+	return m.kids[p]
 }
 
 // parentRevoked reports whether e derives from a withdrawn authorization.
@@ -118,7 +121,7 @@ func (m *Manager) revokeChildren(p *entry) {
 	for _, c := range m.kidsOf(p) {
 		c.mu.Lock()
 		if c.snap.Load().Revoked != p.snap.Load().Revoked {
-			m.settle(c, c.rec, c.ver, c.next, c.snap.Load().Cause)
+			m.settle(c, c.rec.record(), c.ver, c.snap.Load().NextRefresh, c.snap.Load().Cause)
 		}
 		c.mu.Unlock()
 	}
@@ -143,7 +146,7 @@ func (m *Manager) wakeChildren(p *entry) {
 		} else if waiting && !c.rec.Revoked {
 			c.awaitsParent = false
 			c.woken = true
-			m.settle(c, c.rec, c.ver, time.Now(), c.snap.Load().Cause)
+			m.settle(c, c.rec.record(), c.ver, time.Now(), c.snap.Load().Cause)
 		}
 		c.mu.Unlock()
 	}

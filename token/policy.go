@@ -104,7 +104,7 @@ func (m *Manager) failed(e *entry, rec *record, err error) time.Time {
 func (m *Manager) storeFailed(e *entry, err error) outcome {
 	e.mu.Lock()
 	e.storeFailures++
-	rec, ver := e.rec, e.ver
+	rec, ver := e.rec.record(), e.ver
 	c := m.storeCause(e, err)
 	e.mu.Unlock()
 	now := time.Now()
@@ -114,7 +114,7 @@ func (m *Manager) storeFailed(e *entry, err error) outcome {
 
 // storeCause describes a store failure; e.mu must be held.
 func (m *Manager) storeCause(e *entry, err error) *Cause {
-	return &Cause{Class: causeStore, Message: err.Error(), Since: time.Now(), Failures: e.storeFailures}
+	return &Cause{Class: causeStore, Message: err.Error(), Since: time.Now(), Failures: int(e.storeFailures)}
 }
 
 // waitParent records a fetch that could not use its parent's token. The

@@ -446,7 +446,7 @@ func TestRevokeNotUndoneByOlderState(t *testing.T) {
 		synctest.Wait()
 		e, _ := m.entry("wx1")
 		e.mu.Lock()
-		old, oldVer := e.rec, e.ver
+		old, oldVer := e.rec.record(), e.ver
 		e.mu.Unlock()
 		if err := m.Revoke(t.Context(), "wx1"); err != nil {
 			t.Fatal(err)

@@ -32,7 +32,7 @@ func (m *Manager) solo(ctx context.Context, e *entry, o outcome) (outcome, bool)
 		return o, false
 	}
 	e.mu.Lock()
-	rec, safe := e.rec, soloSafe(e)
+	rec, safe := e.rec.record(), soloSafe(e)
 	e.mu.Unlock()
 	now := time.Now()
 	if !safe || (rec.Token != "" && rec.RefreshAt.After(now) && rec.ExpiresAt.After(now)) {

@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -126,19 +127,36 @@ func (m *Manager) retryStoreFailures() {
 		e := v.(*entry)
 		e.mu.Lock()
 		if e.storeFailures > 0 && e.flight == nil {
-			m.settle(e, e.rec, e.ver, time.Now(), e.snap.Load().Cause)
+			m.settle(e, e.rec.record(), e.ver, time.Now(), e.snap.Load().Cause)
 		}
 		e.mu.Unlock()
 		return true
 	})
 }
 
-// resyncAll re-reads every record, in one pass over the store, taking up
-// authorizers a peer created.
+// resyncAll re-reads every record that changed, in one pass over the
+// store, taking up authorizers a peer created. Only records newer than
+// the one held (or of credentials not held, when authorizers may be taken
+// up) are copied out of the store: a pass runs every Resync, and whenever
+// notifications were dropped, as they are while a mass import writes
+// faster than they are read; copying all 100,000 records each time was
+// most of what an import allocated.
 func (m *Manager) resyncAll(ctx context.Context) {
 	m.bulk.Lock()
 	defer m.bulk.Unlock()
-	ents, err := m.cfg.Store.Load(ctx, recordKey(""))
+	takeUp := m.owners.any()
+	ents, err := store.LoadChanged(ctx, m.cfg.Store, recordKey(""), func(key string) uint64 {
+		e, err := m.entry(strings.TrimPrefix(key, recordKey("")))
+		if err != nil {
+			if takeUp {
+				return 0
+			}
+			return math.MaxUint64
+		}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return e.ver
+	})
 	if err != nil {
 		return // the store is down; refreshes report it
 	}

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -57,6 +59,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.Logger == nil {
 		m.Logger = slog.Default()
 	}
+	setGCPercent(cfg.Memory.GCPercent)
 	defer func() {
 		if err != nil {
 			m.Close()
@@ -191,7 +194,26 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.srv.Serve(m.ln) }()
 	m.Logger.Info("listening", "addr", m.ln.Addr().String(), "credentials", len(cfg.Credentials), "data_dir", cfg.DataDir)
+	releaseLoadGarbage()
 	return nil
+}
+
+// bigHeap is the resident heap above which releaseLoadGarbage collects:
+// below it, a start had little to load, and a forced collection would
+// only make it slower.
+const bigHeap = 64 << 20
+
+// releaseLoadGarbage returns the heap's garbage to the system once the
+// API listens, if the heap grew large. Loading is the one moment the heap
+// holds much garbage at once: each stored value read, decoded and dropped
+// under a relaxed collector (see load); the runtime's background
+// scavenger would hand it back only gradually.
+func releaseLoadGarbage() {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if ms.HeapSys-ms.HeapReleased >= bigHeap {
+		debug.FreeOSMemory()
+	}
 }
 
 // load loads every stored record: the configured credentials' and each
@@ -211,6 +233,15 @@ func (m *Main) load(ctx context.Context, set *kind.Set) (map[string]server.Platf
 		platforms[id] = p
 	}
 	return platforms, nil
+}
+
+// setGCPercent applies memory.gc_percent, unless the GOGC environment
+// variable is set: an operator's explicit choice for this process wins.
+func setGCPercent(percent int) {
+	if _, set := os.LookupEnv("GOGC"); set || percent <= 0 {
+		return
+	}
+	debug.SetGCPercent(percent)
 }
 
 // owner is the platform that owns credential id, "" if none.

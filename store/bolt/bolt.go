@@ -188,6 +188,20 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 
 // Load implements store.Store, in one read transaction.
 func (s *Store) Load(ctx context.Context, prefix string) ([]store.KeyEntry, error) {
+	return s.load(ctx, prefix, nil)
+}
+
+// LoadChanged implements store.ChangedLoader: the version is read from the
+// mapped page, and only the values above held's are copied.
+func (s *Store) LoadChanged(ctx context.Context, prefix string, held func(key string) uint64) ([]store.KeyEntry, error) {
+	return s.load(ctx, prefix, held)
+}
+
+var _ store.ChangedLoader = (*Store)(nil)
+
+// load reads the entries under prefix in one read transaction, those whose
+// version is above held's if held is not nil.
+func (s *Store) load(ctx context.Context, prefix string, held func(key string) uint64) ([]store.KeyEntry, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -196,11 +210,18 @@ func (s *Store) Load(ctx context.Context, prefix string) ([]store.KeyEntry, erro
 		c := tx.Bucket(bucket).Cursor()
 		p := []byte(prefix)
 		for k, raw := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, raw = c.Next() {
+			if len(raw) < 8 {
+				return fmt.Errorf("%q: %w", k, errCorrupt)
+			}
+			key := string(k)
+			if held != nil && binary.BigEndian.Uint64(raw) <= held(key) {
+				continue
+			}
 			e, err := decode(raw)
 			if err != nil {
 				return fmt.Errorf("%q: %w", k, err)
 			}
-			out = append(out, store.KeyEntry{Key: string(k), Entry: e})
+			out = append(out, store.KeyEntry{Key: key, Entry: e})
 		}
 		return nil
 	})
@@ -223,6 +244,8 @@ func version(b *bbolt.Bucket, key string) (uint64, error) {
 	return e.Version, err
 }
 
+var errCorrupt = errors.New("bolt: corrupt entry")
+
 // A stored value is its version, 8 bytes big-endian, then the bytes.
 func encode(v uint64, value []byte) []byte {
 	out := make([]byte, 8+len(value))
@@ -233,7 +256,7 @@ func encode(v uint64, value []byte) []byte {
 
 func decode(raw []byte) (store.Entry, error) {
 	if len(raw) < 8 {
-		return store.Entry{}, errors.New("bolt: corrupt entry")
+		return store.Entry{}, errCorrupt
 	}
 	// Values read in a transaction are only valid inside it: copy.
 	return store.Entry{Version: binary.BigEndian.Uint64(raw), Value: bytes.Clone(raw[8:])}, nil

@@ -30,6 +30,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"List", testList},
 		{"Load", testLoad},
 		{"LoadMany", testLoadMany},
+		{"LoadChanged", testLoadChanged},
 		{"ConcurrentPuts", testConcurrentPuts},
 		{"Limits", testLimits},
 		{"ValueOwnership", testValueOwnership},
@@ -249,6 +250,47 @@ func testLoad(t *testing.T, s store.Store) {
 	s.Close()
 	if _, err := s.Load(ctx, "tok/"); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("Load after Close error = %v, want ErrClosed", err)
+	}
+}
+
+// testLoadChanged checks store.LoadChanged, the store's own or the
+// fallback on Load: only the entries above the held versions, with their
+// values, and held asked about each key under the prefix at most once.
+func testLoadChanged(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for _, k := range []string{"tok/a", "tok/b", "tok/c", "tok/d", "tik/a"} {
+		if _, err := s.Put(ctx, k, []byte("v:"+k), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Put(ctx, "tok/b", []byte("v2:tok/b"), 1); err != nil {
+		t.Fatal(err)
+	}
+	held := map[string]uint64{"tok/a": 1, "tok/b": 1, "tok/c": 5} // tok/d: not held
+	asked := map[string]int{}
+	got, err := store.LoadChanged(ctx, s, "tok/", func(key string) uint64 {
+		asked[key]++
+		return held[key]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.KeyEntry{
+		{Key: "tok/b", Entry: store.Entry{Value: []byte("v2:tok/b"), Version: 2}},
+		{Key: "tok/d", Entry: store.Entry{Value: []byte("v:tok/d"), Version: 1}},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("LoadChanged(tok/) = %v, want %v", got, want)
+	}
+	for k, n := range asked {
+		if n != 1 || !strings.HasPrefix(k, "tok/") {
+			t.Fatalf("held asked about %q %d times, want only keys under tok/, once each", k, n)
+		}
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := store.LoadChanged(cancelled, s, "tok/", func(string) uint64 { return 0 }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("LoadChanged(cancelled) error = %v, want context.Canceled", err)
 	}
 }
 
