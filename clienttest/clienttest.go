@@ -186,7 +186,28 @@ func New(opts Options) (s *Server, err error) {
 		s.URLs = append(s.URLs, in.url)
 	}
 	s.URL, s.Handler = s.URLs[0], s.instances[0].handler
+	// Serve from the start: every token and ticket fetched (or failed
+	// with a known cause), so that a test's first request does not race
+	// the first fetches.
+	for deadline := time.Now().Add(readyWithin); !s.ready(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return s, fmt.Errorf("clienttest: tokens not fetched within %s", readyWithin)
+		}
+	}
 	return s, nil
+}
+
+// readyWithin bounds New's wait for the first tokens.
+const readyWithin = 30 * time.Second
+
+// ready reports whether every instance has every token, or knows why not.
+func (s *Server) ready() bool {
+	for _, in := range s.instances {
+		if !in.tokens.Ready() {
+			return false
+		}
+	}
+	return true
 }
 
 // instance is one wxtoken API: its token manager and HTTP server.
