@@ -459,13 +459,27 @@ func (m *Manager) Ready() bool {
 	now := time.Now()
 	ready := true
 	m.entries.Range(func(_, v any) bool {
-		s := v.(*entry).snap.Load()
-		if !s.Valid(now) && !s.Revoked && (s.Cause == nil || s.Cause.Class == causeStore) {
+		e := v.(*entry)
+		s := e.snap.Load()
+		if !s.Valid(now) && !s.Revoked && (s.Cause == nil || s.Cause.Class == causeStore || waitsForValidParent(e, s, now)) {
 			ready = false
 		}
 		return ready
 	})
 	return ready
+}
+
+// waitsForValidParent reports a child whose last attempt found its parent
+// without a token, though the parent has one now: it is about to be
+// fetched, not failing for a cause that another instance shares.
+func waitsForValidParent(e *entry, s *Snapshot, now time.Time) bool {
+	if s.Cause.Class != causeParent {
+		return false
+	}
+	e.mu.Lock()
+	p := e.parent
+	e.mu.Unlock()
+	return p != nil && p.snap.Load().Valid(now)
 }
 
 // Refresh forces a refresh of the credential now unless its current token

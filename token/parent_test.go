@@ -250,3 +250,54 @@ func TestRetryAfter(t *testing.T) {
 		}
 	})
 }
+
+// gatedSource is a source whose fetches wait for gate to close.
+type gatedSource struct {
+	Source
+	gate chan struct{}
+}
+
+func (g *gatedSource) Fetch(ctx context.Context, req Request) (Fetched, error) {
+	if req.Parent != "" {
+		<-g.gate
+	}
+	return g.Source.Fetch(ctx, req)
+}
+
+// TestReadyWaitsForChildOfValidParent: a child that waited for its parent
+// makes the instance ready while the parent fails (a cause every instance
+// shares), not ready once the parent has a token and the child's own fetch
+// is still to come, and ready again when it has its token.
+func TestReadyWaitsForChildOfValidParent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, wxtest.Config{})
+		parent := h.classic("wx1")
+		h.fake.SetFault("wx1", wxtest.Fault{ErrCode: -1, Count: 3})
+		kid, src := h.child("wx1/jsapi", "wx1")
+		gate := make(chan struct{})
+		kid.Source = &gatedSource{Source: src, gate: gate}
+		m := h.start(t, parent, kid)
+
+		time.Sleep(time.Second)
+		if s, _ := m.Snapshot("wx1/jsapi"); s.Cause == nil || s.Cause.Class != causeParent || !m.Ready() {
+			t.Fatalf("while the parent fails: child %+v, ready %v; want cause parent, ready", s.Cause, m.Ready())
+		}
+		for deadline := time.Now().Add(time.Hour); ; time.Sleep(time.Second) {
+			if _, err := m.Token("wx1"); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the parent never got a token")
+			}
+		}
+		synctest.Wait() // the child's fetch waits at the gate
+		if m.Ready() {
+			t.Fatal("ready while the child of a valid parent has not been fetched")
+		}
+		close(gate)
+		synctest.Wait()
+		if _, err := m.Token("wx1/jsapi"); err != nil || !m.Ready() {
+			t.Fatalf("after the child's fetch: %v, ready %v", err, m.Ready())
+		}
+	})
+}
