@@ -234,7 +234,7 @@ func TestDebugListenLoopback(t *testing.T) {
 	}
 }
 
-// TestMemoryGCPercent: memory.gc_percent defaults to 50, takes a value in
+// TestMemoryGCPercent: memory.gc_percent defaults to 40, takes a value in
 // range, and refuses one out of it, naming the field.
 func TestMemoryGCPercent(t *testing.T) {
 	for _, tt := range []struct {
