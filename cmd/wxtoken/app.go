@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"time"
@@ -49,6 +48,7 @@ type Main struct {
 	debug      *debugServer  // with debug.listen set
 	metrics    *debugServer  // with metrics.listen set
 	facade     *facadeServer // with wechat_listen set
+	gc         *gcTuner      // nil with GOGC set
 }
 
 // Run binds the API's address, opens the store, loads the stored tokens
@@ -59,7 +59,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.Logger == nil {
 		m.Logger = slog.Default()
 	}
-	setGCPercent(cfg.Memory.GCPercent)
 	defer func() {
 		if err != nil {
 			m.Close()
@@ -195,6 +194,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	go func() { m.served <- m.srv.Serve(m.ln) }()
 	m.Logger.Info("listening", "addr", m.ln.Addr().String(), "credentials", len(cfg.Credentials), "data_dir", cfg.DataDir)
 	releaseLoadGarbage()
+	m.gc = startGCTuner(cfg.Memory.GCPercent)
 	return nil
 }
 
@@ -235,15 +235,6 @@ func (m *Main) load(ctx context.Context, set *kind.Set) (map[string]server.Platf
 	return platforms, nil
 }
 
-// setGCPercent applies memory.gc_percent, unless the GOGC environment
-// variable is set: an operator's explicit choice for this process wins.
-func setGCPercent(percent int) {
-	if _, set := os.LookupEnv("GOGC"); set || percent <= 0 {
-		return
-	}
-	debug.SetGCPercent(percent)
-}
-
 // owner is the platform that owns credential id, "" if none.
 func (m *Main) owner(id string) string {
 	s, err := m.tokens.Snapshot(id)
@@ -273,6 +264,8 @@ func (m *Main) Wait(ctx context.Context) error {
 // health checks, the refreshes and the store, in that order.
 func (m *Main) Close() error {
 	var errs []error
+	m.gc.stop()
+	m.gc = nil
 	if m.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
