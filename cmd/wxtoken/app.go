@@ -175,15 +175,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	m.srv = &http.Server{
-		Handler:           api,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
-	}
+	m.srv = newHTTPServer(api, m.Logger)
 	m.srv.RegisterOnShutdown(api.Close)
 	if m.facade != nil {
 		if err := m.facade.start(cfg, set, m.tokens, m.owner, up, hc.Transport, m.Logger); err != nil {
@@ -196,6 +188,22 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	releaseLoadGarbage()
 	m.gc = startGCTuner(cfg.Memory.GCPercent)
 	return nil
+}
+
+// newHTTPServer is the HTTP server of a listener business servers call
+// (the API, the WeChat-compatible facade): bounded reads and headers, and
+// a write timeout long enough for a report that waits on a refresh.
+// (Watch streams set their own write deadlines.)
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 // bigHeap is the resident heap above which releaseLoadGarbage collects:

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/wxtoken/wxtoken/component"
 	"github.com/wxtoken/wxtoken/config"
@@ -47,15 +46,7 @@ func (fs *facadeServer) start(cfg *config.Config, set *kind.Set, tokens *token.M
 	if err != nil {
 		return err
 	}
-	fs.srv = &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	fs.srv = newHTTPServer(h, log)
 	fs.served = make(chan error, 1)
 	go func() { fs.served <- fs.srv.Serve(fs.ln) }()
 	log.Info("wechat facade listening", "addr", fs.ln.Addr().String())
