@@ -54,6 +54,10 @@ func (m *Manager) refresh(ctx context.Context, e *entry, base string, n need) (*
 		}
 		f := e.flight
 		if f == nil {
+			if e.removed {
+				e.mu.Unlock()
+				return nil, 0, ErrUnknown
+			}
 			if f = m.launch(e, base, n); f == nil {
 				e.mu.Unlock()
 				return nil, 0, ErrClosed
@@ -158,7 +162,7 @@ func (m *Manager) settle(e *entry, rec record, ver uint64, next time.Time, cause
 		close(e.changed)
 		e.changed = nil
 	}
-	if m.ctx.Err() == nil && !rec.Revoked {
+	if m.ctx.Err() == nil && !rec.Revoked && !e.removed {
 		m.wakeAt(e, next)
 	} else {
 		m.unwake(e)
