@@ -73,6 +73,11 @@ type Config struct {
 	// ProxyTransport makes the proxy's calls to WeChat; nil means
 	// http.DefaultTransport.
 	ProxyTransport http.RoundTripper
+	// Admin, if set, serves everything under /v1/admin/, with its own
+	// keys: client keys do not open it.
+	Admin http.Handler
+	// UI, if set, serves the dashboard under /ui/.
+	UI http.Handler
 	// WatchHeartbeat is how often an idle watch stream sends a comment
 	// (default 15s).
 	WatchHeartbeat time.Duration
@@ -96,7 +101,7 @@ type CallbackMode struct {
 // Server is the HTTP API. It is an http.Handler.
 type Server struct {
 	tokens  Tokens
-	clients clients
+	clients *clientSet
 	log     *slog.Logger
 	maxBody int64
 	timeout time.Duration
@@ -124,7 +129,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		tokens:  cfg.Tokens,
-		clients: newClients(cfg.Clients),
+		clients: newClientSet(cfg.Clients),
 		log:     cfg.Logger,
 		maxBody: cfg.MaxBody,
 		timeout: cfg.ReportTimeout,
@@ -221,10 +226,27 @@ func New(cfg Config) (*Server, error) {
 		method, path, _ := strings.Cut(rt.pattern, " ")
 		s.endpoints = append(s.endpoints, endpoint{Method: method, Path: strings.TrimSuffix(path, "{$}"), About: rt.about, ClientKey: rt.clientKey})
 	}
+	for _, sub := range []struct {
+		path, about string
+		h           http.Handler
+	}{
+		{"/v1/admin/", "the admin API: credentials, clients, audit log (admin key)", cfg.Admin},
+		{"/ui/", "the dashboard (admin login)", cfg.UI},
+	} {
+		if sub.h != nil {
+			s.mux.Handle(sub.path, sub.h)
+			s.endpoints = append(s.endpoints, endpoint{Method: "*", Path: sub.path, About: sub.about})
+		}
+	}
 	s.mux.Handle("/", s.handle(s.noRoute))
 	s.hot = newHotPath(s.endpoints)
 	return s, nil
 }
+
+// SetClients replaces the clients allowed to call the API: those of the
+// configuration file and those added at run time. Requests under way keep
+// the set they started with; open watch streams are not ended.
+func (s *Server) SetClients(list []Client) { s.clients.set(list) }
 
 // Close ends the watch streams, which would otherwise hold an
 // http.Server's Shutdown until its deadline: give it to the server's
