@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/wxtoken/wxtoken/admin"
 	"github.com/wxtoken/wxtoken/config"
 	"github.com/wxtoken/wxtoken/kind"
 	"github.com/wxtoken/wxtoken/metrics"
@@ -48,6 +49,7 @@ type Main struct {
 	debug      *debugServer  // with debug.listen set
 	metrics    *debugServer  // with metrics.listen set
 	facade     *facadeServer // with wechat_listen set
+	admin      *admin.Admin  // credentials and clients added at run time
 	gc         *gcTuner      // nil with GOGC set
 }
 
@@ -104,7 +106,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			up.RunHealthChecks(hctx, 30*time.Second)
 		}()
 	}
-	set, err := kind.Default.Build(&kind.Env{Client: up, Store: m.store, Logger: m.Logger}, cfg.Credentials)
+	env := &kind.Env{Client: up, Store: m.store, Logger: m.Logger}
+	set, err := kind.Default.Build(env, cfg.Credentials)
 	if err != nil {
 		return err
 	}
@@ -168,12 +171,24 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("metrics.listen: %w", err)
 		}
 	}
-	api, err := server.New(server.Config{Tokens: m.tokens, Clients: clients, Logger: m.Logger,
+	var api *server.Server
+	m.admin, err = admin.New(admin.Config{Store: m.store, Tokens: m.tokens, File: cfg, Logger: m.Logger,
+		Build:      buildCredential(env),
+		ClearQuota: func(ctx context.Context, cr config.Credential) error { return up.ClearQuota(ctx, cr.AppID, cr.Secret) },
+		SetClients: func(list []server.Client) { api.SetClients(list) }})
+	if err != nil {
+		return err
+	}
+	api, err = server.New(server.Config{Tokens: m.tokens, Clients: clients, Logger: m.Logger, Admin: m.admin.Handler(),
 		Callbacks: set.Callbacks, CallbackModes: kind.Default.CallbackModes(), MaxSkew: cfg.Callbacks.MaxSkew,
-		Claims: m.store, Platforms: apiPlatforms, Upstreams: up.Upstreams, JSSDK: set.JSSDK(m.owner),
+		Claims: m.store, Platforms: apiPlatforms, Upstreams: up.Upstreams, JSSDK: m.jssdk(set),
 		Metrics: apiMetrics, ProxyTarget: proxyTarget(cfg.Upstream, up), ProxyTransport: hc.Transport})
 	if err != nil {
 		return err
+	}
+	// Credentials and clients added at run time, before the API serves.
+	if err := m.admin.Start(ctx); err != nil {
+		return fmt.Errorf("admin: %w", err)
 	}
 	m.srv = newHTTPServer(api, m.Logger)
 	m.srv.RegisterOnShutdown(api.Close)
@@ -243,6 +258,33 @@ func (m *Main) load(ctx context.Context, set *kind.Set) (map[string]server.Platf
 	return platforms, nil
 }
 
+// buildCredential builds a credential added at run time with its kind, as
+// the file's are built.
+func buildCredential(env *kind.Env) func(config.Credential) (admin.Built, error) {
+	return func(cr config.Credential) (admin.Built, error) {
+		set, err := kind.Default.Build(env, []config.Credential{cr})
+		if err != nil {
+			return admin.Built{}, err
+		}
+		if len(set.Credentials) != 1 || len(set.Platforms) > 0 {
+			return admin.Built{}, fmt.Errorf("kind %s cannot be added at run time", cr.Kind)
+		}
+		return admin.Built{Credential: set.Credentials[0], JSSDK: set.JSSDK(func(string) string { return "" })(cr.ID)}, nil
+	}
+}
+
+// jssdk looks a credential's JS-SDK up in the file's, then in those added
+// at run time.
+func (m *Main) jssdk(set *kind.Set) func(id string) *server.JSSDK {
+	file := set.JSSDK(m.owner)
+	return func(id string) *server.JSSDK {
+		if j := file(id); j != nil {
+			return j
+		}
+		return m.admin.JSSDK(id)
+	}
+}
+
 // owner is the platform that owns credential id, "" if none.
 func (m *Main) owner(id string) string {
 	s, err := m.tokens.Snapshot(id)
@@ -302,6 +344,9 @@ func (m *Main) Close() error {
 	if m.stopHealth != nil {
 		m.stopHealth()
 		<-m.healthDone
+	}
+	if m.admin != nil {
+		m.admin.Close()
 	}
 	if m.tokens != nil {
 		errs = append(errs, m.tokens.Close())
