@@ -328,6 +328,27 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 	return ParseWith(data, lookup, nil)
 }
 
+// ParseCredential reads one credential in the file's own shape (the
+// fields of an item of credentials:), with lookup resolving ${NAME}: what
+// `wxtoken admin add` sends. It is not validated: the server does that.
+func ParseCredential(data []byte, lookup func(string) (string, bool)) (Credential, error) {
+	var cr Credential
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return cr, err
+	}
+	if err := expand(&root, lookup); err != nil {
+		return cr, err
+	}
+	if errs := unknownFields(&root, reflect.TypeFor[Credential](), ""); len(errs) > 0 {
+		return cr, errors.Join(errs...)
+	}
+	if err := root.Decode(&cr); err != nil {
+		return cr, err
+	}
+	return cr, nil
+}
+
 // ParseWith is Parse against the kinds ks instead of the installed ones
 // (nil: the installed ones).
 func ParseWith(data []byte, lookup func(string) (string, bool), ks Kinds) (*Config, error) {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -491,5 +492,78 @@ func TestAdminClearQuota(t *testing.T) {
 	}
 	if st := adminCall(t, addr, "POST", "/v1/admin/credentials/wx2/clear_quota", viewerKey, "", nil); st != 403 {
 		t.Errorf("clear_quota by a viewer: %d", st)
+	}
+}
+
+// TestAdminCommand drives a running server with `wxtoken admin`, as an
+// operator would.
+func TestAdminCommand(t *testing.T) {
+	fake, up := upstream(t, wxtest.Config{})
+	fake.AddApp(app3, secret3)
+	n := startNode(t, adminConfig("data_dir: "+t.TempDir(), up))
+	url := "http://" + n.addr()
+	dir := t.TempDir()
+	file := dir + "/wx3.yaml"
+	writeFile(t, file, "id: wx3\nkind: mp\nappid: "+app3+"\nsecret: ${WX3_SECRET}\nmode: classic\n")
+	t.Setenv("WX3_SECRET", secret3)
+	admin := func(key string, args ...string) (string, error) {
+		t.Setenv("WXTOKEN_ADMIN_KEY", key)
+		var out, errOut strings.Builder
+		err := run(t.Context(), append([]string{"admin", "-url", url}, args...), &out, &errOut)
+		if strings.Contains(out.String()+errOut.String(), secret3) {
+			t.Fatalf("admin %v printed the secret", args)
+		}
+		return out.String(), err
+	}
+	if out, err := admin(rootKey, "add", file); err != nil || !strings.Contains(out, `"source": "admin"`) {
+		t.Fatalf("add: %v\n%s", err, out)
+	}
+	getToken(t, n.addr(), "wx3")
+	if out, err := admin(viewerKey, "list"); err != nil || !strings.Contains(out, `"id": "wx3"`) {
+		t.Errorf("list: %v\n%s", err, out)
+	}
+	_, err := admin(viewerKey, "remove", "wx3")
+	if err == nil || !strings.Contains(err.Error(), "role viewer may not credential.remove") || !strings.Contains(err.Error(), "403") {
+		t.Errorf("a viewer's remove: %v", err)
+	}
+	out, err := admin(rootKey, "add-client", "shop", "-allow", "wx3,wx1")
+	var cl struct{ Key string }
+	if err != nil || json.Unmarshal([]byte(out), &cl) != nil || cl.Key == "" {
+		t.Fatalf("add-client: %v\n%s", err, out)
+	}
+	if st, _ := tokenWith(t, n.addr(), "wx1", cl.Key); st != 200 {
+		t.Errorf("the client added by the command: %d", st)
+	}
+	if out, err := admin(rootKey, "rotate-key", "shop", "-grace", "0s"); err != nil || !strings.Contains(out, `"key"`) {
+		t.Errorf("rotate-key: %v\n%s", err, out)
+	}
+	if st, _ := tokenWith(t, n.addr(), "wx1", cl.Key); st != 401 {
+		t.Errorf("the key rotated out: %d", st)
+	}
+	if out, err := admin(opsKey, "disable", "wx3"); err != nil || !strings.Contains(out, `"state": "disabled"`) {
+		t.Errorf("disable: %v\n%s", err, out)
+	}
+	if out, err := admin(viewerKey, "audit", "-actor", "root", "-action", "client"); err != nil || !strings.Contains(out, "client.rotate") || strings.Contains(out, "credential.add") {
+		t.Errorf("audit: %v\n%s", err, out)
+	}
+	if _, err := admin(rootKey, "frobnicate"); err == nil || !strings.Contains(err.Error(), `unknown command "frobnicate"`) {
+		t.Errorf("an unknown command: %v", err)
+	}
+	if _, err := admin("", "list"); err == nil || !strings.Contains(err.Error(), "WXTOKEN_ADMIN_KEY") {
+		t.Errorf("no key: %v", err)
+	}
+	if _, err := admin(rootKey, "add", dir+"/nosuch.yaml"); err == nil {
+		t.Error("add of a missing file succeeded")
+	}
+	writeFile(t, dir+"/typo.yaml", "id: x\nkind: mp\nappid: "+app3+"\nscret: s\n")
+	if _, err := admin(rootKey, "add", dir+"/typo.yaml"); err == nil || !strings.Contains(err.Error(), `unknown field "scret"`) {
+		t.Errorf("a file with a typo: %v", err)
+	}
+}
+
+func writeFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -3,6 +3,7 @@
 //	wxtoken serve --config wxtoken.yaml   run the server
 //	wxtoken demo                          a server and a fake WeChat, to try it
 //	wxtoken fakewx --listen ADDR          the fake WeChat alone, for tests
+//	wxtoken admin <command>               manage a running server
 package main
 
 import (
@@ -30,6 +31,7 @@ commands:
   serve    run the server:                wxtoken serve --config wxtoken.yaml
   demo     run a server against a built-in fake WeChat, with sample credentials
   fakewx   run the fake WeChat alone:     wxtoken fakewx --listen 127.0.0.1:8760
+  admin    manage a running server:       wxtoken admin list (key in $WXTOKEN_ADMIN_KEY)
   version  print the version, VCS revision and Go release (also --version)
 
 Run 'wxtoken <command> -h' for a command's flags.
@@ -49,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return demoCmd(ctx, args[1:], stdout, stderr)
 	case "fakewx":
 		return fakewxCmd(ctx, args[1:], stdout, stderr)
+	case "admin":
+		return adminCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionLine())
 		return nil
