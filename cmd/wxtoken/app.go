@@ -18,6 +18,7 @@ import (
 
 	"github.com/wxtoken/wxtoken/admin"
 	"github.com/wxtoken/wxtoken/config"
+	"github.com/wxtoken/wxtoken/facade"
 	"github.com/wxtoken/wxtoken/kind"
 	"github.com/wxtoken/wxtoken/metrics"
 	"github.com/wxtoken/wxtoken/server"
@@ -173,9 +174,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	var api *server.Server
 	m.admin, err = admin.New(admin.Config{Store: m.store, Tokens: m.tokens, File: cfg, Logger: m.Logger,
-		Build:      buildCredential(env),
-		ClearQuota: func(ctx context.Context, cr config.Credential) error { return up.ClearQuota(ctx, cr.AppID, cr.Secret) },
-		SetClients: func(list []server.Client) { api.SetClients(list) }})
+		Build:          buildCredential(env),
+		ClearQuota:     func(ctx context.Context, cr config.Credential) error { return up.ClearQuota(ctx, cr.AppID, cr.Secret) },
+		SetClients:     func(list []admin.Client) { m.setClients(api, list) },
+		SetCredentials: m.setFacadeCredentials})
 	if err != nil {
 		return err
 	}
@@ -186,16 +188,19 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	// Credentials and clients added at run time, before the API serves.
+	if m.facade != nil {
+		if err := m.facade.build(cfg, set, m.tokens, m.tickets(set), up, hc.Transport, m.Logger); err != nil {
+			return err
+		}
+	}
+	// Credentials and clients added at run time, before anything serves.
 	if err := m.admin.Start(ctx); err != nil {
 		return fmt.Errorf("admin: %w", err)
 	}
 	m.srv = newHTTPServer(api, m.Logger)
 	m.srv.RegisterOnShutdown(api.Close)
 	if m.facade != nil {
-		if err := m.facade.start(cfg, set, m.tokens, m.owner, up, hc.Transport, m.Logger); err != nil {
-			return err
-		}
+		m.facade.serve(m.Logger)
 	}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.srv.Serve(m.ln) }()
@@ -269,7 +274,51 @@ func buildCredential(env *kind.Env) func(config.Credential) (admin.Built, error)
 		if len(set.Credentials) != 1 || len(set.Platforms) > 0 {
 			return admin.Built{}, fmt.Errorf("kind %s cannot be added at run time", cr.Kind)
 		}
-		return admin.Built{Credential: set.Credentials[0], JSSDK: set.JSSDK(func(string) string { return "" })(cr.ID)}, nil
+		return admin.Built{Credential: set.Credentials[0], JSSDK: set.JSSDK(func(string) string { return "" })(cr.ID),
+			Facade: set.Facade}, nil
+	}
+}
+
+// setClients installs the clients in force on the API and the facade.
+func (m *Main) setClients(api *server.Server, list []admin.Client) {
+	sc := make([]server.Client, len(list))
+	fc := make([]facade.Client, len(list))
+	for i, c := range list {
+		sc[i] = server.Client{Name: c.Name, KeyHash: c.KeyHash, Allow: c.Allow, Import: c.Import, Until: c.Until}
+		fc[i] = facade.Client{Name: c.Name, KeyHash: c.KeyHash, Allow: c.Allow, SDK: c.SDK, Until: c.Until}
+	}
+	api.SetClients(sc)
+	if m.facade != nil && m.facade.h != nil {
+		if err := m.facade.h.SetClients(fc); err != nil {
+			m.Logger.Error("facade: clients not updated", "err", err)
+		}
+	}
+}
+
+// setFacadeCredentials has the facade serve the credentials added at run
+// time.
+func (m *Main) setFacadeCredentials(list []admin.Built) {
+	if m.facade == nil || m.facade.h == nil {
+		return
+	}
+	var fc []facade.Credential
+	for _, b := range list {
+		fc = append(fc, b.Facade...)
+	}
+	if err := m.facade.h.SetCredentials(fc); err != nil {
+		m.Logger.Error("facade: credentials not updated", "err", err)
+	}
+}
+
+// tickets is the facade's lookup of a credential's tickets, ticket type →
+// ticket credential id, from the JS-SDK lookup.
+func (m *Main) tickets(set *kind.Set) func(id string) map[string]string {
+	jssdk := m.jssdk(set)
+	return func(id string) map[string]string {
+		if j := jssdk(id); j != nil {
+			return j.Tickets
+		}
+		return nil
 	}
 }
 
