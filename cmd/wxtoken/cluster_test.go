@@ -21,6 +21,7 @@ import (
 	"github.com/wxtoken/wxtoken/config"
 	redisstore "github.com/wxtoken/wxtoken/store/redis"
 	"github.com/wxtoken/wxtoken/store/redis/redistest"
+	"github.com/wxtoken/wxtoken/token"
 	"github.com/wxtoken/wxtoken/wechat"
 	"github.com/wxtoken/wxtoken/wxtest"
 )
@@ -747,8 +748,11 @@ func TestClusterDurableAcrossRedisRestart(t *testing.T) {
 	}
 	ent, err := rc.Get(t.Context(), "token/plat/"+auth)
 	rc.Close()
-	var rec struct{ Token, State string }
-	if err != nil || json.Unmarshal(ent.Value, &rec) != nil {
+	var rec token.Stored
+	if err == nil {
+		rec, err = token.DecodeStored(ent.Value)
+	}
+	if err != nil {
 		t.Fatalf("authorizer record after kill -9 of Redis: %q, %v", ent.Value, err)
 	}
 	if want := fake.AuthorizerRefreshToken(platformComp.AppID, auth); rec.State != want || rec.Token != authTok {
