@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -196,13 +197,14 @@ func writeCheckedFile(t *testing.T, path, s string) {
 // TestHealthcheck: exit 0 on 200 only; any other status, a server that is
 // not there, or a bad URL fails.
 func TestHealthcheck(t *testing.T) {
-	status := http.StatusOK
+	var status atomic.Int64
+	status.Store(http.StatusOK)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/readyz" {
 			http.NotFound(w, r)
 			return
 		}
-		w.WriteHeader(status)
+		w.WriteHeader(int(status.Load()))
 	}))
 	defer srv.Close()
 	check := func(url string) error {
@@ -211,7 +213,7 @@ func TestHealthcheck(t *testing.T) {
 	if err := check(srv.URL + "/readyz"); err != nil {
 		t.Errorf("200: %v, want success", err)
 	}
-	status = http.StatusServiceUnavailable
+	status.Store(http.StatusServiceUnavailable)
 	if err := check(srv.URL + "/readyz"); err == nil || !strings.Contains(err.Error(), "503") {
 		t.Errorf("503: %v, want an error naming the status", err)
 	}
