@@ -13,7 +13,9 @@
 
 ARG GO_VERSION=1.26.8
 
-FROM golang:${GO_VERSION}-bookworm AS build
+# The build runs on the builder's own platform and cross-compiles for the
+# target's (docker buildx build --platform linux/arm64,linux/amd64 ...).
+FROM --platform=$BUILDPLATFORM golang:${GO_VERSION}-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
@@ -23,7 +25,8 @@ COPY . .
 # static, so it runs on a base with no C library; -trimpath keeps the build
 # machine's paths out of it.
 ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/wxtoken ./cmd/wxtoken
+ARG TARGETOS TARGETARCH
+RUN CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/wxtoken ./cmd/wxtoken
 # The data volume's mount point, created here because the final image has
 # no shell to create it; owned by the user below, private to it.
 RUN mkdir -p /out/data

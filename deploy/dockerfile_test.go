@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -207,11 +208,28 @@ func staticBinary(t *testing.T) string {
 		}
 		cleanups = append(cleanups, func() { os.RemoveAll(dir) })
 		staticBin = filepath.Join(dir, "wxtoken")
+		// The build arguments docker sets: ours, and the platform's.
+		vars := map[string]string{"VERSION": testVersion, "TARGETOS": runtime.GOOS, "TARGETARCH": runtime.GOARCH}
+		expand := func(s string) string {
+			return os.Expand(s, func(name string) string {
+				v, ok := vars[name]
+				if !ok && staticErr == nil {
+					staticErr = fmt.Errorf("the Dockerfile's go build uses ${%s}, which the test does not know", name)
+				}
+				return v
+			})
+		}
+		for i := range env {
+			env[i] = expand(env[i])
+		}
 		for i, a := range args {
-			args[i] = strings.ReplaceAll(a, "${VERSION}", testVersion)
+			args[i] = expand(a)
 			if i > 0 && args[i-1] == "-o" {
 				args[i] = staticBin
 			}
+		}
+		if staticErr != nil {
+			return
 		}
 		cmd := exec.Command("go", append([]string{"build"}, args...)...)
 		cmd.Dir = ".." // the Dockerfile builds from the repository's root
@@ -262,7 +280,19 @@ func TestDockerfile(t *testing.T) {
 	if !slices.ContainsFunc(args, func(a string) bool { return strings.Contains(a, "-X main.version=${VERSION}") }) {
 		t.Errorf("go build %q: want -ldflags with -X main.version=${VERSION}", args)
 	}
-	if !slices.ContainsFunc(build.find("ARG"), func(in instruction) bool { return strings.HasPrefix(in.Args, "VERSION") }) {
+	var declared []string
+	for _, in := range build.find("ARG") {
+		for _, f := range strings.Fields(in.Args) {
+			name, _, _ := strings.Cut(f, "=")
+			declared = append(declared, name)
+		}
+	}
+	for _, m := range regexp.MustCompile(`\$\{(\w+)\}`).FindAllStringSubmatch(strings.Join(append(env, args...), " "), -1) {
+		if !slices.Contains(declared, m[1]) {
+			t.Errorf("go build uses ${%s}, which the build stage declares no ARG for: it would be empty", m[1])
+		}
+	}
+	if !slices.Contains(declared, "VERSION") {
 		t.Error("the build stage declares no ARG VERSION")
 	}
 
