@@ -43,13 +43,19 @@ Values taken from the environment are shown as their ${NAME}.`
 	return nil
 }
 
+// minHidden is the shortest value from the environment that checkConfig
+// hides: shorter ones (a port, a database number, "true") are no secret,
+// and hiding every "0" would garble the messages.
+const minHidden = 6
+
 // checkConfig parses data as config.Parse does and returns the
 // configuration, or every problem, one a line. config.Parse stops at the
 // first variable that is not set; here each one is named, and the rest of
 // the file is still checked with those variables read as empty (so a
-// field that needs one says so too). Every value the environment gave is
-// replaced by its ${NAME} in what is returned, so that a secret never
-// reaches a terminal or a CI log, whichever message would have quoted it.
+// field that needs one says so too). Every value the environment gave,
+// of minHidden characters or more, is replaced by its ${NAME} in what is
+// returned, so that a secret never reaches a terminal or a CI log,
+// whichever message would have quoted it.
 func checkConfig(data []byte, lookup func(string) (string, bool)) (*config.Config, []string) {
 	refs, err := config.EnvRefs(data)
 	if err != nil {
@@ -64,7 +70,7 @@ func checkConfig(data []byte, lookup func(string) (string, bool)) (*config.Confi
 		case !ok && !reported[r.Name]:
 			reported[r.Name] = true
 			problems = append(problems, fmt.Sprintf("line %d: environment variable %s is not set", r.Line, r.Name))
-		case ok && v != "":
+		case ok && len(v) >= minHidden:
 			hide[v] = "${" + r.Name + "}"
 		}
 	}

@@ -172,6 +172,15 @@ clients:
 		t.Errorf("check-config: %v, %q; want the appid shown as ${BROKEN_APPID}", err, stderr.String())
 	}
 
+	// A short value is no secret, and shown: hiding every "0" or "true"
+	// would garble the messages.
+	t.Setenv("BROKEN_PORT", "99999")
+	writeCheckedFile(t, path, "listen: 127.0.0.1:${BROKEN_PORT}\n")
+	stderr.Reset()
+	if err := run(t.Context(), []string{"check-config", "--config", path}, io.Discard, &stderr); err == nil || !strings.Contains(stderr.String(), "port 99999 out of range") {
+		t.Errorf("check-config: %v, %q; want the port shown", err, stderr.String())
+	}
+
 	// One problem; a file YAML cannot read; a missing file.
 	writeCheckedFile(t, path, "listen: nowhere\n")
 	if err := run(t.Context(), []string{"check-config", "--config", path}, io.Discard, io.Discard); err == nil || !strings.HasSuffix(err.Error(), ": 1 problem") {
