@@ -26,6 +26,7 @@ type client struct {
 	all     bool
 	allow   map[string]bool
 	imports map[string]bool
+	obs     *observed // with an Observer
 }
 
 // allowed reports whether the client may use credential id, owned by the
