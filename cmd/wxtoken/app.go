@@ -56,6 +56,8 @@ type Main struct {
 // once the API listens.
 func (m *Main) Run(ctx context.Context) (err error) {
 	cfg := m.Config
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if m.Logger == nil {
 		m.Logger = slog.Default()
 	}
@@ -83,7 +85,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	m.store = st
+	m.store = metrics.NewStore(st, reg)
 	hc := m.HTTP
 	if hc == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -108,8 +110,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.tokens, err = token.New(token.Config{
 		Store:            m.store,
 		Logger:           m.Logger,
@@ -171,7 +171,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	api, err := server.New(server.Config{Tokens: m.tokens, Clients: clients, Logger: m.Logger,
 		Callbacks: set.Callbacks, CallbackModes: kind.Default.CallbackModes(), MaxSkew: cfg.Callbacks.MaxSkew,
 		Claims: m.store, Platforms: apiPlatforms, Upstreams: up.Upstreams, JSSDK: set.JSSDK(m.owner),
-		Metrics: apiMetrics, ProxyTarget: proxyTarget(cfg.Upstream, up), ProxyTransport: hc.Transport})
+		Metrics: apiMetrics, ProxyTarget: proxyTarget(cfg.Upstream, up), ProxyTransport: hc.Transport,
+		Observer: apiObserver(cfg.Metrics, reg)})
 	if err != nil {
 		return err
 	}
@@ -188,6 +189,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	releaseLoadGarbage()
 	m.gc = startGCTuner(cfg.Memory.GCPercent)
 	return nil
+}
+
+// apiObserver counts the API's requests, unless c turns that off.
+func apiObserver(c config.Metrics, reg prometheus.Registerer) server.Observer {
+	if !c.APIEnabled() {
+		return nil // not a nil *metrics.API: the server would call it
+	}
+	return metrics.NewAPI(reg)
 }
 
 // newHTTPServer is the HTTP server of a listener business servers call
