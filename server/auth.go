@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"net/http"
 	"strings"
+	"sync/atomic"
 )
 
 // Client is a business server allowed to call the API.
@@ -26,7 +27,7 @@ type client struct {
 	all     bool
 	allow   map[string]bool
 	imports map[string]bool
-	obs     *observed // with an Observer
+	obs     atomic.Pointer[observed] // with an Observer
 }
 
 // allowed reports whether the client may use credential id, owned by the

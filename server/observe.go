@@ -87,17 +87,29 @@ func (o *observed) counter(m *atomic.Pointer[map[string]Counter], key string, mk
 // observeRoutes resolves every route's observer for every client and for
 // none; patterns are the routes in index order.
 func (s *Server) observeRoutes(patterns []string) {
-	resolve := func(name string) *observed {
-		o := &observed{routes: make([]RouteObserver, len(patterns))}
-		for i, p := range patterns {
-			o.routes[i] = s.obs.Route(p, name)
-		}
+	s.patterns = patterns
+	s.anon = &client{}
+	s.observed(s.anon)
+	for _, c := range s.clients {
+		s.observed(c)
+	}
+}
+
+// observed returns what c keeps for the Observer, resolved the first
+// time: New resolves it for the clients it is given, and a client made
+// later is resolved at its first request.
+func (s *Server) observed(c *client) *observed {
+	if o := c.obs.Load(); o != nil {
 		return o
 	}
-	s.anon = &client{obs: resolve("")}
-	for _, c := range s.clients {
-		c.obs = resolve(c.name)
+	o := &observed{routes: make([]RouteObserver, len(s.patterns))}
+	for i, p := range s.patterns {
+		o.routes[i] = s.obs.Route(p, c.name)
 	}
+	if c.obs.CompareAndSwap(nil, o) {
+		return o
+	}
+	return c.obs.Load()
 }
 
 // observe wraps h, the handler of route index route, to report each
@@ -116,7 +128,7 @@ func (s *Server) observe(route int, h http.Handler) http.Handler {
 		if c == nil {
 			c = s.anon
 		}
-		c.obs.routes[route].Observe(sw.status(), time.Since(start))
+		s.observed(c).routes[route].Observe(sw.status(), time.Since(start))
 	})
 }
 
@@ -130,7 +142,7 @@ func (s *Server) observeHot(c *client, id string, status int, start time.Time) {
 	if strings.IndexByte(id, '/') >= 0 {
 		route = s.hot.routeNS
 	}
-	c.obs.routes[route].Observe(status, time.Since(start))
+	s.observed(c).routes[route].Observe(status, time.Since(start))
 }
 
 // countRead counts c's read of snap's token. A platform's authorizers, and
@@ -148,7 +160,7 @@ func (s *Server) countRead(c *client, snap *token.Snapshot) {
 			key, owned = ns, true
 		}
 	}
-	o := c.obs
+	o := s.observed(c)
 	if owned {
 		o.counter(&o.owners, key, func() Counter { return s.obs.TokenReads(c.name, key+"/*") }).Inc()
 		return

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"maps"
 	"net/http"
@@ -125,6 +126,28 @@ func TestObserverRequests(t *testing.T) {
 		if n != 1 {
 			t.Errorf("%s resolved %d times, want once", pair, n)
 		}
+	}
+}
+
+// TestObserverLateClient: a client that did not exist when the server
+// was made (one added at run time) is observed from its first request.
+func TestObserverLateClient(t *testing.T) {
+	rec := newRecorder()
+	api, _, _ := hotAPIObserved(t, rec, "shop")
+	const lateKey = "late-key-0123456789"
+	api.clients[sha256.Sum256([]byte(lateKey))] = &client{name: "late", all: true}
+	rec.take()
+	for _, h := range []http.Handler{api, api.mux} {
+		r := httptest.NewRequest("GET", "/v1/tokens/shop", nil)
+		r.Header.Set("Authorization", "Bearer "+lateKey)
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	requests, reads := rec.take()
+	if want := map[string]int{"GET /v1/tokens/{id}|200|late": 2}; !maps.Equal(requests, want) {
+		t.Errorf("requests observed: got %v, want %v", requests, want)
+	}
+	if want := map[string]int{"late|shop": 2}; !maps.Equal(reads, want) {
+		t.Errorf("reads observed: got %v, want %v", reads, want)
 	}
 }
 

@@ -116,7 +116,8 @@ type Server struct {
 	hot       *hotPath
 	hub       *watchHub
 	obs       Observer
-	anon      *client // the Observer's counters of requests without a client
+	anon      *client  // the Observer's counters of requests without a client
+	patterns  []string // the routes' patterns, by index, for the Observer
 
 	proxyTarget ProxyTarget
 	proxy       *relay.Relay
