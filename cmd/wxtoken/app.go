@@ -59,6 +59,8 @@ type Main struct {
 // once the API listens.
 func (m *Main) Run(ctx context.Context) (err error) {
 	cfg := m.Config
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if m.Logger == nil {
 		m.Logger = slog.Default()
 	}
@@ -86,7 +88,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	m.store = st
+	m.store = metrics.NewStore(st, reg)
 	hc := m.HTTP
 	if hc == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -112,8 +114,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.tokens, err = token.New(token.Config{
 		Store:            m.store,
 		Logger:           m.Logger,
@@ -184,7 +184,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	api, err = server.New(server.Config{Tokens: m.tokens, Clients: clients, Logger: m.Logger, Admin: m.admin.Handler(),
 		Callbacks: set.Callbacks, CallbackModes: kind.Default.CallbackModes(), MaxSkew: cfg.Callbacks.MaxSkew,
 		Claims: m.store, Platforms: apiPlatforms, Upstreams: up.Upstreams, JSSDK: m.jssdk(set),
-		Metrics: apiMetrics, ProxyTarget: proxyTarget(cfg.Upstream, up), ProxyTransport: hc.Transport})
+		Metrics: apiMetrics, ProxyTarget: proxyTarget(cfg.Upstream, up), ProxyTransport: hc.Transport,
+		Observer: apiObserver(cfg.Metrics, reg)})
 	if err != nil {
 		return err
 	}
@@ -208,6 +209,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	releaseLoadGarbage()
 	m.gc = startGCTuner(cfg.Memory.GCPercent)
 	return nil
+}
+
+// apiObserver counts the API's requests, unless c turns that off.
+func apiObserver(c config.Metrics, reg prometheus.Registerer) server.Observer {
+	if !c.APIEnabled() {
+		return nil // not a nil *metrics.API: the server would call it
+	}
+	return metrics.NewAPI(reg)
 }
 
 // newHTTPServer is the HTTP server of a listener business servers call

@@ -815,4 +815,23 @@ func TestReportWithRedisDown(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), `"code":"store_unavailable"`) {
 		t.Fatalf("report with Redis down: %d %s, want 503 store_unavailable", resp.StatusCode, b)
 	}
+	// The metrics say so: the store's failures, and the request refused.
+	fams, _ := scrape(t, "http://"+n.addr()+"/metrics")
+	var failed float64
+	for _, m := range fams["wxtoken_store_operations_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "result" && l.GetValue() == "error" {
+				failed += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if failed == 0 {
+		t.Error("no failed store operation counted with Redis down")
+	}
+	if v, ok := value(fams, "wxtoken_store_up"); !ok || v != 0 {
+		t.Errorf("wxtoken_store_up = %v, %v with Redis down; want 0", v, ok)
+	}
+	if v, ok := value(fams, "wxtoken_api_requests_total", "route", "POST /v1/tokens/{id}/invalidate", "status", "503"); !ok || v != 1 {
+		t.Errorf("reports answered 503 counted: %v, %v; want 1", v, ok)
+	}
 }
