@@ -11,7 +11,7 @@ import (
 func fullRecord() record {
 	at := func(s int64) time.Time { return time.Unix(1764750000+s, 123456789) }
 	return record{
-		Token: "89_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+		Token:    "89_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
 		IssuedAt: at(0), ExpiresAt: at(7200), RefreshAt: at(5760),
 		Day: "2026-12-03", Fetches: 17, Forced: 2, LastFetch: at(0), LastForce: at(-60),
 		Cause:        &Cause{Class: "retry", ErrCode: -1, Message: "system busy", Since: at(-30).UTC(), Failures: 3},
