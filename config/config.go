@@ -196,6 +196,14 @@ type Callbacks struct {
 	// MaxSkew is how far a push's timestamp may be from our clock, either
 	// way, before it is refused as stale or replayed (default 5m).
 	MaxSkew time.Duration `yaml:"max_skew"`
+	// DedupWindow is how long a message's id is remembered, so that
+	// WeChat's retries of a push are delivered once (default 10m).
+	DedupWindow time.Duration `yaml:"dedup_window"`
+	// DeadAfter is how long a queued message is retried before it
+	// becomes a dead letter (default 24h).
+	DeadAfter time.Duration `yaml:"dead_after"`
+	// MaxBackoff caps the wait between retries of a delivery (default 5m).
+	MaxBackoff time.Duration `yaml:"max_backoff"`
 }
 
 // Callback is the "server configuration" of an Official Account or WeCom
@@ -203,6 +211,10 @@ type Callbacks struct {
 type Callback struct {
 	Token          string `yaml:"token" json:"token,omitempty"`
 	EncodingAESKey string `yaml:"encoding_aes_key" json:"encoding_aes_key,omitempty"`
+	// Forward are the message gateway's rules: where the messages and
+	// events WeChat pushes are delivered. None: they are answered
+	// "success" and dropped.
+	Forward []Forward `yaml:"forward" json:"forward,omitempty"`
 }
 
 // Modes of an mp credential.

@@ -46,6 +46,15 @@ func (c *Config) SetDefaults() {
 	if c.Callbacks.MaxSkew == 0 {
 		c.Callbacks.MaxSkew = 5 * time.Minute
 	}
+	if c.Callbacks.DedupWindow == 0 {
+		c.Callbacks.DedupWindow = 10 * time.Minute
+	}
+	if c.Callbacks.DeadAfter == 0 {
+		c.Callbacks.DeadAfter = 24 * time.Hour
+	}
+	if c.Callbacks.MaxBackoff == 0 {
+		c.Callbacks.MaxBackoff = 5 * time.Minute
+	}
 	if c.Memory.GCPercent == 0 {
 		c.Memory.GCPercent = DefaultGCPercent
 	}
@@ -167,6 +176,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Callbacks.MaxSkew < 0 {
 		bad("callbacks.max_skew", "must not be negative")
+	}
+	for field, d := range map[string]time.Duration{"callbacks.dedup_window": c.Callbacks.DedupWindow,
+		"callbacks.dead_after": c.Callbacks.DeadAfter, "callbacks.max_backoff": c.Callbacks.MaxBackoff} {
+		if d < 0 {
+			bad(field, "must not be negative")
+		}
 	}
 	ids := map[string]bool{}
 	components := c.authorizerParents()
@@ -299,6 +314,7 @@ func ValidateCallback(cb *Callback, kind string, withKey bool, bad func(field, f
 	if withKey && cb.EncodingAESKey == "" {
 		bad("callback.encoding_aes_key", "required for kind %s: its callbacks are always encrypted", kind)
 	}
+	validateForward(cb.Forward, kind, bad)
 }
 
 // checkHostPort describes what is wrong with a host:port address, or
