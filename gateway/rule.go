@@ -23,6 +23,17 @@ type Rule struct {
 // Reply reports whether the rule answers WeChat.
 func (r Rule) Reply() bool { return r.Mode == config.ForwardReply }
 
+// timeout is the rule's, or its mode's default.
+func (r Rule) timeout() time.Duration {
+	switch {
+	case r.Timeout > 0:
+		return r.Timeout
+	case r.Reply():
+		return DefaultReplyTimeout
+	}
+	return DefaultQueueTimeout
+}
+
 // Matches reports whether m is one of the rule's messages; authorizer is
 // the authorizer appid of a platform's message, "" otherwise. Every list
 // of the match that is set must hold the message's field.
