@@ -26,6 +26,19 @@ type Callback struct {
 	Crypter *callback.Crypter
 	// Handler acts on a component's decrypted pushes.
 	Handler EventHandler
+	// Messages takes an mp's or wecom's messages and events (the
+	// message gateway); nil: they are answered "success" and dropped.
+	Messages MessageHandler
+}
+
+// MessageHandler takes the decrypted messages WeChat pushes to a
+// credential's callback URL.
+type MessageHandler interface {
+	// Receive returns once the message is stored durably for delivery,
+	// with the passive reply's plain XML, or nil for none. An error
+	// wrapping gateway.ErrMessage means the plaintext is no message; any
+	// other means nothing was stored.
+	Receive(ctx context.Context, credential string, plain []byte) (reply []byte, err error)
 }
 
 // EventHandler acts on a decrypted push; it returns once what the push
@@ -118,8 +131,9 @@ func (s *Server) receive(mode CallbackMode) func(http.ResponseWriter, *http.Requ
 			return err
 		}
 		var plain []byte
+		encrypted := cb.Crypter != nil && (mode.Encrypted || q.Get("encrypt_type") == "aes")
 		switch {
-		case cb.Crypter != nil && (mode.Encrypted || q.Get("encrypt_type") == "aes"):
+		case encrypted:
 			if plain, err = cb.Crypter.DecryptMessage(q.Get("msg_signature"), ts, nonce, body); err != nil {
 				return err
 			}
@@ -148,6 +162,12 @@ func (s *Server) receive(mode CallbackMode) func(http.ResponseWriter, *http.Requ
 				s.unclaim(key) // WeChat delivers it again
 				return &notStored{err}
 			}
+		}
+		if cb.Messages != nil {
+			if plain == nil {
+				plain = body // plain mode
+			}
+			return s.forward(r.Context(), w, cb, plain, encrypted, ts, nonce, key)
 		}
 		writeText(w, []byte("success"))
 		return nil

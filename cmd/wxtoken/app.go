@@ -19,6 +19,7 @@ import (
 	"github.com/wxtoken/wxtoken/admin"
 	"github.com/wxtoken/wxtoken/config"
 	"github.com/wxtoken/wxtoken/facade"
+	"github.com/wxtoken/wxtoken/gateway"
 	"github.com/wxtoken/wxtoken/kind"
 	"github.com/wxtoken/wxtoken/metrics"
 	"github.com/wxtoken/wxtoken/server"
@@ -52,6 +53,9 @@ type Main struct {
 	facade     *facadeServer // with wechat_listen set
 	admin      *admin.Admin  // credentials and clients added at run time
 	gc         *gcTuner      // nil with GOGC set
+
+	// gateway delivers pushed messages, with callback.forward rules.
+	gateway *gateway.Gateway
 }
 
 // Run binds the API's address, opens the store, loads the stored tokens
@@ -179,6 +183,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		SetClients:     func(list []admin.Client) { m.setClients(api, list) },
 		SetCredentials: m.setFacadeCredentials})
 	if err != nil {
+		return err
+	}
+	if err := m.startGateway(cfg, set); err != nil {
 		return err
 	}
 	api, err = server.New(server.Config{Tokens: m.tokens, Clients: clients, Logger: m.Logger, Admin: m.admin.Handler(),
@@ -402,6 +409,9 @@ func (m *Main) Close() error {
 	if m.stopHealth != nil {
 		m.stopHealth()
 		<-m.healthDone
+	}
+	if m.gateway != nil {
+		errs = append(errs, m.gateway.Close())
 	}
 	if m.admin != nil {
 		m.admin.Close()
