@@ -57,6 +57,9 @@ type Config struct {
 	KeyGrace time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// DeadLetters are the message gateway's; nil when no callback
+	// forwards messages.
+	DeadLetters DeadLetters
 }
 
 // Built is a credential added at run time, built.

@@ -94,6 +94,8 @@ func (a *Admin) routes() []route {
 		{"POST /v1/admin/clients/{name}/disable", "client.disable", o, a.setClientDisabled(true)},
 		{"POST /v1/admin/clients/{name}/enable", "client.enable", o, a.setClientDisabled(false)},
 		{"GET /v1/admin/audit", "audit.list", v, a.listAudit},
+		{"GET /v1/admin/deadletters", "deadletter.list", v, a.listDeadLetters},
+		{"POST /v1/admin/deadletters/{id}/redrive", "deadletter.redrive", o, a.redrive},
 	}
 }
 

@@ -177,15 +177,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}
 	var api *server.Server
+	if err := m.startGateway(cfg, set); err != nil {
+		return err
+	}
 	m.admin, err = admin.New(admin.Config{Store: m.store, Tokens: m.tokens, File: cfg, Logger: m.Logger,
 		Build:          buildCredential(env),
 		ClearQuota:     func(ctx context.Context, cr config.Credential) error { return up.ClearQuota(ctx, cr.AppID, cr.Secret) },
 		SetClients:     func(list []admin.Client) { m.setClients(api, list) },
-		SetCredentials: m.setFacadeCredentials})
+		SetCredentials: m.setFacadeCredentials, DeadLetters: m.deadLetters()})
 	if err != nil {
-		return err
-	}
-	if err := m.startGateway(cfg, set); err != nil {
 		return err
 	}
 	api, err = server.New(server.Config{Tokens: m.tokens, Clients: clients, Logger: m.Logger, Admin: m.admin.Handler(),

@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 
+	"github.com/wxtoken/wxtoken/admin"
 	"github.com/wxtoken/wxtoken/config"
 	"github.com/wxtoken/wxtoken/gateway"
 	"github.com/wxtoken/wxtoken/kind"
@@ -38,4 +39,13 @@ func (m *Main) startGateway(cfg *config.Config, set *kind.Set) error {
 		}
 	}
 	return nil
+}
+
+// deadLetters is the gateway's dead letters for the admin API; nil, not a
+// nil *Gateway in an interface, without one.
+func (m *Main) deadLetters() admin.DeadLetters {
+	if m.gateway == nil {
+		return nil
+	}
+	return m.gateway
 }
