@@ -143,22 +143,29 @@ func (g *Gateway) runLane(ctx context.Context, l string) {
 		defer cancel()
 		lease.Unlock(uctx)
 	}()
+	// Listing costs a pass over the store (Redis has no ordered prefix
+	// scan), so a lane is listed once and walked in order, and listed
+	// again only once walked, for what came meanwhile.
 	for ctx.Err() == nil {
-		if !g.deliverHead(ctx, l, lease) {
+		keys, err := g.st.List(ctx, queuePrefix+l+"/")
+		if err != nil || len(keys) == 0 {
 			return
+		}
+		for _, key := range keys {
+			if ctx.Err() != nil || !g.deliverEntry(ctx, key, lease) {
+				return
+			}
 		}
 	}
 }
 
-// deliverHead delivers the lane's first entry if it is due, and reports
-// whether the next may follow at once.
-func (g *Gateway) deliverHead(ctx context.Context, l string, lease store.Lease) bool {
-	keys, err := g.st.List(ctx, queuePrefix+l+"/")
-	if err != nil || len(keys) == 0 {
-		return false
-	}
-	key := keys[0]
+// deliverEntry delivers the entry under key if it is due, and reports
+// whether the next of its lane may follow at once.
+func (g *Gateway) deliverEntry(ctx context.Context, key string, lease store.Lease) bool {
 	se, err := g.st.Get(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return true // re-driven or delivered by a peer before our lease
+	}
 	if err != nil {
 		return false
 	}
