@@ -197,7 +197,8 @@ type Callbacks struct {
 	// way, before it is refused as stale or replayed (default 5m).
 	MaxSkew time.Duration `yaml:"max_skew"`
 	// DedupWindow is how long a message's id is remembered, so that
-	// WeChat's retries of a push are delivered once (default 10m).
+	// WeChat's retries of a push are delivered once (default 10m, and
+	// at least twice max_skew).
 	DedupWindow time.Duration `yaml:"dedup_window"`
 	// DeadAfter is how long a queued message is retried before it
 	// becomes a dead letter (default 24h).

@@ -3,6 +3,7 @@ package config_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wxtoken/wxtoken/config"
 )
@@ -64,5 +65,19 @@ func TestForwardBad(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("rules %s: err = %v, want it to contain %q", tc.rules, err, tc.want)
 		}
+	}
+}
+
+func TestDedupWindowCoversReplayWindow(t *testing.T) {
+	c, err := config.Parse([]byte(forwardHead+"        - {name: a, to: http://a/, secret: 0123456789abcdef}\ncallbacks: {max_skew: 8m}\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Callbacks.DedupWindow != 16*time.Minute {
+		t.Errorf("dedup_window = %s, want the default raised to twice max_skew, 16m", c.Callbacks.DedupWindow)
+	}
+	_, err = config.Parse([]byte(forwardHead+"        - {name: a, to: http://a/, secret: 0123456789abcdef}\ncallbacks: {dedup_window: 1m}\n"), env(nil))
+	if err == nil || !strings.Contains(err.Error(), "callbacks.dedup_window: must be at least twice callbacks.max_skew") {
+		t.Errorf("err = %v, want dedup_window refused", err)
 	}
 }

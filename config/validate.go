@@ -47,7 +47,7 @@ func (c *Config) SetDefaults() {
 		c.Callbacks.MaxSkew = 5 * time.Minute
 	}
 	if c.Callbacks.DedupWindow == 0 {
-		c.Callbacks.DedupWindow = 10 * time.Minute
+		c.Callbacks.DedupWindow = max(10*time.Minute, 2*c.Callbacks.MaxSkew)
 	}
 	if c.Callbacks.DeadAfter == 0 {
 		c.Callbacks.DeadAfter = 24 * time.Hour
@@ -176,6 +176,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Callbacks.MaxSkew < 0 {
 		bad("callbacks.max_skew", "must not be negative")
+	}
+	if c.Callbacks.DedupWindow > 0 && c.Callbacks.DedupWindow < 2*c.Callbacks.MaxSkew {
+		// A push is accepted while its timestamp is max_skew either
+		// way from our clock; a repeat of it within that time must find
+		// its message id remembered, or it would be delivered again.
+		bad("callbacks.dedup_window", "must be at least twice callbacks.max_skew (%s)", 2*c.Callbacks.MaxSkew)
 	}
 	for field, d := range map[string]time.Duration{"callbacks.dedup_window": c.Callbacks.DedupWindow,
 		"callbacks.dead_after": c.Callbacks.DeadAfter, "callbacks.max_backoff": c.Callbacks.MaxBackoff} {

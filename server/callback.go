@@ -140,6 +140,9 @@ func (s *Server) receive(mode CallbackMode) func(http.ResponseWriter, *http.Requ
 		case !callback.VerifySignature(cb.Token, ts, nonce, q.Get("signature")):
 			return errSignature
 		}
+		if plain == nil {
+			plain = body // plain mode
+		}
 		key := replayKey(cb, ts, nonce, q.Get("msg_signature"), q.Get("signature"))
 		// A timestamp may be maxSkew old or maxSkew ahead: the push
 		// would pass the time check for twice that.
@@ -150,6 +153,13 @@ func (s *Server) receive(mode CallbackMode) func(http.ResponseWriter, *http.Requ
 			return &replayUnchecked{err}
 		}
 		if !fresh {
+			if cb.Messages != nil {
+				// WeChat may retry a slow push unchanged. The gateway
+				// remembers message ids for at least this claim's
+				// window, so the repeat gets the first one's answer
+				// and stores nothing; its claim is not ours to drop.
+				return s.forward(r.Context(), w, cb, plain, encrypted, ts, nonce, "")
+			}
 			return errReplay
 		}
 		if cb.Handler != nil {
@@ -164,9 +174,6 @@ func (s *Server) receive(mode CallbackMode) func(http.ResponseWriter, *http.Requ
 			}
 		}
 		if cb.Messages != nil {
-			if plain == nil {
-				plain = body // plain mode
-			}
 			return s.forward(r.Context(), w, cb, plain, encrypted, ts, nonce, key)
 		}
 		writeText(w, []byte("success"))

@@ -10,16 +10,26 @@ import (
 
 // forward hands a checked push to the message gateway and answers WeChat
 // with its passive reply, encrypted when the push was (WeChat decrypts
-// the reply of a safe-mode push with the same keys), or "success".
+// the reply of a safe-mode push with the same keys), or "success". claim
+// is the push's replay claim, dropped if the gateway refuses it; "" for
+// a push claimed by an earlier request.
 func (s *Server) forward(ctx context.Context, w http.ResponseWriter, cb *Callback, plain []byte, encrypted bool, ts, nonce, claim string) error {
 	reply, err := cb.Messages.Receive(ctx, cb.ID, plain)
 	if err != nil {
-		s.unclaim(claim) // WeChat delivers it again
+		if claim != "" {
+			s.unclaim(claim) // WeChat delivers it again
+		}
 		if errors.Is(err, gateway.ErrMessage) {
 			return &badRequest{err.Error()}
 		}
 		return &notStored{err}
 	}
+	return s.answer(w, cb, reply, encrypted, ts, nonce)
+}
+
+// answer answers a push with reply, or "success" when reply is nil.
+func (s *Server) answer(w http.ResponseWriter, cb *Callback, reply []byte, encrypted bool, ts, nonce string) error {
+	var err error
 	if reply == nil {
 		writeText(w, []byte("success"))
 		return nil
