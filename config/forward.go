@@ -54,8 +54,9 @@ type Match struct {
 	Authorizer []string `yaml:"authorizer" json:"authorizer,omitempty"`
 }
 
-// validateForward checks a callback's forward rules.
-func validateForward(rules []Forward, kind string, bad func(field, format string, args ...any)) {
+// ValidateForward checks a callback's forward rules, for a credential of
+// kind kind.
+func ValidateForward(rules []Forward, kind string, bad func(field, format string, args ...any)) {
 	names := map[string]bool{}
 	replies := 0
 	for i, f := range rules {

@@ -320,7 +320,7 @@ func ValidateCallback(cb *Callback, kind string, withKey bool, bad func(field, f
 	if withKey && cb.EncodingAESKey == "" {
 		bad("callback.encoding_aes_key", "required for kind %s: its callbacks are always encrypted", kind)
 	}
-	validateForward(cb.Forward, kind, bad)
+	ValidateForward(cb.Forward, kind, bad)
 }
 
 // checkHostPort describes what is wrong with a host:port address, or

@@ -19,6 +19,7 @@ type DeadLetter struct {
 	// ID names it for Redrive.
 	ID         string    `json:"id"`
 	Credential string    `json:"credential"`
+	Authorizer string    `json:"authorizer,omitempty"`
 	Rule       string    `json:"rule"`
 	MessageID  string    `json:"message_id"`
 	ReceivedAt time.Time `json:"received_at"`
@@ -50,7 +51,7 @@ func (g *Gateway) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 	for _, ke := range list {
 		d := DeadLetter{ID: deadID(ke.Key)}
 		if e, err := decodeEntry(ke.Value); err == nil {
-			d.Credential, d.Rule, d.MessageID, d.ReceivedAt, d.Attempts, d.LastError = e.Credential, e.Rule, e.ID, e.ReceivedAt, e.Attempts, e.LastError
+			d.Credential, d.Authorizer, d.Rule, d.MessageID, d.ReceivedAt, d.Attempts, d.LastError = e.Credential, e.Authorizer, e.Rule, e.ID, e.ReceivedAt, e.Attempts, e.LastError
 		} else {
 			d.LastError = "undecodable entry: " + err.Error()
 		}

@@ -19,6 +19,11 @@ import (
 // maxAnswer bounds what is read of a destination's answer.
 const maxAnswer = 256 << 10
 
+// leaseTTL is how long a lane's lease outlives its holder's last sign of
+// life (beyond a delivery's timeout): how long a lane waits when the
+// instance delivering it dies.
+const leaseTTL = 15 * time.Second
+
 // loop delivers until ctx is done: it reads the queue whenever a write is
 // reported or a delivery is due, and at least every Poll, since reports
 // may be lost.
@@ -131,9 +136,13 @@ func (g *Gateway) runLane(ctx context.Context, l string) {
 		g.lanes.Done()
 		g.poke()
 	}()
-	// Another instance delivering the lane holds its lease: leave it.
-	lctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	lease, err := g.st.Lock(lctx, "gw/lane/"+l, time.Minute)
+	// Another instance delivering the lane holds its lease: wait a
+	// little for it (it may be done soon), else leave the lane to it.
+	// The wait is not short: a Lock cut off while its write is in
+	// flight may leave the lease taken and nobody to release it, which
+	// stalls the lane for leaseTTL.
+	lctx, cancel := context.WithTimeout(ctx, time.Second)
+	lease, err := g.st.Lock(lctx, "gw/lane/"+l, leaseTTL)
 	cancel()
 	if err != nil {
 		return
@@ -186,7 +195,7 @@ func (g *Gateway) deliverEntry(ctx context.Context, key string, lease store.Leas
 	}
 	// The lease must outlast the attempt, or a peer could deliver the
 	// entry while it is in flight.
-	if err := lease.Extend(ctx, r.timeout()+30*time.Second); err != nil {
+	if err := lease.Extend(ctx, r.timeout()+leaseTTL); err != nil {
 		return false
 	}
 	err = g.post(ctx, r, e)
@@ -251,7 +260,7 @@ func (g *Gateway) buryEntry(ctx context.Context, key string, se store.Entry, e E
 
 // post makes one delivery attempt: nil for a 2xx.
 func (g *Gateway) post(ctx context.Context, r Rule, e Entry) error {
-	status, _, err := g.send(ctx, r, e.Credential, e.Delivery, e.Body)
+	status, _, err := g.send(ctx, r, source(e.Credential, e.Authorizer), e.Delivery, e.Body)
 	if err != nil {
 		return err
 	}

@@ -123,7 +123,8 @@ func (g *Gateway) Close() error {
 func (g *Gateway) Has(credential string) bool { return len(g.rules[credential]) > 0 }
 
 // Receive takes a push's plaintext for credential, already verified and
-// decrypted. Before it returns, the message is queued durably for every
+// decrypted; authorizer is the appid of the platform's authorizer the
+// message is for, "" for the credential's own messages and events. Before it returns, the message is queued durably for every
 // queue rule it matches; the reply rule, if one matches, is asked for the
 // passive reply, which Receive returns (nil: answer "success"). A message
 // whose id was received within the dedup window is neither queued nor
@@ -131,13 +132,14 @@ func (g *Gateway) Has(credential string) bool { return len(g.rules[credential]) 
 //
 // Errors wrap ErrMessage for a plaintext that is no message; any other
 // error means nothing was accepted and WeChat should deliver it again.
-func (g *Gateway) Receive(ctx context.Context, credential string, plain []byte) ([]byte, error) {
+func (g *Gateway) Receive(ctx context.Context, credential, authorizer string, plain []byte) ([]byte, error) {
 	m, err := Parse(plain)
 	if err != nil {
 		return nil, err
 	}
+	m.Authorizer = authorizer
 	rules := g.rules[credential]
-	seen := "gw/seen/" + credential + "/" + digest(m.ID)
+	seen := "gw/seen/" + credential + "/" + digest(m.key())
 	fresh, err := g.st.Claim(ctx, seen, g.cfg.DedupWindow)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: checking message %s: %w", m.ID, err)
@@ -145,12 +147,12 @@ func (g *Gateway) Receive(ctx context.Context, credential string, plain []byte) 
 	if !fresh {
 		// WeChat delivers a push again when our answer was slow or lost:
 		// the same answer, without asking the destination again.
-		return g.cachedReply(ctx, credential, m.ID), nil
+		return g.cachedReply(ctx, credential, m), nil
 	}
 	now := g.cfg.Now()
 	var reply *Rule
 	for _, r := range sortedRules(rules) {
-		if !r.Matches(m, "") {
+		if !r.Matches(m, authorizer) {
 			continue
 		}
 		if r.Reply() {

@@ -133,7 +133,7 @@ func TestQueueDelivers(t *testing.T) {
 		config.Forward{Name: "all", To: d.URL, Secret: secret},
 		config.Forward{Name: "events", To: other.URL, Secret: secret, Match: config.Match{MsgType: []string{"event"}}})
 	ctx := context.Background()
-	reply, err := g.Receive(ctx, "shop-oa", text("o_a", "hello", 1))
+	reply, err := g.Receive(ctx, "shop-oa", "", text("o_a", "hello", 1))
 	if err != nil || reply != nil {
 		t.Fatalf("Receive = %q, %v; want no reply, nil", reply, err)
 	}
@@ -156,10 +156,10 @@ func TestQueueDelivers(t *testing.T) {
 	}
 	// WeChat's retry of the same message is accepted and not delivered
 	// again; the next message is.
-	if _, err := g.Receive(ctx, "shop-oa", text("o_a", "hello", 1)); err != nil {
+	if _, err := g.Receive(ctx, "shop-oa", "", text("o_a", "hello", 1)); err != nil {
 		t.Fatal(err)
 	}
-	g.Receive(ctx, "shop-oa", text("o_a", "next", 2))
+	g.Receive(ctx, "shop-oa", "", text("o_a", "next", 2))
 	if got := d.wait(t); got.Body.ID != "2" {
 		t.Errorf("after a retried push, delivered %s; want message 2 only", got.Body.ID)
 	}
@@ -191,7 +191,7 @@ func TestQueueOrderAcrossOutage(t *testing.T) {
 	const n = 20
 	for i := 1; i <= n; i++ {
 		user := []string{"o_a", "o_b"}[i%2]
-		if _, err := g.Receive(ctx, "shop-oa", text(user, "m", i)); err != nil {
+		if _, err := g.Receive(ctx, "shop-oa", "", text(user, "m", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -233,7 +233,7 @@ func TestDeadLetterAndRedrive(t *testing.T) {
 	g := newGateway(t, st, Config{MaxBackoff: 5 * time.Millisecond, DeadAfter: time.Nanosecond, Poll: 5 * time.Millisecond},
 		config.Forward{Name: "all", To: d.URL, Secret: secret})
 	ctx := context.Background()
-	g.Receive(ctx, "shop-oa", text("o_a", "m", 7))
+	g.Receive(ctx, "shop-oa", "", text("o_a", "m", 7))
 	var dead []DeadLetter
 	for len(dead) == 0 {
 		var err error
@@ -273,14 +273,14 @@ func TestReply(t *testing.T) {
 		config.Forward{Name: "bot", To: bot.URL, Secret: secret, Mode: config.ForwardReply, Match: config.Match{MsgType: []string{"text"}}},
 		config.Forward{Name: "log", To: log.URL, Secret: "another-secret-0123"})
 	ctx := context.Background()
-	reply, err := g.Receive(ctx, "shop-oa", text("o_a", "hello", 1))
+	reply, err := g.Receive(ctx, "shop-oa", "", text("o_a", "hello", 1))
 	if err != nil || string(reply) != answer {
 		t.Fatalf("Receive = %q, %v; want the bot's answer", reply, err)
 	}
 	verify(t, bot.wait(t), secret)
 	verify(t, log.wait(t), "another-secret-0123")
 	// WeChat's retry gets the same reply, and the bot is not asked again.
-	if again, _ := g.Receive(ctx, "shop-oa", text("o_a", "hello", 1)); string(again) != answer {
+	if again, _ := g.Receive(ctx, "shop-oa", "", text("o_a", "hello", 1)); string(again) != answer {
 		t.Errorf("retried push answered %q, want the reply given", again)
 	}
 	for _, tc := range []struct {
@@ -289,7 +289,7 @@ func TestReply(t *testing.T) {
 	}{{200, "success"}, {200, ""}, {500, answer}} {
 		bot.set(tc.status, tc.body)
 		id := tc.status + len(tc.body)
-		if reply, err := g.Receive(ctx, "shop-oa", text("o_a", "x", id)); err != nil || reply != nil {
+		if reply, err := g.Receive(ctx, "shop-oa", "", text("o_a", "x", id)); err != nil || reply != nil {
 			t.Errorf("bot answering %d %q: Receive = %q, %v; want no reply", tc.status, tc.body, reply, err)
 		}
 	}
@@ -312,7 +312,7 @@ func TestReplyTimeout(t *testing.T) {
 	defer close(release)
 	g := newGateway(t, memory.New(), Config{},
 		config.Forward{Name: "bot", To: slow.URL, Secret: secret, Mode: config.ForwardReply, Timeout: 50 * time.Millisecond})
-	if reply, err := g.Receive(context.Background(), "shop-oa", text("o_a", "x", 1)); err != nil || reply != nil {
+	if reply, err := g.Receive(context.Background(), "shop-oa", "", text("o_a", "x", 1)); err != nil || reply != nil {
 		t.Errorf("Receive = %q, %v; want no reply after the timeout", reply, err)
 	}
 }
@@ -320,7 +320,7 @@ func TestReplyTimeout(t *testing.T) {
 func TestReceiveBad(t *testing.T) {
 	st := memory.New()
 	g := newGateway(t, st, Config{}, config.Forward{Name: "all", To: "http://127.0.0.1:1/", Secret: secret})
-	if _, err := g.Receive(context.Background(), "shop-oa", []byte("<xml><Content>x</Content></xml>")); err == nil {
+	if _, err := g.Receive(context.Background(), "shop-oa", "", []byte("<xml><Content>x</Content></xml>")); err == nil {
 		t.Error("a plaintext without MsgType was accepted")
 	}
 	if keys, _ := st.List(context.Background(), "gw/"); len(keys) != 0 {

@@ -22,6 +22,35 @@ type Message struct {
 	// ID is the message's id: MsgId when it has one, else a digest of
 	// FromUserName, CreateTime and Event.
 	ID string
+	// Authorizer is the appid of the platform's authorizer the message
+	// is for; "" for a credential's own.
+	Authorizer string
+}
+
+// key names the message within its credential: its id, and its
+// authorizer's appid, whose users and ids are its own.
+func (m Message) key() string {
+	if m.Authorizer == "" {
+		return m.ID
+	}
+	return m.Authorizer + "\x00" + m.ID
+}
+
+// user names whom the message is from within its credential.
+func (m Message) user() string {
+	if m.Authorizer == "" {
+		return m.User()
+	}
+	return m.Authorizer + "\x00" + m.User()
+}
+
+// source is the credential the destination is told of: the
+// credential's id, or an authorizer's, <platform id>/<appid>.
+func source(credential, authorizer string) string {
+	if authorizer == "" {
+		return credential
+	}
+	return credential + "/" + authorizer
 }
 
 // ErrMessage reports a plaintext that is not a WeChat message.

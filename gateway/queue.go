@@ -25,6 +25,9 @@ const (
 // Entry is one message queued for one destination, as stored.
 type Entry struct {
 	Credential string `json:"credential"`
+	// Authorizer is the appid of the platform's authorizer the message
+	// is for, if it is.
+	Authorizer string `json:"authorizer,omitempty"`
 	Rule       string `json:"rule"`
 	// ID is the message id.
 	ID string `json:"id"`
@@ -51,7 +54,7 @@ type payload struct {
 }
 
 func body(credential string, m Message, now time.Time) ([]byte, error) {
-	return json.Marshal(payload{Credential: credential, ID: m.ID, ReceivedAt: now.UTC().Format(time.RFC3339),
+	return json.Marshal(payload{Credential: source(credential, m.Authorizer), ID: m.ID, ReceivedAt: now.UTC().Format(time.RFC3339),
 		Message: m.Fields, XML: string(m.XML)})
 }
 
@@ -68,7 +71,7 @@ func order(m Message, now time.Time) string {
 	if err != nil || ct < 0 {
 		ct = now.Unix()
 	}
-	return fmt.Sprintf("%012d.%019d.%s", ct, now.UnixNano(), digest(m.ID)[:8])
+	return fmt.Sprintf("%012d.%019d.%s", ct, now.UnixNano(), digest(m.key())[:8])
 }
 
 func (g *Gateway) enqueue(ctx context.Context, credential string, r Rule, m Message, now time.Time) error {
@@ -76,12 +79,12 @@ func (g *Gateway) enqueue(ctx context.Context, credential string, r Rule, m Mess
 	if err != nil {
 		return fmt.Errorf("gateway: encoding message %s: %w", m.ID, err)
 	}
-	e := Entry{Credential: credential, Rule: r.Name, ID: m.ID, Delivery: rand.Text(), ReceivedAt: now, QueuedAt: now, Body: b}
+	e := Entry{Credential: credential, Authorizer: m.Authorizer, Rule: r.Name, ID: m.ID, Delivery: rand.Text(), ReceivedAt: now, QueuedAt: now, Body: b}
 	v, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("gateway: encoding entry: %w", err)
 	}
-	key := queuePrefix + lane(credential, r.Name, m.User()) + "/" + order(m, now)
+	key := queuePrefix + lane(credential, r.Name, m.user()) + "/" + order(m, now)
 	if _, err := g.st.Put(ctx, key, v, 0); err != nil && !errors.Is(err, store.ErrConflict) {
 		return fmt.Errorf("gateway: queuing message %s for %s: %w", m.ID, r.Name, err)
 	}

@@ -17,7 +17,9 @@ type cached struct {
 	XML []byte    `json:"xml"`
 }
 
-func replyKey(credential, id string) string { return replyPrefix + credential + "/" + digest(id) }
+func replyKey(credential string, m Message) string {
+	return replyPrefix + credential + "/" + digest(m.key())
+}
 
 // askReply POSTs m to the reply rule and returns its answer: a 200 whose
 // body is neither empty nor "success" is the plain reply XML. Anything
@@ -28,7 +30,7 @@ func (g *Gateway) askReply(ctx context.Context, credential string, r Rule, m Mes
 	if err != nil {
 		return nil
 	}
-	status, answer, err := g.send(ctx, r, credential, rand.Text(), b)
+	status, answer, err := g.send(ctx, r, source(credential, m.Authorizer), rand.Text(), b)
 	if err != nil || status != 200 {
 		g.log.Warn("gateway: no reply from the reply rule; answering success", "credential", credential, "rule", r.Name, "id", m.ID, "status", status, "err", err)
 		return nil
@@ -39,17 +41,17 @@ func (g *Gateway) askReply(ctx context.Context, credential string, r Rule, m Mes
 	}
 	if v, err := json.Marshal(cached{At: now, XML: answer}); err == nil {
 		// Best effort: without it, a retry is answered "success".
-		if _, err := g.st.Put(ctx, replyKey(credential, m.ID), v, 0); err != nil && !errors.Is(err, store.ErrConflict) {
+		if _, err := g.st.Put(ctx, replyKey(credential, m), v, 0); err != nil && !errors.Is(err, store.ErrConflict) {
 			g.log.Warn("gateway: reply not kept for WeChat's retries", "credential", credential, "id", m.ID, "err", err)
 		}
 	}
 	return answer
 }
 
-// cachedReply is the reply given to the message id within the dedup
-// window, nil if none.
-func (g *Gateway) cachedReply(ctx context.Context, credential, id string) []byte {
-	e, err := g.st.Get(ctx, replyKey(credential, id))
+// cachedReply is the reply given to the message within the dedup window,
+// nil if none.
+func (g *Gateway) cachedReply(ctx context.Context, credential string, m Message) []byte {
+	e, err := g.st.Get(ctx, replyKey(credential, m))
 	if err != nil {
 		return nil
 	}

@@ -13,7 +13,7 @@ import (
 // authorizer credentials at run time (package component).
 var Component = &Kind{
 	Name:   component.KindComponent,
-	Fields: []string{"component_appid", "token", "encoding_aes_key", "tickets"},
+	Fields: []string{"component_appid", "token", "encoding_aes_key", "tickets", "callback"},
 	Defaults: func(cr *config.Credential) {
 		if cr.ID == "" {
 			cr.ID = cr.ComponentAppID
@@ -30,6 +30,15 @@ var Component = &Kind{
 		}
 		if !config.ValidAESKey(cr.EncodingAESKey) {
 			bad("encoding_aes_key", "want the platform's 43-character EncodingAESKey")
+		}
+		if cb := cr.Callback; cb != nil {
+			// A platform's keys are its own fields; its callback block
+			// says only where its events and its authorizers'
+			// messages go.
+			if cb.Token != "" || cb.EncodingAESKey != "" {
+				bad("callback", "holds only forward rules for kind component: its token and encoding_aes_key are the credential's own fields")
+			}
+			config.ValidateForward(cb.Forward, "component", bad)
 		}
 	},
 	Build: func(env *Env, cr config.Credential) (Built, error) {

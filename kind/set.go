@@ -79,7 +79,8 @@ func (r *Registry) CallbackModes() []server.CallbackMode {
 	var out []server.CallbackMode
 	for _, k := range r.All() {
 		if k.Callback != nil {
-			out = append(out, server.CallbackMode{Kind: k.Name, Verify: k.Callback.Verify, Encrypted: k.Callback.Encrypted})
+			out = append(out, server.CallbackMode{Kind: k.Name, Verify: k.Callback.Verify, Encrypted: k.Callback.Encrypted,
+				Authorizers: k.Authorizers})
 		}
 	}
 	return out

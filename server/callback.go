@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -26,8 +27,9 @@ type Callback struct {
 	Crypter *callback.Crypter
 	// Handler acts on a component's decrypted pushes.
 	Handler EventHandler
-	// Messages takes an mp's or wecom's messages and events (the
-	// message gateway); nil: they are answered "success" and dropped.
+	// Messages takes the messages and events of an mp or wecom, or of a
+	// platform and its authorizers (the message gateway); nil: they are
+	// answered "success" and dropped.
 	Messages MessageHandler
 }
 
@@ -38,7 +40,9 @@ type MessageHandler interface {
 	// with the passive reply's plain XML, or nil for none. An error
 	// wrapping gateway.ErrMessage means the plaintext is no message; any
 	// other means nothing was stored.
-	Receive(ctx context.Context, credential string, plain []byte) (reply []byte, err error)
+	// authorizer is the appid of a platform's authorizer the message is
+	// for, "" for the credential's own.
+	Receive(ctx context.Context, credential, authorizer string, plain []byte) (reply []byte, err error)
 }
 
 // EventHandler acts on a decrypted push; it returns once what the push
@@ -121,6 +125,13 @@ func (s *Server) receive(mode CallbackMode) func(http.ResponseWriter, *http.Requ
 		if err != nil {
 			return err
 		}
+		// An authorizer's message comes to the platform's "$APPID$"
+		// URL, sealed with the platform's keys; the appid is in the
+		// path, which no signature covers.
+		authorizer := r.PathValue("appid")
+		if authorizer != "" && !authorizerPattern.MatchString(authorizer) {
+			return &badRequest{"authorizer appid: want [A-Za-z0-9_-]{1,64}"}
+		}
 		q := r.URL.Query()
 		ts, nonce := q.Get("timestamp"), q.Get("nonce")
 		if err := s.checkTime(ts); err != nil {
@@ -143,7 +154,7 @@ func (s *Server) receive(mode CallbackMode) func(http.ResponseWriter, *http.Requ
 		if plain == nil {
 			plain = body // plain mode
 		}
-		key := replayKey(cb, ts, nonce, q.Get("msg_signature"), q.Get("signature"))
+		key := replayKey(cb, authorizer, ts, nonce, q.Get("msg_signature"), q.Get("signature"))
 		// A timestamp may be maxSkew old or maxSkew ahead: the push
 		// would pass the time check for twice that.
 		fresh, err := s.claims.Claim(r.Context(), key, 2*s.maxSkew)
@@ -158,11 +169,11 @@ func (s *Server) receive(mode CallbackMode) func(http.ResponseWriter, *http.Requ
 				// remembers message ids for at least this claim's
 				// window, so the repeat gets the first one's answer
 				// and stores nothing; its claim is not ours to drop.
-				return s.forward(r.Context(), w, cb, plain, encrypted, ts, nonce, "")
+				return s.forward(r.Context(), w, cb, authorizer, plain, encrypted, ts, nonce, "")
 			}
 			return errReplay
 		}
-		if cb.Handler != nil {
+		if cb.Handler != nil && authorizer == "" {
 			ev, err := callback.ParseEvent(plain)
 			if err != nil {
 				s.unclaim(key)
@@ -174,7 +185,7 @@ func (s *Server) receive(mode CallbackMode) func(http.ResponseWriter, *http.Requ
 			}
 		}
 		if cb.Messages != nil {
-			return s.forward(r.Context(), w, cb, plain, encrypted, ts, nonce, key)
+			return s.forward(r.Context(), w, cb, authorizer, plain, encrypted, ts, nonce, key)
 		}
 		writeText(w, []byte("success"))
 		return nil
@@ -185,10 +196,18 @@ func (s *Server) receive(mode CallbackMode) func(http.ResponseWriter, *http.Requ
 // what WeChat signs it with. A replay carries the same timestamp, nonce
 // and signature (they are all a recorder has); the digest bounds the key
 // whatever the query holds.
-func replayKey(cb *Callback, ts, nonce, msgSignature, signature string) string {
+func replayKey(cb *Callback, authorizer, ts, nonce, msgSignature, signature string) string {
 	h := sha256.Sum256([]byte(ts + "\n" + nonce + "\n" + msgSignature + "\n" + signature))
-	return "push/" + cb.Kind + "/" + cb.ID + "/" + hex.EncodeToString(h[:])
+	id := cb.ID
+	if authorizer != "" {
+		id += "/" + authorizer
+	}
+	return "push/" + cb.Kind + "/" + id + "/" + hex.EncodeToString(h[:])
 }
+
+// authorizerPattern is what an authorizer's appid in a callback path may
+// look like.
+var authorizerPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // unclaim drops the claim of a push that was refused after it was
 // claimed, so that WeChat's next delivery of it is not taken for a replay.

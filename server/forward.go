@@ -13,8 +13,8 @@ import (
 // the reply of a safe-mode push with the same keys), or "success". claim
 // is the push's replay claim, dropped if the gateway refuses it; "" for
 // a push claimed by an earlier request.
-func (s *Server) forward(ctx context.Context, w http.ResponseWriter, cb *Callback, plain []byte, encrypted bool, ts, nonce, claim string) error {
-	reply, err := cb.Messages.Receive(ctx, cb.ID, plain)
+func (s *Server) forward(ctx context.Context, w http.ResponseWriter, cb *Callback, authorizer string, plain []byte, encrypted bool, ts, nonce, claim string) error {
+	reply, err := cb.Messages.Receive(ctx, cb.ID, authorizer, plain)
 	if err != nil {
 		if claim != "" {
 			s.unclaim(claim) // WeChat delivers it again

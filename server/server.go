@@ -99,6 +99,9 @@ type CallbackMode struct {
 	// encrypted (WeCom, platforms). Otherwise pushes are plain, or in
 	// safe mode when the query says encrypt_type=aes (Official Accounts).
 	Encrypted bool
+	// Authorizers: the kind's authorizers' messages come to
+	// /callback/{kind}/{id}/{appid} (a platform's "$APPID$" URL).
+	Authorizers bool
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -211,6 +214,9 @@ func New(cfg Config) (*Server, error) {
 			routes = append(routes, route{"GET /callback/" + m.Kind + "/{id}", "WeChat's server URL verification", false, s.verifyURL(m)})
 		}
 		routes = append(routes, route{"POST /callback/" + m.Kind + "/{id}", "WeChat's pushes", false, s.receive(m)})
+		if m.Authorizers {
+			routes = append(routes, route{"POST /callback/" + m.Kind + "/{id}/{appid}", "WeChat's pushes of an authorizer's messages", false, s.receive(m)})
+		}
 	}
 	if cfg.ProxyTarget != nil {
 		s.proxyTarget = cfg.ProxyTarget
