@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -80,4 +81,40 @@ func TestGatewayCluster(t *testing.T) {
 	if _, got := q.count(); got != n+1 {
 		t.Errorf("destination acknowledged %d deliveries, want %d", got, n+1)
 	}
+}
+
+// TestGatewayClusterKill9 runs three binaries on one Redis and kills one
+// (SIGKILL) while they deliver: the others take over its lanes once its
+// leases lapse, and every message is delivered, in order per user.
+func TestGatewayClusterKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out a killed instance's leases")
+	}
+	bin := buildBinary(t)
+	rs := redistest.New(t, redistest.Options{})
+	fake, up := upstream(t, wxtest.Config{})
+	fake.AddCorp(gwCorp, "corpsecret")
+	q, bot := newSink(t), newSink(t)
+	q.setDown(true)
+	path := filepath.Join(t.TempDir(), "wxtoken.yaml")
+	os.WriteFile(path, []byte(gatewayYAML(fmt.Sprintf(`store: {type: redis, addrs: ["%s"]}`, rs.Addr()), up, q.URL, bot.URL)), 0o600)
+	var addrs []string
+	var cmds []*exec.Cmd
+	for range 3 {
+		cmd, addr := startBinary(t, bin, path)
+		cmds, addrs = append(cmds, cmd), append(addrs, addr)
+		defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	}
+	const n = 45
+	for i := 1; i <= n; i++ {
+		plain, _, _ := targets(addrs[i%3])
+		pushMany(t, plain, i, 1)
+	}
+	q.setDown(false)
+	for _, got := q.count(); got < 5; _, got = q.count() {
+		time.Sleep(time.Millisecond)
+	}
+	cmds[0].Process.Kill()
+	dups := collect(t, q, n, true)
+	t.Logf("%d messages delivered across a kill of one of three instances; %d delivered again", n, dups)
 }
