@@ -327,3 +327,39 @@ func TestReceiveBad(t *testing.T) {
 		t.Errorf("store after bad input = %v, want nothing", keys)
 	}
 }
+
+// TestAuthorizersApart: a platform's authorizers have their own users and
+// message ids: the same MsgId for two authorizers is two messages, each
+// delivered as its authorizer's, and a rule naming an authorizer takes
+// only its messages.
+func TestAuthorizersApart(t *testing.T) {
+	all, one := newDestination(t), newDestination(t)
+	g := newGateway(t, memory.New(), Config{},
+		config.Forward{Name: "all", To: all.URL, Secret: secret},
+		config.Forward{Name: "one", To: one.URL, Secret: secret, Match: config.Match{Authorizer: []string{"wxauth1"}}})
+	ctx := context.Background()
+	for _, a := range []string{"wxauth1", "wxauth2"} {
+		if _, err := g.Receive(ctx, "shop-oa", a, text("o_a", a, 9)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]string{}
+	for range 2 {
+		dv := all.wait(t)
+		got[dv.Header.Get(HeaderCredential)] = dv.Body.Message["Content"]
+		if dv.Body.Credential != dv.Header.Get(HeaderCredential) {
+			t.Errorf("body credential %q, header %q", dv.Body.Credential, dv.Header.Get(HeaderCredential))
+		}
+	}
+	if got["shop-oa/wxauth1"] != "wxauth1" || got["shop-oa/wxauth2"] != "wxauth2" {
+		t.Errorf("deliveries by credential = %v, want one per authorizer", got)
+	}
+	if dv := one.wait(t); dv.Body.Credential != "shop-oa/wxauth1" {
+		t.Errorf("authorizer rule got %s", dv.Raw)
+	}
+	one.mu.Lock()
+	defer one.mu.Unlock()
+	if one.calls != 1 {
+		t.Errorf("authorizer rule called %d times, want 1", one.calls)
+	}
+}
