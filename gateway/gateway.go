@@ -144,6 +144,11 @@ func (g *Gateway) Receive(ctx context.Context, credential, authorizer string, pl
 	if err != nil {
 		return nil, fmt.Errorf("gateway: checking message %s: %w", m.ID, err)
 	}
+	// Between this claim and the queue entries' writes, a crash loses
+	// the message: WeChat's retry finds its id claimed. The window is
+	// two store writes wide; claiming after the writes instead would
+	// queue again a retry of a message delivered meanwhile, and the
+	// Claimer cannot be asked without claiming.
 	if !fresh {
 		// WeChat delivers a push again when our answer was slow or lost:
 		// the same answer, without asking the destination again.
