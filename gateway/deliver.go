@@ -198,6 +198,7 @@ func (g *Gateway) deliverEntry(ctx context.Context, key string, lease store.Leas
 		return false // closing: the entry stays as it was
 	}
 	if err == nil {
+		g.count.deliveries.WithLabelValues(e.Credential, e.Rule, "ok").Inc()
 		if err := g.st.Delete(ctx, key, se.Version); err != nil && !errors.Is(err, store.ErrNotFound) {
 			g.log.Warn("gateway: delivered, but not taken off the queue: it will be delivered again", "rule", e.Rule, "id", e.ID, "err", err)
 			return false
@@ -207,9 +208,11 @@ func (g *Gateway) deliverEntry(ctx context.Context, key string, lease store.Leas
 	e.Attempts++
 	e.LastError = err.Error()
 	if now := g.cfg.Now(); now.Sub(e.QueuedAt) >= g.cfg.DeadAfter {
+		g.count.deliveries.WithLabelValues(e.Credential, e.Rule, "dead").Inc()
 		g.log.Warn("gateway: a message became a dead letter", "credential", e.Credential, "rule", e.Rule, "id", e.ID, "attempts", e.Attempts, "err", err)
 		return g.buryEntry(ctx, key, se, e, e.LastError)
 	}
+	g.count.deliveries.WithLabelValues(e.Credential, e.Rule, "retry").Inc()
 	e.NextAt = g.cfg.Now().Add(g.backoff(e.Attempts))
 	g.log.Info("gateway: delivery failed, retrying", "credential", e.Credential, "rule", e.Rule, "id", e.ID, "attempts", e.Attempts, "retry_at", e.NextAt, "err", err)
 	if v, err := json.Marshal(e); err == nil {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wxtoken/wxtoken/store"
 )
 
@@ -41,6 +43,8 @@ type Config struct {
 	Poll time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Registerer, if set, takes the gateway's metrics.
+	Registerer prometheus.Registerer
 }
 
 func (c *Config) defaults() {
@@ -85,6 +89,7 @@ type Gateway struct {
 	busy   map[string]bool // lanes being delivered by this instance
 	lanes  sync.WaitGroup
 	closed sync.Once
+	count  *counters
 }
 
 // New makes a Gateway and starts its delivery loop, which Close stops.
@@ -95,7 +100,7 @@ func New(cfg Config) (*Gateway, error) {
 	cfg.defaults()
 	g := &Gateway{cfg: cfg, st: cfg.Store, log: cfg.Logger, rules: map[string]map[string]Rule{},
 		done: make(chan struct{}), nudge: make(chan struct{}, 1), sem: make(chan struct{}, cfg.Workers),
-		busy: map[string]bool{}}
+		busy: map[string]bool{}, count: newCounters(cfg.Registerer)}
 	for cred, list := range cfg.Routes {
 		g.rules[cred] = map[string]Rule{}
 		for _, r := range list {
@@ -142,6 +147,7 @@ func (g *Gateway) Receive(ctx context.Context, credential, authorizer string, pl
 	seen := "gw/seen/" + credential + "/" + digest(m.key())
 	fresh, err := g.st.Claim(ctx, seen, g.cfg.DedupWindow)
 	if err != nil {
+		g.count.received.WithLabelValues(credential, "refused").Inc()
 		return nil, fmt.Errorf("gateway: checking message %s: %w", m.ID, err)
 	}
 	// Between this claim and the queue entries' writes, a crash loses
@@ -152,7 +158,12 @@ func (g *Gateway) Receive(ctx context.Context, credential, authorizer string, pl
 	if !fresh {
 		// WeChat delivers a push again when our answer was slow or lost:
 		// the same answer, without asking the destination again.
-		return g.cachedReply(ctx, credential, m), nil
+		g.count.received.WithLabelValues(credential, "duplicate").Inc()
+		reply := g.cachedReply(ctx, credential, m)
+		if reply != nil {
+			g.count.replies.WithLabelValues(credential, "cached").Inc()
+		}
+		return reply, nil
 	}
 	now := g.cfg.Now()
 	var reply *Rule
@@ -166,9 +177,11 @@ func (g *Gateway) Receive(ctx context.Context, credential, authorizer string, pl
 		}
 		if err := g.enqueue(ctx, credential, r, m, now); err != nil {
 			g.unclaim(seen)
+			g.count.received.WithLabelValues(credential, "refused").Inc()
 			return nil, err
 		}
 	}
+	g.count.received.WithLabelValues(credential, "queued").Inc()
 	if reply == nil {
 		return nil, nil
 	}

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wxtoken/wxtoken/config"
 	"github.com/wxtoken/wxtoken/store"
 	"github.com/wxtoken/wxtoken/store/memory"
@@ -361,5 +363,62 @@ func TestAuthorizersApart(t *testing.T) {
 	defer one.mu.Unlock()
 	if one.calls != 1 {
 		t.Errorf("authorizer rule called %d times, want 1", one.calls)
+	}
+}
+
+// TestMetrics counts what Receive and the delivery loop did.
+func TestMetrics(t *testing.T) {
+	d := newDestination(t)
+	bot := newDestination(t)
+	bot.set(200, "<xml><Content>hi</Content></xml>")
+	reg := prometheus.NewRegistry()
+	g := newGateway(t, memory.New(), Config{Registerer: reg},
+		config.Forward{Name: "all", To: d.URL, Secret: secret},
+		config.Forward{Name: "bot", To: bot.URL, Secret: secret, Mode: config.ForwardReply})
+	ctx := context.Background()
+	g.Receive(ctx, "shop-oa", "", text("o_a", "m", 1))
+	g.Receive(ctx, "shop-oa", "", text("o_a", "m", 1))
+	d.wait(t)
+	// value is the counter of name whose labels are all of want.
+	value := func(name string, want ...string) float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				var got []string
+				for _, l := range m.GetLabel() {
+					got = append(got, l.GetValue())
+				}
+				if strings.Join(got, ",") == strings.Join(want, ",") {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+		return 0
+	}
+	for end := time.Now().Add(10 * time.Second); value("wxtoken_gateway_deliveries_total", "shop-oa", "ok", "all") == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("delivery not counted")
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"wxtoken_gateway_messages_total", []string{"shop-oa", "queued"}, 1},
+		{"wxtoken_gateway_messages_total", []string{"shop-oa", "duplicate"}, 1},
+		{"wxtoken_gateway_replies_total", []string{"shop-oa", "reply"}, 1},
+		{"wxtoken_gateway_replies_total", []string{"shop-oa", "cached"}, 1},
+		{"wxtoken_gateway_deliveries_total", []string{"shop-oa", "ok", "all"}, 1},
+	} {
+		if got := value(tc.name, tc.labels...); got != tc.want {
+			t.Errorf("%s%v = %v, want %v", tc.name, tc.labels, got, tc.want)
+		}
 	}
 }

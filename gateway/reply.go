@@ -33,12 +33,15 @@ func (g *Gateway) askReply(ctx context.Context, credential string, r Rule, m Mes
 	status, answer, err := g.send(ctx, r, source(credential, m.Authorizer), rand.Text(), b)
 	if err != nil || status != 200 {
 		g.log.Warn("gateway: no reply from the reply rule; answering success", "credential", credential, "rule", r.Name, "id", m.ID, "status", status, "err", err)
+		g.count.replies.WithLabelValues(credential, "none").Inc()
 		return nil
 	}
 	answer = bytes.TrimSpace(answer)
 	if len(answer) == 0 || string(answer) == "success" {
+		g.count.replies.WithLabelValues(credential, "none").Inc()
 		return nil
 	}
+	g.count.replies.WithLabelValues(credential, "reply").Inc()
 	if v, err := json.Marshal(cached{At: now, XML: answer}); err == nil {
 		// Best effort: without it, a retry is answered "success".
 		if _, err := g.st.Put(ctx, replyKey(credential, m), v, 0); err != nil && !errors.Is(err, store.ErrConflict) {

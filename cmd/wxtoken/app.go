@@ -177,7 +177,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}
 	var api *server.Server
-	if err := m.startGateway(cfg, set); err != nil {
+	if err := m.startGateway(cfg, set, reg); err != nil {
 		return err
 	}
 	m.admin, err = admin.New(admin.Config{Store: m.store, Tokens: m.tokens, File: cfg, Logger: m.Logger,

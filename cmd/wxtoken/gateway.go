@@ -3,6 +3,8 @@ package main
 import (
 	"net/http"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wxtoken/wxtoken/admin"
 	"github.com/wxtoken/wxtoken/config"
 	"github.com/wxtoken/wxtoken/gateway"
@@ -11,7 +13,7 @@ import (
 
 // startGateway starts the message gateway when a credential has forward
 // rules, and hands it those credentials' pushes.
-func (m *Main) startGateway(cfg *config.Config, set *kind.Set) error {
+func (m *Main) startGateway(cfg *config.Config, set *kind.Set, reg prometheus.Registerer) error {
 	routes := map[string][]gateway.Rule{}
 	for _, cr := range cfg.Credentials {
 		if cr.Callback == nil {
@@ -28,7 +30,7 @@ func (m *Main) startGateway(cfg *config.Config, set *kind.Set) error {
 	tr.MaxIdleConnsPerHost = 32 // one destination receives every lane's deliveries
 	gw, err := gateway.New(gateway.Config{Store: m.store, Routes: routes, HTTP: &http.Client{Transport: tr},
 		Logger: m.Logger, DedupWindow: cfg.Callbacks.DedupWindow, DeadAfter: cfg.Callbacks.DeadAfter,
-		MaxBackoff: cfg.Callbacks.MaxBackoff})
+		MaxBackoff: cfg.Callbacks.MaxBackoff, Registerer: reg})
 	if err != nil {
 		return err
 	}

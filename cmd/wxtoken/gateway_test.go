@@ -286,6 +286,18 @@ func TestGatewayModes(t *testing.T) {
 	if rc := e.queue.next(t); rc.Credential != "hr" || rc.Message["Content"] != "wecom hello" || rc.Message["AgentID"] != "" && rc.Message["ToUserName"] != gwCorp {
 		t.Errorf("wecom delivery = %s", rc.raw)
 	}
+	resp, err := http.Get("http://" + e.m.Addr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`wxtoken_gateway_messages_total{credential="plain-oa",result="queued"} 1`,
+		`wxtoken_gateway_replies_total{credential="safe-oa",result="cached"} 1`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 // TestGatewayRetriedPushOnce: the reply destination is slower than
