@@ -129,14 +129,16 @@ func (g *Gateway) Has(credential string) bool { return len(g.rules[credential]) 
 
 // Receive takes a push's plaintext for credential, already verified and
 // decrypted; authorizer is the appid of the platform's authorizer the
-// message is for, "" for the credential's own messages and events. Before it returns, the message is queued durably for every
-// queue rule it matches; the reply rule, if one matches, is asked for the
-// passive reply, which Receive returns (nil: answer "success"). A message
-// whose id was received within the dedup window is neither queued nor
-// asked again: the reply given to it then, if any, is returned.
+// message is for, "" for the credential's own messages and events.
+// Before it returns, the message is queued durably for every queue rule
+// it matches; the reply rule, if one matches, is asked for the passive
+// reply, which Receive returns (nil: answer "success"). A message whose
+// id was received within the dedup window is neither queued nor asked
+// again: the reply given to it then, if any, is returned.
 //
 // Errors wrap ErrMessage for a plaintext that is no message; any other
-// error means nothing was accepted and WeChat should deliver it again.
+// error means the message was not accepted and WeChat should deliver it
+// again (a rule it was queued for before the error may get it twice).
 func (g *Gateway) Receive(ctx context.Context, credential, authorizer string, plain []byte) ([]byte, error) {
 	m, err := Parse(plain)
 	if err != nil {
