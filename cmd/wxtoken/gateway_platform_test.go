@@ -19,11 +19,14 @@ func TestGatewayPlatform(t *testing.T) {
 	t.Cleanup(fake.Close)
 	up := httptest.NewServer(fake)
 	t.Cleanup(up.Close)
-	events, shop := newSink(t), newSink(t)
+	events, shop, bot := newSink(t), newSink(t), newSink(t)
+	const botReply = `<xml><ToUserName><![CDATA[o_x]]></ToUserName><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[from the bot]]></Content></xml>`
+	bot.reply = botReply
 	yaml := strings.Replace(platformYAML(t.TempDir(), up.URL), "clients:", `    callback:
       forward:
         - {name: events, to: `+events.URL+`, secret: `+qSecret+`, match: {info_type: [authorized, unauthorized]}}
         - {name: shop, to: `+shop.URL+`, secret: `+botSecret+`, match: {authorizer: [wxauth01], msg_type: [text]}}
+        - {name: bot, to: `+bot.URL+`, secret: `+botSecret+`, mode: reply, match: {authorizer: [wxauth01], event: [CLICK]}}
 clients:`, 1)
 	m := runYAML(t, yaml)
 	fake.SetPushTarget(platformComp.AppID, "http://"+m.Addr()+"/callback/component/plat", nil)
@@ -57,6 +60,16 @@ clients:`, 1)
 	checkHMAC(t, rc, botSecret)
 	if rc.Credential != "plat/wxauth01" || rc.header.Get("X-Wxtoken-Credential") != "plat/wxauth01" || rc.Message["Content"] != "for shop" {
 		t.Errorf("authorizer message delivered as %s", rc.raw)
+	}
+	// A reply rule answers an authorizer's event, sealed with the
+	// platform's keys as WeChat expects for its authorizers.
+	a := push(t, target("wxauth01"), wxtest.EventMessage("gh_1", "o_x", "CLICK", "menu_1", time.Now()))
+	opened, err := target("wxauth01").OpenReply(a.Body)
+	if err != nil || string(opened) != botReply {
+		t.Errorf("authorizer event answered %q (%q, %v), want the bot's reply sealed", a.Body, opened, err)
+	}
+	if rc := bot.next(t); rc.Credential != "plat/wxauth01" || rc.Message["EventKey"] != "menu_1" {
+		t.Errorf("bot got %s", rc.raw)
 	}
 	if a := push(t, target("bad appid!"), wxtest.TextMessage("gh_1", "o_x", "x", 2, time.Now())); a.Status != 400 {
 		t.Errorf("a malformed appid in the path answered %d", a.Status)
