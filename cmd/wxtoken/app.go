@@ -175,7 +175,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.admin, err = admin.New(admin.Config{Store: m.store, Tokens: m.tokens, File: cfg, Logger: m.Logger,
 		Build:      buildCredential(env),
 		ClearQuota: func(ctx context.Context, cr config.Credential) error { return up.ClearQuota(ctx, cr.AppID, cr.Secret) },
-		SetClients: func(list []server.Client) { api.SetClients(list) }})
+		SetClients: func(list []server.Client) { api.SetClients(list) },
+		Platforms:  adminPlatforms(set), Upstreams: up.Upstreams})
 	if err != nil {
 		return err
 	}
