@@ -180,7 +180,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	api, err = server.New(server.Config{Tokens: m.tokens, Clients: clients, Logger: m.Logger, Admin: m.admin.Handler(),
+	dash, err := dashboard(cfg, m.admin, m.Logger)
+	if err != nil {
+		return err
+	}
+	api, err = server.New(server.Config{Tokens: m.tokens, Clients: clients, Logger: m.Logger, Admin: m.admin.Handler(), UI: dash,
 		Callbacks: set.Callbacks, CallbackModes: kind.Default.CallbackModes(), MaxSkew: cfg.Callbacks.MaxSkew,
 		Claims: m.store, Platforms: apiPlatforms, Upstreams: up.Upstreams, JSSDK: m.jssdk(set),
 		Metrics: apiMetrics, ProxyTarget: proxyTarget(cfg.Upstream, up), ProxyTransport: hc.Transport})
