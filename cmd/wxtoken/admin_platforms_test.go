@@ -12,9 +12,10 @@ import (
 
 // platformNode runs an instance with the fake's third-party platform as
 // credential plat, wx1 and wx2, the admin keys, and the given
-// authorizers authorized; it returns the instance's address and the
-// fake's URL.
-func platformNode(t *testing.T, authorizers ...string) (string, string) {
+// authorizers authorized, and the extra credentials given; it returns the instance's address and the
+// fake's URL. Refreshes are planned with almost no jitter, so that a
+// token's next refresh is a fixed time after its issue.
+func platformNode(t *testing.T, extraCredentials string, authorizers ...string) (string, string) {
 	t.Helper()
 	fake := wxtest.New(wxtest.Config{})
 	fake.AddApp(app1, "secret1")
@@ -26,11 +27,11 @@ func platformNode(t *testing.T, authorizers ...string) (string, string) {
 	yaml := fmt.Sprintf(`listen: 127.0.0.1:0
 data_dir: %s
 upstream: {api: %s, wecom: %s, timeout: 2s}
-refresh: {min_force_interval: 1s}
-credentials:%s%s
+refresh: {min_force_interval: 1s, jitter: 0.0001}
+credentials:%s%s%s
 clients:
   - {name: e2e, key: %s, allow: ["*"]}
-%s`, t.TempDir(), srv.URL, srv.URL, mpCredentials, platformCredentials(), clientKey, adminsYAML)
+%s`, t.TempDir(), srv.URL, srv.URL, mpCredentials, platformCredentials(), extraCredentials, clientKey, adminsYAML)
 	n := startNode(t, yaml)
 	fake.SetPushTarget(platformComp.AppID, "http://"+n.addr()+"/callback/component/plat", nil)
 	getToken(t, n.addr(), "plat")
@@ -65,7 +66,7 @@ func (p authorizerPage) ids() []string {
 // WeChat's hosts; each bad request is refused with 400 or 404.
 func TestAdminPlatforms(t *testing.T) {
 	auths := []string{"wxauth03", "wxauth01", "wxother9", "wxauth02", "wxauth05", "wxauth04"}
-	addr, up := platformNode(t, auths...)
+	addr, up := platformNode(t, "", auths...)
 
 	var pl struct {
 		Platforms []struct {

@@ -93,38 +93,46 @@ function badge(text, cls) { return el('span', { class: 'badge ' + (cls || 's-gre
 // the time is past, "since" counts up from at.
 function countdown(at, mode, extra) {
   if (!at) return el('span', { class: 'muted', text: '–' });
-  return el('span', Object.assign({ class: 'countdown', 'data-at': at, 'data-mode': mode }, extra || {}));
+  const e = el('span', Object.assign({ class: 'countdown', 'data-at': at, 'data-mode': mode }, extra || {}));
+  showCountdown(e, serverNow());
+  return e;
+}
+
+// showCountdown sets a countdown's text and warning class for now.
+function showCountdown(e, now) {
+  const at = Number(e.dataset.at);
+  const left = at - now;
+  let text, cls = '';
+  switch (e.dataset.mode) {
+    case 'since':
+      text = duration(now - at) + ' ago';
+      if (e.dataset.warn && now - at > Number(e.dataset.warn)) cls = 'warn';
+      break;
+    case 'next':
+      text = left > 0 ? 'in ' + duration(left) : 'due';
+      break;
+    default: // serve
+      text = left > 0 ? duration(left) : 'expired';
+      cls = left <= 0 ? 'bad' : left < 10 * 60 * 1000 ? 'warn' : '';
+  }
+  if (e.textContent !== text) e.textContent = text;
+  e.classList.toggle('warn', cls === 'warn');
+  e.classList.toggle('bad', cls === 'bad');
+}
+
+// showLife sets the width of a bar of the part of a token's life left.
+function showLife(e, now) {
+  const from = Number(e.dataset.lifeFrom), to = Number(e.dataset.lifeTo);
+  const frac = Math.max(0, Math.min(1, (to - now) / (to - from)));
+  e.firstChild.style.width = (frac * 100).toFixed(1) + '%';
+  e.classList.toggle('warn', frac < 0.25 && frac > 0.08);
+  e.classList.toggle('bad', frac <= 0.08);
 }
 
 function tick() {
   const now = serverNow();
-  for (const e of document.querySelectorAll('[data-at]')) {
-    const at = Number(e.dataset.at);
-    const left = at - now;
-    let text, cls = '';
-    switch (e.dataset.mode) {
-      case 'since':
-        text = duration(now - at) + ' ago';
-        if (e.dataset.warn && now - at > Number(e.dataset.warn)) cls = 'warn';
-        break;
-      case 'next':
-        text = left > 0 ? 'in ' + duration(left) : 'due';
-        break;
-      default: // serve
-        text = left > 0 ? duration(left) : 'expired';
-        cls = left <= 0 ? 'bad' : left < 10 * 60 * 1000 ? 'warn' : '';
-    }
-    if (e.textContent !== text) e.textContent = text;
-    e.classList.toggle('warn', cls === 'warn');
-    e.classList.toggle('bad', cls === 'bad');
-  }
-  for (const e of document.querySelectorAll('[data-life-from]')) {
-    const from = Number(e.dataset.lifeFrom), to = Number(e.dataset.lifeTo);
-    const frac = Math.max(0, Math.min(1, (to - now) / (to - from)));
-    e.firstChild.style.width = (frac * 100).toFixed(1) + '%';
-    e.classList.toggle('warn', frac < 0.25 && frac > 0.08);
-    e.classList.toggle('bad', frac <= 0.08);
-  }
+  for (const e of document.querySelectorAll('[data-at]')) showCountdown(e, now);
+  for (const e of document.querySelectorAll('[data-life-from]')) showLife(e, now);
   if (state.lastPoll) {
     const ago = Math.max(0, Math.round((Date.now() - state.lastPoll) / 1000));
     $('#updated').textContent = 'updated ' + (ago < 2 ? 'just now' : ago + 's ago');
@@ -140,7 +148,9 @@ function servedCell(c) {
   if (!c.serve_until) { td.append(el('span', { class: 'muted', text: '–' })); return td; }
   td.append(countdown(ms(c.serve_until), 'serve', { title: 'served until ' + clock(ms(c.serve_until)) + ', expires ' + clock(ms(c.expires_at)) }));
   if (c.issued_at) {
-    td.append(el('div', { class: 'life', 'data-life-from': ms(c.issued_at), 'data-life-to': ms(c.serve_until) }, el('span')));
+    const life = el('div', { class: 'life', 'data-life-from': ms(c.issued_at), 'data-life-to': ms(c.serve_until) }, el('span'));
+    showLife(life, serverNow());
+    td.append(life);
   }
   return td;
 }
@@ -162,13 +172,14 @@ function causeCell(c) {
   if (c.error) return el('td', { class: 'cause' }, c.error);
   if (!c.cause) return el('td', {}, el('span', { class: 'muted', text: '–' }));
   const k = c.cause;
+  const code = k.errcode && !k.message.includes(String(k.errcode)) ? k.errcode + ' · ' : '';
   return el('td', { class: 'cause' },
-    (k.errcode ? k.errcode + ' · ' : '') + k.message,
+    code + k.message,
     el('div', { class: 'sub' }, k.class + ' · ' + k.failures + ' failure' + (k.failures === 1 ? '' : 's') + ' since ' + clock(ms(k.since))));
 }
 
 function actionButtons(c) {
-  const td = el('td', { class: 'actions' });
+  const td = el('td', { class: 'actions-cell' });
   if (!may('operator')) return td;
   const box = el('div', { class: 'actions' });
   const btn = (action, label, cls) => el('button', { type: 'button', class: 'small ' + (cls || ''), 'data-action': action, 'data-id': c.id }, label);
@@ -184,7 +195,8 @@ function actionButtons(c) {
 }
 
 function credentialRow(c) {
-  const sub = [c.kind, c.source === 'file' ? 'from the file' : c.source === 'admin' ? 'added at run time' : c.source].filter(Boolean).join(' · ');
+  const from = { file: 'from the file', admin: 'added at run time', derived: 'derived' }[c.source];
+  const sub = [c.kind, from].filter(Boolean).join(' · ');
   const tr = el('tr', { 'data-id': c.id, 'data-issued': c.issued_at || '', 'data-state': c.state },
     el('td', {}, el('div', { class: 'id mono', text: c.id }), el('div', { class: 'sub', text: sub })),
     el('td', {}, badge(c.state, STATE_CLASS[c.state])),
