@@ -52,6 +52,8 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	key := make([]byte, 16)
 	rand.Read(key)
 	clientKey := hex.EncodeToString(key)
+	rand.Read(key)
+	adminKey := hex.EncodeToString(key)
 
 	upstream := "http://" + fln.Addr().String()
 	cfg := &config.Config{
@@ -69,6 +71,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			{ID: "demo-wecom", Kind: kind.WeCom.Name, CorpID: "wwd000000000000001", Secret: "demo-wecom-secret"},
 		},
 		Clients: []config.Client{{Name: "demo", Key: clientKey, Allow: []string{"*"}}},
+		Admins:  []config.Admin{{Name: "demo-admin", Key: adminKey, Role: config.RoleAdmin}},
 	}
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -88,6 +91,8 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, `
 wxtoken demo: a server on %[1]s against a fake WeChat on %[2]s
 tokens live %[3]s here, so refreshes show in the log; data in %[4]s (removed on exit)
+
+Dashboard: %[1]s/ui/ (sign in with the admin key %[7]s)
 
 Try, in another shell:
 
@@ -116,6 +121,6 @@ its API calls are forwarded to WeChat:
   curl -s -w '\n' "%[6]s/cgi-bin/token?grant_type=client_credential&appid=wxd000000000000002&secret=$KEY"
 
 Ctrl-C to stop.
-`, base, upstream, *lifetime, dir, clientKey, "http://"+m.WeChatAddr())
+`, base, upstream, *lifetime, dir, clientKey, "http://"+m.WeChatAddr(), adminKey)
 	return m.Wait(ctx)
 }
