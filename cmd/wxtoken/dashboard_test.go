@@ -142,9 +142,24 @@ func TestDashboardInBrowser(t *testing.T) {
 		next   = row + `.querySelector('td.next .countdown').textContent`
 	)
 
+	dir := artifacts(t)
+	screenshot := func(name string, shot chromedp.Action[[]byte]) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, shot)
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s (%d KB)", path, len(png)/1024)
+	}
+
 	// A wrong key: an error, and no dashboard.
-	do("sign in with a wrong key", chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS("#key")),
-		chromedp.SendKeys(chromedp.CSS("#key"), "not-an-admin-key-0000"), chromedp.Click(chromedp.CSS("#login-submit")),
+	do("open the page", chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS("#key")))
+	screenshot("login.png", chromedp.CaptureScreenshot())
+	do("sign in with a wrong key", chromedp.SendKeys(chromedp.CSS("#key"), "not-an-admin-key-0000"), chromedp.Click(chromedp.CSS("#login-submit")),
 		chromedp.WaitVisible(chromedp.CSS("#login-error")))
 	if msg := text(`document.querySelector('#login-error').textContent`); !strings.Contains(msg, "not an admin key") {
 		t.Errorf("wrong key: the page says %q", msg)
@@ -196,15 +211,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	await("the toast is gone", `document.querySelectorAll('.toast').length === 0`)
 
-	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	dir := artifacts(t)
-	if err := os.WriteFile(filepath.Join(dir, "dashboard.png"), shot, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s (%d KB)", filepath.Join(dir, "dashboard.png"), len(shot)/1024)
+	screenshot("dashboard.png", chromedp.FullScreenshot(100)) // 100: PNG
 
 	do("search authorizers", chromedp.SendKeys(chromedp.CSS(`section[data-platform="plat"] input[type=search]`), "SHOP"))
 	await("the search keeps one authorizer", `(() => { const r = document.querySelectorAll('section[data-platform="plat"] tbody tr[data-id]'); return r.length === 1 && r[0].dataset.id === 'plat/wxshop77' })()`)
