@@ -13,9 +13,9 @@ import (
 // platformNode runs an instance with the fake's third-party platform as
 // credential plat, wx1 and wx2, the admin keys, and the given
 // authorizers authorized, and the extra credentials given; it returns the instance's address and the
-// fake's URL. Refreshes are planned with almost no jitter, so that a
+// fake's URL, and the fake. Refreshes are planned with almost no jitter, so that a
 // token's next refresh is a fixed time after its issue.
-func platformNode(t *testing.T, extraCredentials string, authorizers ...string) (string, string) {
+func platformNode(t *testing.T, extraCredentials string, authorizers ...string) (string, string, *wxtest.Fake) {
 	t.Helper()
 	fake := wxtest.New(wxtest.Config{})
 	fake.AddApp(app1, "secret1")
@@ -41,7 +41,7 @@ clients:
 		}
 		getToken(t, n.addr(), "plat/"+a)
 	}
-	return n.addr(), srv.URL
+	return n.addr(), srv.URL, fake
 }
 
 type authorizerPage struct {
@@ -66,7 +66,7 @@ func (p authorizerPage) ids() []string {
 // WeChat's hosts; each bad request is refused with 400 or 404.
 func TestAdminPlatforms(t *testing.T) {
 	auths := []string{"wxauth03", "wxauth01", "wxother9", "wxauth02", "wxauth05", "wxauth04"}
-	addr, up := platformNode(t, "", auths...)
+	addr, up, _ := platformNode(t, "", auths...)
 
 	var pl struct {
 		Platforms []struct {

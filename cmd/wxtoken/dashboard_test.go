@@ -105,14 +105,16 @@ func countdownSeconds(text string) int {
 // operator would: a wrong key is refused; the operator signs in, sees the
 // credentials with countdowns that run, refreshes one and sees its
 // countdowns start again from a new token; searches a platform's
-// authorizers; and a viewer sees the same without any action button. A
-// screenshot is kept.
+// authorizers; a viewer sees the same without any action button; an admin
+// adds, disables and removes a credential, and adds a client, is shown its
+// key once, rotates it and removes the client. Screenshots are kept.
 func TestDashboardInBrowser(t *testing.T) {
 	ctx := browser(t)
 	// wx9's appid is not WeChat's: its fetches fail, and the page says why.
 	const wx9 = `
   - {id: wx9, kind: mp, appid: wx0000000000000009, secret: secret9, mode: classic}`
-	addr, _ := platformNode(t, wx9, "wxauth01", "wxauth02", "wxauth03", "wxshop77")
+	addr, _, fake := platformNode(t, wx9, "wxauth01", "wxauth02", "wxauth03", "wxshop77")
+	fake.AddApp(app3, secret3)
 	page := "http://" + addr + "/ui/"
 
 	do := func(what string, actions ...chromedp.Action[chromedp.Void]) {
@@ -228,6 +230,66 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("header shows %q for the viewer", who)
 	}
 
+	// An admin adds a credential and a client with the forms, and
+	// disables, rotates and removes them with the buttons.
+	do("sign in as an admin", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#key")),
+		chromedp.SendKeys(chromedp.CSS("#key"), rootKey), chromedp.Click(chromedp.CSS("#login-submit")),
+		chromedp.WaitVisible(chromedp.CSS(`#credentials tr[data-id="wx1"]`)))
+	do("add a credential", chromedp.Click(chromedp.CSS("#open-add-credential")), chromedp.WaitVisible(chromedp.CSS(`#add-credential input[name=id]`)),
+		chromedp.SendKeys(chromedp.CSS(`#add-credential input[name=id]`), "wx1"),
+		chromedp.SendKeys(chromedp.CSS(`#add-credential input[name=appid]`), app3),
+		chromedp.SendKeys(chromedp.CSS(`#add-credential input[name=secret]`), secret3),
+		chromedp.Click(chromedp.CSS(`#add-credential button[type=submit]`)))
+	await("the form says why wx1 cannot be added", `(() => { const e = document.querySelector('#add-credential .error'); return !e.hidden && e.textContent.includes('configuration file') })()`)
+	screenshot("add-credential.png", chromedp.CaptureScreenshot())
+	do("add it as wx3", chromedp.Evaluate[chromedp.Void](`document.querySelector('#add-credential input[name=id]').value = ''`),
+		chromedp.SendKeys(chromedp.CSS(`#add-credential input[name=id]`), "wx3"),
+		chromedp.Click(chromedp.CSS(`#add-credential button[type=submit]`)))
+	await("wx3 is served", `document.querySelector('#credentials tr[data-id="wx3"][data-state="ok"]') !== null`)
+	if st, tok := tokenWith(t, addr, "wx3", clientKey); st != 200 || tok == "" {
+		t.Errorf("wx3 added in the page: the API answers %d", st)
+	}
+	do("disable wx3", chromedp.Click(chromedp.CSS(`button[data-action="disable"][data-id="wx3"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#confirm")), chromedp.Click(chromedp.CSS("#confirm-ok")))
+	await("wx3 is disabled", `document.querySelector('#credentials tr[data-id="wx3"][data-state="disabled"]') !== null`)
+	if st, _ := tokenWith(t, addr, "wx3", clientKey); st != 404 {
+		t.Errorf("wx3 disabled in the page: the API answers %d, want 404", st)
+	}
+	do("remove wx3", chromedp.Click(chromedp.CSS(`button[data-action="remove"][data-id="wx3"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#confirm")), chromedp.Click(chromedp.CSS("#confirm-ok")))
+	await("wx3 is gone", `document.querySelector('#credentials tr[data-id="wx3"]') === null`)
+
+	do("add a client", chromedp.Click(chromedp.CSS("#open-add-client")), chromedp.WaitVisible(chromedp.CSS(`#add-client input[name=name]`)),
+		chromedp.SendKeys(chromedp.CSS(`#add-client input[name=name]`), "shop"),
+		chromedp.SendKeys(chromedp.CSS(`#add-client input[name=allow]`), "wx1, wx2"),
+		chromedp.Click(chromedp.CSS(`#add-client button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS("#show-key-value")))
+	shopKey := text(`document.querySelector('#show-key-value').textContent`)
+	if st, _ := tokenWith(t, addr, "wx1", shopKey); st != 200 {
+		t.Errorf("the key the page showed for client shop: %d for wx1, want 200", st)
+	}
+	if st, _ := tokenWith(t, addr, "wx9", shopKey); st != 403 {
+		t.Errorf("client shop may use wx1 and wx2 only; wx9 answered %d, want 403", st)
+	}
+	do("close the key", chromedp.Click(chromedp.CSS("#show-key button")))
+	await("shop is listed", `document.querySelector('#clients tr[data-id="shop"]') !== null`)
+	do("rotate shop's key", chromedp.Click(chromedp.CSS(`button[data-what="client"][data-action="rotate"][data-id="shop"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#confirm")), chromedp.Click(chromedp.CSS("#confirm-ok")),
+		chromedp.WaitVisible(chromedp.CSS("#show-key-value")))
+	await("the new key shows", `document.querySelector('#show-key-value').textContent !== `+strconv.Quote(shopKey))
+	newKey := text(`document.querySelector('#show-key-value').textContent`)
+	for _, k := range []string{shopKey, newKey} {
+		if st, _ := tokenWith(t, addr, "wx1", k); st != 200 {
+			t.Errorf("after the rotation, a key of shop answers %d, want 200 (the old one has a grace period)", st)
+		}
+	}
+	do("close the new key", chromedp.Click(chromedp.CSS("#show-key button")))
+	do("remove shop", chromedp.Click(chromedp.CSS(`button[data-what="client"][data-action="remove"][data-id="shop"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#confirm")), chromedp.Click(chromedp.CSS("#confirm-ok")))
+	await("shop is gone", `document.querySelector('#clients tr[data-id="shop"]') === null`)
+	if st, _ := tokenWith(t, addr, "wx1", newKey); st != 401 {
+		t.Errorf("a removed client's key answers %d, want 401", st)
+	}
+
 	// The server's audit log has the logins, the refused one and the
 	// refresh, each with who did it.
 	evs := auditLog(t, addr, "limit=100")
@@ -237,6 +299,12 @@ func TestDashboardInBrowser(t *testing.T) {
 		{Actor: "ops", Action: "credential.refresh", Target: "wx1", Result: "ok"},
 		{Actor: "ops", Action: "ui.logout", Result: "ok"},
 		{Actor: "view", Action: "ui.login", Result: "ok"},
+		{Actor: "root", Action: "credential.add", Target: "wx3", Result: "ok"},
+		{Actor: "root", Action: "credential.disable", Target: "wx3", Result: "ok"},
+		{Actor: "root", Action: "credential.remove", Target: "wx3", Result: "ok"},
+		{Actor: "root", Action: "client.add", Target: "shop", Result: "ok"},
+		{Actor: "root", Action: "client.rotate", Target: "shop", Result: "ok"},
+		{Actor: "root", Action: "client.remove", Target: "shop", Result: "ok"},
 	} {
 		if !hasEvent(evs, want.Actor, want.Action, want.Target, want.Result) {
 			t.Errorf("audit log lacks %+v", want)

@@ -182,13 +182,14 @@ function actionButtons(c) {
   const td = el('td', { class: 'actions-cell' });
   if (!may('operator')) return td;
   const box = el('div', { class: 'actions' });
-  const btn = (action, label, cls) => el('button', { type: 'button', class: 'small ' + (cls || ''), 'data-action': action, 'data-id': c.id }, label);
+  const btn = (action, label, cls) => el('button', { type: 'button', class: 'small ' + (cls || ''), 'data-what': 'credential', 'data-action': action, 'data-id': c.id }, label);
   const running = !['disabled', 'error', 'starting'].includes(c.state);
   if (running && c.state !== 'revoked') box.append(btn('refresh', 'Refresh', 'act-refresh'));
   if (running && (c.cause || c.state !== 'ok')) box.append(btn('unblock', 'Unblock'));
   if (c.kind === 'mp' && (c.source === 'file' || c.source === 'admin') && running) box.append(btn('clear_quota', 'Clear quota'));
   if (c.source === 'admin') {
     box.append(c.state === 'disabled' ? btn('enable', 'Enable') : btn('disable', 'Disable'));
+    if (may('admin')) box.append(btn('remove', 'Remove', 'act-danger'));
   }
   td.append(box);
   return td;
@@ -376,12 +377,19 @@ function renderClients(list) {
     for (const until of c.previous_key_until || []) {
       status.push(el('div', { class: 'sub' }, 'old key works until ', clock(ms(until))));
     }
-    return el('tr', {},
+    const actions = el('div', { class: 'actions' });
+    const btn = (action, label, cls) => el('button', { type: 'button', class: 'small ' + (cls || ''), 'data-what': 'client', 'data-action': action, 'data-id': c.name }, label);
+    if (c.source === 'admin' && may('operator')) {
+      actions.append(c.disabled ? btn('enable', 'Enable') : btn('disable', 'Disable'));
+      if (may('admin')) actions.append(btn('rotate', 'Rotate key'), btn('remove', 'Remove', 'act-danger'));
+    }
+    return el('tr', { 'data-id': c.name },
       el('td', { class: 'id mono', text: c.name }),
       el('td', { text: c.source === 'admin' ? 'added at run time' : 'file' }),
       el('td', { class: 'mono', text: (c.allow || []).join(', ') }),
-      el('td', {}, status));
-  }), 'No clients', 4);
+      el('td', {}, status),
+      el('td', { class: 'actions-cell' }, actions));
+  }), 'No clients', 5);
 }
 
 const RESULT_CLASS = { ok: 's-ok', refused: 's-warn', failed: 's-bad' };
@@ -442,18 +450,36 @@ async function poll() {
 
 // ---- actions ----
 
+// ACTIONS are the buttons' requests, by what they act on and action.
 const ACTIONS = {
-  refresh: { label: 'Refresh' },
-  unblock: { label: 'Unblock' },
-  clear_quota: {
+  'credential.refresh': { label: 'Refresh' },
+  'credential.unblock': { label: 'Unblock' },
+  'credential.clear_quota': {
     label: 'Clear quota', confirm: 'Clear WeChat\u2019s daily quota',
     text: (id) => 'This asks WeChat to reset the API quota of ' + id + '. WeChat allows 10 a month per account; this uses one of them.',
   },
-  disable: {
+  'credential.disable': {
     label: 'Disable', confirm: 'Disable this credential',
     text: (id) => 'wxtoken stops refreshing and serving ' + id + ' on every instance until it is enabled again. Business servers that use it will get errors.',
   },
-  enable: { label: 'Enable' },
+  'credential.enable': { label: 'Enable' },
+  'credential.remove': {
+    label: 'Remove', method: 'DELETE', confirm: 'Remove this credential',
+    text: (id) => id + ' is removed from the store and stops on every instance. Its settings, AppSecret included, are gone.',
+  },
+  'client.disable': {
+    label: 'Disable', confirm: 'Disable this client',
+    text: (id) => 'The key of ' + id + ' stops working on every instance until the client is enabled again.',
+  },
+  'client.enable': { label: 'Enable' },
+  'client.rotate': {
+    label: 'Rotate key', confirm: 'Rotate this client\u2019s key',
+    text: (id) => 'A new key is made for ' + id + ' and shown once. The old key keeps working for 24 hours, time to deploy the new one.',
+  },
+  'client.remove': {
+    label: 'Remove', method: 'DELETE', confirm: 'Remove this client',
+    text: (id) => 'The key of ' + id + ' stops working on every instance, for good.',
+  },
 };
 
 function confirmAction(title, text) {
@@ -470,12 +496,16 @@ function confirmAction(title, text) {
 async function onAction(ev) {
   const b = ev.target.closest('button[data-action]');
   if (!b) return;
-  const id = b.dataset.id, action = b.dataset.action, a = ACTIONS[action];
+  const id = b.dataset.id, action = b.dataset.action, what = b.dataset.what;
+  const a = ACTIONS[what + '.' + action];
+  if (!a) return;
   if (a.confirm && !(await confirmAction(a.confirm + '?', a.text(id)))) return;
   b.disabled = true;
   try {
-    await api('POST', 'credentials/' + encodeURIComponent(id) + '/' + action);
+    const base = (what === 'client' ? 'clients/' : 'credentials/') + encodeURIComponent(id);
+    const ans = a.method === 'DELETE' ? await api('DELETE', base) : await api('POST', base + '/' + action);
     toast(a.label + ': ' + id + ' done');
+    if (ans && ans.key) showKey('The new key of ' + id, ans.key, 'The old key keeps working until ' + clock(ms((ans.previous_key_until || []).slice(-1)[0])) + '.');
     await poll();
   } catch (err) {
     if (err instanceof LoginRequired) { showLogin('Your session ended: sign in again.'); return; }
@@ -495,6 +525,76 @@ function handleError(err) {
   else toast(err.message, true);
 }
 
+// ---- forms ----
+
+function showKey(title, key, note) {
+  $('#show-key-title').textContent = title;
+  $('#show-key-value').textContent = key;
+  $('#show-key-note').textContent = note || '';
+  $('#show-key').showModal();
+}
+
+// formDialog opens dlg; on submit, body(form) makes the request body and
+// send(body) makes the request. An error stays in the dialog.
+function formDialog(dlg, body, send) {
+  const form = $('form', dlg);
+  const err = $('.error', form);
+  form.reset();
+  err.hidden = true;
+  form.onsubmit = async (ev) => {
+    ev.preventDefault();
+    const submit = $('button[type=submit]', form);
+    submit.disabled = true;
+    try {
+      await send(body(form));
+      dlg.close();
+      await poll();
+    } catch (e) {
+      if (e instanceof LoginRequired) { dlg.close(); showLogin('Your session ended: sign in again.'); return; }
+      err.textContent = e.message;
+      err.hidden = false;
+    } finally {
+      submit.disabled = false;
+    }
+  };
+  dlg.showModal();
+  form.dispatchEvent(new Event('change'));
+}
+
+function openAddCredential() {
+  const dlg = $('#add-credential');
+  const form = $('form', dlg);
+  form.onchange = () => {
+    const kind = form.elements.kind.value;
+    for (const l of form.querySelectorAll('[data-kind]')) l.hidden = l.dataset.kind !== kind;
+  };
+  formDialog(dlg, (f) => {
+    const v = (n) => f.elements[n].value.trim();
+    const cr = { id: v('id'), kind: v('kind'), secret: f.elements.secret.value };
+    if (cr.kind === 'mp') { cr.appid = v('appid'); cr.mode = v('mode'); }
+    else {
+      cr.corpid = v('corpid');
+      if (v('agentid')) cr.agentid = Number(v('agentid'));
+    }
+    if (f.elements.jsapi.checked) cr.tickets = ['jsapi'];
+    return cr;
+  }, async (cr) => {
+    await api('POST', 'credentials', cr);
+    toast('Added ' + cr.id);
+  });
+}
+
+function openAddClient() {
+  formDialog($('#add-client'), (f) => ({
+    name: f.elements.name.value.trim(),
+    allow: f.elements.allow.value.split(/[\s,]+/).filter(Boolean),
+  }), async (cl) => {
+    const ans = await api('POST', 'clients', cl);
+    toast('Added client ' + cl.name);
+    showKey('The key of ' + cl.name, ans.key, 'Give it to the business server as its Bearer key.');
+  });
+}
+
 // ---- login ----
 
 function showLogin(message) {
@@ -512,6 +612,7 @@ function showApp(who) {
   state.name = who.name; state.role = who.role; state.csrf = who.csrf;
   $('#who').replaceChildren(el('span', { text: who.name }), badge(who.role, 's-info role plain'));
   document.body.classList.toggle('readonly', !may('operator'));
+  document.body.classList.toggle('readonly-admin', !may('admin'));
   $('#login').hidden = true;
   $('#app').hidden = false;
   poll();
@@ -544,6 +645,12 @@ async function start() {
   $('#login-form').addEventListener('submit', login);
   $('#logout').addEventListener('click', logout);
   $('#credentials').addEventListener('click', onAction);
+  $('#clients').addEventListener('click', onAction);
+  $('#open-add-credential').addEventListener('click', openAddCredential);
+  $('#open-add-client').addEventListener('click', openAddClient);
+  for (const b of document.querySelectorAll('dialog [data-close]')) {
+    b.addEventListener('click', () => b.closest('dialog').close());
+  }
   setInterval(tick, 1000);
   try {
     showApp(await call('GET', '/ui/session'));
