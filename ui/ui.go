@@ -309,7 +309,7 @@ func (u *UI) forward(w http.ResponseWriter, r *http.Request) {
 	r2.Header.Del("Cookie")
 	r2.Header.Del(csrfHeader)
 	r2.Header.Set("Authorization", "Bearer "+s.key)
-	w.Header().Set(nowHeader, u.now().UTC().Format(time.RFC3339Nano))
+	w.Header().Set(nowHeader, u.now().UTC().Format("2006-01-02T15:04:05.000Z07:00"))
 	w.Header().Set("Cache-Control", "no-store")
 	u.api.ServeHTTP(w, r2)
 }

@@ -27,7 +27,7 @@ func platformNode(t *testing.T, extraCredentials string, authorizers ...string) 
 	yaml := fmt.Sprintf(`listen: 127.0.0.1:0
 data_dir: %s
 upstream: {api: %s, wecom: %s, timeout: 2s}
-refresh: {min_force_interval: 1s, jitter: 0.0001}
+refresh: {min_force_interval: 1s, jitter: 0.00001}
 credentials:%s%s%s
 clients:
   - {name: e2e, key: %s, allow: ["*"]}

@@ -48,8 +48,8 @@ async function call(method, path, body) {
     method, headers, credentials: 'same-origin', cache: 'no-store',
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  const now = resp.headers.get('X-Wxtoken-Now');
-  if (now) state.skew = Date.parse(now) - Date.now();
+  const now = ms(resp.headers.get('X-Wxtoken-Now'));
+  if (now) state.skew = now - Date.now();
   let data = null;
   try { data = await resp.json(); } catch (_) { /* not JSON */ }
   if (resp.status === 401 && path !== '/ui/login') throw new LoginRequired();
@@ -139,7 +139,9 @@ function tick() {
   }
 }
 
-const ms = (iso) => (iso ? Date.parse(iso) : 0);
+// ms reads a time the server wrote (RFC 3339 with up to nine decimals)
+// as milliseconds; some browsers parse no more than three decimals.
+const ms = (iso) => (iso ? Date.parse(String(iso).replace(/(\.\d{3})\d+/, '$1')) || 0 : 0);
 
 // ---- credentials ----
 
@@ -423,6 +425,7 @@ async function renderHealth() {
 
 async function poll() {
   clearTimeout(state.timer);
+  if (document.hidden) return; // resumed by visibilitychange
   try {
     const [creds, ups, plats, clients, audit] = await Promise.all([
       api('GET', 'credentials'), api('GET', 'upstreams'), api('GET', 'platforms'),
@@ -652,6 +655,10 @@ async function start() {
     b.addEventListener('click', () => b.closest('dialog').close());
   }
   setInterval(tick, 1000);
+  // A hidden tab stops polling, and catches up when shown again.
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden && state.csrf) poll();
+  });
   try {
     showApp(await call('GET', '/ui/session'));
   } catch (_) {
