@@ -3,8 +3,10 @@ package ui
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -114,12 +116,17 @@ func New(cfg Config) (*UI, error) {
 	if err != nil {
 		return nil, err
 	}
+	tags, err := etags(assets)
+	if err != nil {
+		return nil, err
+	}
 	files := http.FileServerFS(assets)
 	u.mux.HandleFunc("GET /ui/{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("ETag", tags["index.html"])
 		http.ServeFileFS(w, r, assets, "index.html")
 	})
-	u.mux.Handle("GET /ui/assets/", http.StripPrefix("/ui/assets/", noDirs(files)))
+	u.mux.Handle("GET /ui/assets/", http.StripPrefix("/ui/assets/", noDirs(files, tags)))
 	u.mux.HandleFunc("POST /ui/login", u.login)
 	u.mux.HandleFunc("POST /ui/logout", u.logout)
 	u.mux.HandleFunc("GET /ui/session", u.whoami)
@@ -130,16 +137,40 @@ func New(cfg Config) (*UI, error) {
 	return u, nil
 }
 
-// noDirs refuses directory listings: only the embedded files are served.
-func noDirs(h http.Handler) http.Handler {
+// noDirs refuses directory listings: only the embedded files are served,
+// each with its ETag, so that a browser revalidates (no-cache) and gets
+// 304 until the binary changes.
+func noDirs(h http.Handler, tags map[string]string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "" || strings.HasSuffix(r.URL.Path, "/") {
 			http.NotFound(w, r)
 			return
 		}
 		w.Header().Set("Cache-Control", "no-cache")
+		if tag, ok := tags[r.URL.Path]; ok {
+			w.Header().Set("ETag", tag)
+		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// etags are the embedded files' ETags, by name: a hash of the content,
+// as embedded files have no modification time.
+func etags(files fs.FS) (map[string]string, error) {
+	tags := map[string]string{}
+	err := fs.WalkDir(files, ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(files, name)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		tags[name] = `"` + hex.EncodeToString(sum[:12]) + `"`
+		return nil
+	})
+	return tags, err
 }
 
 // ServeHTTP serves the dashboard with its security headers.

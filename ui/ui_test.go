@@ -331,6 +331,13 @@ func TestPages(t *testing.T) {
 			t.Errorf("GET %s: CSP %q, X-Frame-Options %q", c.path, csp, r.header.Get("X-Frame-Options"))
 		}
 	}
+	// Revalidated, not fetched again, while the binary is the same.
+	for _, path := range []string{"/ui/", "/ui/assets/app.js"} {
+		tag := e.do(t, "GET", path, "").header.Get("ETag")
+		if r := e.do(t, "GET", path, "", "If-None-Match", tag); tag == "" || r.status != http.StatusNotModified {
+			t.Errorf("GET %s with its ETag %q: %d, want 304", path, tag, r.status)
+		}
+	}
 	// No inline script: the CSP would block it.
 	page := e.do(t, "GET", "/ui/", "").body
 	if strings.Contains(page, "<script>") || strings.Contains(page, "onclick") || strings.Contains(page, "http://") || strings.Contains(page, "https://") {
