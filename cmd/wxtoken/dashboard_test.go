@@ -46,6 +46,13 @@ func chromium(t *testing.T) string {
 func browser(t *testing.T) context.Context {
 	t.Helper()
 	exe := chromium(t)
+	// The profile is removed by hand: Chromium's helper processes may
+	// still write to it for a moment after the browser has exited, which
+	// t.TempDir's cleanup would report as a failure.
+	profile, err := os.MkdirTemp("", "wxtoken-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
 		chromedp.NoSandbox, // as root in a container, Chromium's sandbox cannot start
@@ -54,7 +61,7 @@ func browser(t *testing.T) context.Context {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("no-first-run", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1440, 1000),
 	)
 	// The browser lives as long as this context: bounded, so that a hung
@@ -67,6 +74,13 @@ func browser(t *testing.T) context.Context {
 		cancelTab()
 		cancelAlloc()
 		stop()
+		for range 50 {
+			if os.RemoveAll(profile) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Logf("the browser profile %s could not be removed", profile)
 	})
 	return ctx
 }
