@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wxtoken/wxtoken/config"
+	"github.com/wxtoken/wxtoken/facade"
 	"github.com/wxtoken/wxtoken/server"
 	"github.com/wxtoken/wxtoken/store"
 	"github.com/wxtoken/wxtoken/token"
@@ -43,9 +44,12 @@ type Config struct {
 	// win over stored ones, and its admins are the only admin keys.
 	File *config.Config
 	// SetClients installs the clients in force: the file's and the stored
-	// ones (server.Server.SetClients).
-	SetClients func([]server.Client)
-	Logger     *slog.Logger
+	// ones, on the API and the facade.
+	SetClients func([]Client)
+	// SetCredentials, if set, is told the credentials added at run time
+	// that are running, after every change (for the facade).
+	SetCredentials func([]Built)
+	Logger         *slog.Logger
 	// Resync is how often every stored record is re-read, in case a
 	// change notification was lost (default 30s).
 	Resync time.Duration
@@ -66,6 +70,19 @@ type Config struct {
 type Built struct {
 	Credential token.Credential
 	JSSDK      *server.JSSDK
+	// Facade is how the WeChat-compatible facade names it, if it does.
+	Facade []facade.Credential
+}
+
+// Client is a client in force: the file's, or one stored.
+type Client struct {
+	Name    string
+	KeyHash [32]byte
+	Allow   []string
+	Import  []string
+	SDK     string
+	// Until, if set, ends a rotated-out key's grace.
+	Until time.Time
 }
 
 // Admin applies stored credentials and clients and serves the admin API.
@@ -82,6 +99,7 @@ type Admin struct {
 	mu      sync.Mutex
 	applied map[string]string // id → fingerprint of the running settings
 	jssdk   sync.Map          // id → *server.JSSDK of a running credential with tickets
+	running map[string]Built  // id → the running credential
 	failed  map[string]string // id → why it could not be applied
 	shadow  map[string]bool   // stored ids the file also names, logged once
 
@@ -118,7 +136,7 @@ func New(cfg Config) (*Admin, error) {
 	}
 	a := &Admin{cfg: cfg, log: cfg.Logger, admins: map[[32]byte]*actor{},
 		fileCreds: map[string]config.Credential{}, fileClients: map[string]bool{},
-		applied: map[string]string{}, failed: map[string]string{}, shadow: map[string]bool{}}
+		applied: map[string]string{}, running: map[string]Built{}, failed: map[string]string{}, shadow: map[string]bool{}}
 	a.audit = &auditLog{st: cfg.Store, now: cfg.Now}
 	for _, ad := range cfg.File.Admins {
 		a.admins[ad.KeyHash()] = &actor{Name: ad.Name, Role: ad.Role}
@@ -216,6 +234,7 @@ func (a *Admin) sync(ctx context.Context) error {
 			a.log.Warn("admin: stopping a credential failed", "id", id, "err", err)
 		}
 		delete(a.applied, id)
+		delete(a.running, id)
 		a.jssdk.Delete(id)
 		a.log.Info("admin: credential stopped", "id", id)
 	}
@@ -237,6 +256,7 @@ func (a *Admin) sync(ctx context.Context) error {
 		}
 		delete(a.failed, id)
 		a.applied[id] = fp
+		a.running[id] = b
 		if b.JSSDK != nil {
 			a.jssdk.Store(id, b.JSSDK)
 		}
@@ -248,16 +268,28 @@ func (a *Admin) sync(ctx context.Context) error {
 		}
 	}
 	a.cfg.SetClients(a.clientList(clients))
+	if a.cfg.SetCredentials != nil {
+		ids := make([]string, 0, len(a.running))
+		for id := range a.running {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		list := make([]Built, len(ids))
+		for i, id := range ids {
+			list[i] = a.running[id]
+		}
+		a.cfg.SetCredentials(list)
+	}
 	return nil
 }
 
 // clientList is the file's clients followed by the stored ones the file
 // does not name, each rotated-out key as a client of its own until its
 // grace ends.
-func (a *Admin) clientList(stored map[string]*storedClient) []server.Client {
-	var out []server.Client
+func (a *Admin) clientList(stored map[string]*storedClient) []Client {
+	var out []Client
 	for _, c := range a.cfg.File.Clients {
-		out = append(out, server.Client{Name: c.Name, KeyHash: c.KeyHash(), Allow: c.Allow, Import: c.Import})
+		out = append(out, Client{Name: c.Name, KeyHash: c.KeyHash(), Allow: c.Allow, Import: c.Import, SDK: c.SDK})
 	}
 	names := make([]string, 0, len(stored))
 	for n := range stored {
@@ -270,10 +302,10 @@ func (a *Admin) clientList(stored map[string]*storedClient) []server.Client {
 		if sc.Disabled || a.fileClients[n] {
 			continue
 		}
-		out = append(out, server.Client{Name: n, KeyHash: unhex(sc.KeyHash), Allow: sc.Allow, Import: sc.Import})
+		out = append(out, Client{Name: n, KeyHash: unhex(sc.KeyHash), Allow: sc.Allow, Import: sc.Import, SDK: sc.SDK})
 		for _, p := range sc.Previous {
 			if p.Until.After(now) {
-				out = append(out, server.Client{Name: n, KeyHash: unhex(p.KeyHash), Allow: sc.Allow, Import: sc.Import, Until: p.Until})
+				out = append(out, Client{Name: n, KeyHash: unhex(p.KeyHash), Allow: sc.Allow, Import: sc.Import, SDK: sc.SDK, Until: p.Until})
 			}
 		}
 	}

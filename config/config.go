@@ -99,7 +99,13 @@ type Metrics struct {
 	// on the API's listener, for a network that reaches metrics and not
 	// the API (or the other way round).
 	Listen string `yaml:"listen"`
+	// API, if false, leaves the API's requests, token reads and watch
+	// streams uncounted (default true); the benchmarks compare the two.
+	API *bool `yaml:"api"`
 }
+
+// APIEnabled reports whether the API's requests are counted.
+func (m Metrics) APIEnabled() bool { return m.API == nil || *m.API }
 
 // Store kinds.
 const (

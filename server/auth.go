@@ -32,6 +32,7 @@ type client struct {
 	allow   map[string]bool
 	imports map[string]bool
 	until   time.Time
+	obs     atomic.Pointer[observed] // with an Observer
 }
 
 // allowed reports whether the client may use credential id, owned by the

@@ -123,11 +123,13 @@ func (m *Manager) fly(e *entry, f *flight, base string) {
 	}
 	e.flight = nil
 	e.mu.Unlock()
+	// Counted before the waiters are released, so that a caller that saw
+	// the refresh finish also sees it counted.
+	d := time.Since(start)
+	m.observe(e, o, d)
 	close(f.done)
 
-	d := time.Since(start)
 	m.logRefresh(e, f, o, d)
-	m.observe(e, o, d)
 }
 
 // settle publishes rec as the entry's state and plans its next refresh.

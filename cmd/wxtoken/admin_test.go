@@ -567,3 +567,44 @@ func writeFile(t *testing.T, path, text string) {
 		t.Fatal(err)
 	}
 }
+
+// TestAdminFacade: a credential and a client added at run time are
+// served on the WeChat-compatible facade too, with the credential's
+// tickets, and a rotated-out key stops working there as on the API.
+func TestAdminFacade(t *testing.T) {
+	fake, up := upstream(t, wxtest.Config{})
+	fake.AddApp(app3, secret3)
+	yaml := strings.Replace(adminConfig("data_dir: "+t.TempDir(), up), "listen: 127.0.0.1:0\n", "listen: 127.0.0.1:0\nwechat_listen: 127.0.0.1:0\n", 1)
+	n := startNode(t, yaml)
+	addr := n.addr()
+	body := `{"id":"wx3","kind":"mp","appid":"` + app3 + `","secret":"` + secret3 + `","mode":"classic","tickets":["jsapi"]}`
+	if st := adminCall(t, addr, "POST", "/v1/admin/credentials", rootKey, body, nil); st != 201 {
+		t.Fatalf("add: %d", st)
+	}
+	var cl struct{ Key string }
+	if st := adminCall(t, addr, "POST", "/v1/admin/clients", rootKey, `{"name":"shop","allow":["wx3"],"sdk":"silenceper"}`, &cl); st != 201 {
+		t.Fatalf("add client: %d", st)
+	}
+	want := getToken(t, addr, "wx3").AccessToken
+	wx := "http://" + n.m.WeChatAddr()
+	sdk := &wechat.Client{API: wx}
+	got, err := sdk.ClassicToken(t.Context(), app3, cl.Key)
+	if err != nil || got.Value != want {
+		t.Fatalf("the facade's cgi-bin/token for the added credential and client: %+v %v, want %.8s…", got, err, want)
+	}
+	if _, err := sdk.Ticket(t.Context(), got.Value, "jsapi"); err != nil {
+		t.Errorf("the facade's ticket for the added credential: %v", err)
+	}
+	if st := adminCall(t, addr, "POST", "/v1/admin/clients/shop/rotate", rootKey, `{"grace":"0s"}`, nil); st != 200 {
+		t.Fatalf("rotate: %d", st)
+	}
+	if _, err := sdk.ClassicToken(t.Context(), app3, cl.Key); wechat.ErrCode(err) != 40125 {
+		t.Errorf("a rotated-out key at the facade: %v, want 40125", err)
+	}
+	if st := adminCall(t, addr, "POST", "/v1/admin/credentials/wx3/disable", rootKey, "", nil); st != 200 {
+		t.Fatalf("disable: %d", st)
+	}
+	if _, err := sdk.ClassicToken(t.Context(), app3, clientKey); wechat.ErrCode(err) == 0 {
+		t.Error("the facade still serves a disabled credential")
+	}
+}

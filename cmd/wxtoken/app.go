@@ -18,6 +18,7 @@ import (
 
 	"github.com/wxtoken/wxtoken/admin"
 	"github.com/wxtoken/wxtoken/config"
+	"github.com/wxtoken/wxtoken/facade"
 	"github.com/wxtoken/wxtoken/kind"
 	"github.com/wxtoken/wxtoken/metrics"
 	"github.com/wxtoken/wxtoken/server"
@@ -58,6 +59,8 @@ type Main struct {
 // once the API listens.
 func (m *Main) Run(ctx context.Context) (err error) {
 	cfg := m.Config
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if m.Logger == nil {
 		m.Logger = slog.Default()
 	}
@@ -85,7 +88,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	m.store = st
+	m.store = metrics.NewStore(st, reg)
 	hc := m.HTTP
 	if hc == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -111,8 +114,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.tokens, err = token.New(token.Config{
 		Store:            m.store,
 		Logger:           m.Logger,
@@ -173,10 +174,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	var api *server.Server
 	m.admin, err = admin.New(admin.Config{Store: m.store, Tokens: m.tokens, File: cfg, Logger: m.Logger,
-		Build:      buildCredential(env),
-		ClearQuota: func(ctx context.Context, cr config.Credential) error { return up.ClearQuota(ctx, cr.AppID, cr.Secret) },
-		SetClients: func(list []server.Client) { api.SetClients(list) },
-		Platforms:  adminPlatforms(set), Upstreams: up.Upstreams})
+		Build:          buildCredential(env),
+		ClearQuota:     func(ctx context.Context, cr config.Credential) error { return up.ClearQuota(ctx, cr.AppID, cr.Secret) },
+		SetClients:     func(list []admin.Client) { m.setClients(api, list) },
+		SetCredentials: m.setFacadeCredentials,
+		Platforms:      adminPlatforms(set), Upstreams: up.Upstreams})
 	if err != nil {
 		return err
 	}
@@ -187,20 +189,24 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	api, err = server.New(server.Config{Tokens: m.tokens, Clients: clients, Logger: m.Logger, Admin: m.admin.Handler(), UI: dash,
 		Callbacks: set.Callbacks, CallbackModes: kind.Default.CallbackModes(), MaxSkew: cfg.Callbacks.MaxSkew,
 		Claims: m.store, Platforms: apiPlatforms, Upstreams: up.Upstreams, JSSDK: m.jssdk(set),
-		Metrics: apiMetrics, ProxyTarget: proxyTarget(cfg.Upstream, up), ProxyTransport: hc.Transport})
+		Metrics: apiMetrics, ProxyTarget: proxyTarget(cfg.Upstream, up), ProxyTransport: hc.Transport,
+		Observer: apiObserver(cfg.Metrics, reg)})
 	if err != nil {
 		return err
 	}
-	// Credentials and clients added at run time, before the API serves.
+	if m.facade != nil {
+		if err := m.facade.build(cfg, set, m.tokens, m.tickets(set), up, hc.Transport, m.Logger); err != nil {
+			return err
+		}
+	}
+	// Credentials and clients added at run time, before anything serves.
 	if err := m.admin.Start(ctx); err != nil {
 		return fmt.Errorf("admin: %w", err)
 	}
 	m.srv = newHTTPServer(api, m.Logger)
 	m.srv.RegisterOnShutdown(api.Close)
 	if m.facade != nil {
-		if err := m.facade.start(cfg, set, m.tokens, m.owner, up, hc.Transport, m.Logger); err != nil {
-			return err
-		}
+		m.facade.serve(m.Logger)
 	}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.srv.Serve(m.ln) }()
@@ -208,6 +214,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	releaseLoadGarbage()
 	m.gc = startGCTuner(cfg.Memory.GCPercent)
 	return nil
+}
+
+// apiObserver counts the API's requests, unless c turns that off.
+func apiObserver(c config.Metrics, reg prometheus.Registerer) server.Observer {
+	if !c.APIEnabled() {
+		return nil // not a nil *metrics.API: the server would call it
+	}
+	return metrics.NewAPI(reg)
 }
 
 // newHTTPServer is the HTTP server of a listener business servers call
@@ -274,7 +288,51 @@ func buildCredential(env *kind.Env) func(config.Credential) (admin.Built, error)
 		if len(set.Credentials) != 1 || len(set.Platforms) > 0 {
 			return admin.Built{}, fmt.Errorf("kind %s cannot be added at run time", cr.Kind)
 		}
-		return admin.Built{Credential: set.Credentials[0], JSSDK: set.JSSDK(func(string) string { return "" })(cr.ID)}, nil
+		return admin.Built{Credential: set.Credentials[0], JSSDK: set.JSSDK(func(string) string { return "" })(cr.ID),
+			Facade: set.Facade}, nil
+	}
+}
+
+// setClients installs the clients in force on the API and the facade.
+func (m *Main) setClients(api *server.Server, list []admin.Client) {
+	sc := make([]server.Client, len(list))
+	fc := make([]facade.Client, len(list))
+	for i, c := range list {
+		sc[i] = server.Client{Name: c.Name, KeyHash: c.KeyHash, Allow: c.Allow, Import: c.Import, Until: c.Until}
+		fc[i] = facade.Client{Name: c.Name, KeyHash: c.KeyHash, Allow: c.Allow, SDK: c.SDK, Until: c.Until}
+	}
+	api.SetClients(sc)
+	if m.facade != nil && m.facade.h != nil {
+		if err := m.facade.h.SetClients(fc); err != nil {
+			m.Logger.Error("facade: clients not updated", "err", err)
+		}
+	}
+}
+
+// setFacadeCredentials has the facade serve the credentials added at run
+// time.
+func (m *Main) setFacadeCredentials(list []admin.Built) {
+	if m.facade == nil || m.facade.h == nil {
+		return
+	}
+	var fc []facade.Credential
+	for _, b := range list {
+		fc = append(fc, b.Facade...)
+	}
+	if err := m.facade.h.SetCredentials(fc); err != nil {
+		m.Logger.Error("facade: credentials not updated", "err", err)
+	}
+}
+
+// tickets is the facade's lookup of a credential's tickets, ticket type →
+// ticket credential id, from the JS-SDK lookup.
+func (m *Main) tickets(set *kind.Set) func(id string) map[string]string {
+	jssdk := m.jssdk(set)
+	return func(id string) map[string]string {
+		if j := jssdk(id); j != nil {
+			return j.Tickets
+		}
+		return nil
 	}
 }
 

@@ -4,6 +4,8 @@
 //	wxtoken demo                          a server and a fake WeChat, to try it
 //	wxtoken fakewx --listen ADDR          the fake WeChat alone, for tests
 //	wxtoken admin <command>               manage a running server
+//	wxtoken check-config --config FILE    check a configuration file
+//	wxtoken healthcheck                   exit 0 if the server is ready
 package main
 
 import (
@@ -32,6 +34,8 @@ commands:
   demo     run a server against a built-in fake WeChat, with sample credentials
   fakewx   run the fake WeChat alone:     wxtoken fakewx --listen 127.0.0.1:8760
   admin    manage a running server:       wxtoken admin list (key in $WXTOKEN_ADMIN_KEY)
+  check-config  check a file without starting: wxtoken check-config --config wxtoken.yaml
+  healthcheck   exit 0 if /readyz answers 200, for container health checks
   version  print the version, VCS revision and Go release (also --version)
 
 Run 'wxtoken <command> -h' for a command's flags.
@@ -53,6 +57,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fakewxCmd(ctx, args[1:], stdout, stderr)
 	case "admin":
 		return adminCmd(ctx, args[1:], stdout, stderr)
+	case "check-config":
+		return checkConfigCmd(ctx, args[1:], stdout, stderr)
+	case "healthcheck":
+		return healthcheckCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionLine())
 		return nil
