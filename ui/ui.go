@@ -53,6 +53,10 @@ type Config struct {
 	// MaxSessions bounds the sessions held; past it a login ends the least
 	// recently used one (default 10,000).
 	MaxSessions int
+	// MaxFailedLogins is how many failed logins an address may make in a
+	// minute; further ones are refused (429) until the minute ends
+	// (default 10).
+	MaxFailedLogins int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Rand makes session ids and CSRF tokens; nil means crypto/rand.
@@ -66,6 +70,7 @@ type UI struct {
 	log      *slog.Logger
 	now      func() time.Time
 	sessions *sessions
+	throttle *throttle
 	mux      *http.ServeMux
 }
 
@@ -103,6 +108,9 @@ func New(cfg Config) (*UI, error) {
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = 10000
 	}
+	if cfg.MaxFailedLogins <= 0 {
+		cfg.MaxFailedLogins = 10
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -111,7 +119,8 @@ func New(cfg Config) (*UI, error) {
 	}
 	u := &UI{admin: cfg.Admin, api: cfg.API, log: cfg.Logger, now: cfg.Now, mux: http.NewServeMux(),
 		sessions: &sessions{idle: cfg.IdleTimeout, maxAge: cfg.MaxAge, max: cfg.MaxSessions, now: cfg.Now,
-			rand: cfg.Rand, byID: map[[32]byte]*session{}}}
+			rand: cfg.Rand, byID: map[[32]byte]*session{}},
+		throttle: &throttle{max: cfg.MaxFailedLogins, window: time.Minute, now: cfg.Now, failures: map[string]*failures{}}}
 	assets, err := fs.Sub(static, "static")
 	if err != nil {
 		return nil, err
@@ -264,8 +273,16 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev := admin.Event{Action: "ui.login", Remote: remote(r)}
+	if !u.throttle.allowed(ev.Remote) {
+		ev.Result, ev.Status, ev.Detail = admin.ResultRefused, http.StatusTooManyRequests, "too many failed logins from this address"
+		u.record(r, ev)
+		w.Header().Set("Retry-After", "60")
+		writeError(w, http.StatusTooManyRequests, "too_many_attempts", "too many failed logins from this address: try again in a minute")
+		return
+	}
 	who, err := u.admin.Authenticate(req.Key)
 	if err != nil {
+		u.throttle.failed(ev.Remote)
 		ev.Result, ev.Status, ev.Detail = admin.ResultRefused, http.StatusUnauthorized, "unknown admin key"
 		u.record(r, ev)
 		writeError(w, http.StatusUnauthorized, "unauthorized", "unknown admin key")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -367,5 +368,54 @@ func TestLoginNoRandomness(t *testing.T) {
 	r := e.do(t, "POST", "/ui/login", `{"key":"`+opsKey+`"}`, "Content-Type", "application/json")
 	if r.status != 500 || r.header.Get("Set-Cookie") != "" {
 		t.Errorf("login without randomness: %d %q; want 500 and no cookie", r.status, r.header.Get("Set-Cookie"))
+	}
+}
+
+func TestLoginThrottled(t *testing.T) {
+	e := newEnv(t, Config{MaxFailedLogins: 3})
+	login := func(key string) int {
+		return e.do(t, "POST", "/ui/login", `{"key":"`+key+`"}`, "Content-Type", "application/json").status
+	}
+	for i := range 3 {
+		if st := login("wrong-key-0123456789"); st != 401 {
+			t.Fatalf("failed login %d: %d, want 401", i+1, st)
+		}
+	}
+	// The fourth try in the minute is refused, even with a good key.
+	if st := login(opsKey); st != 429 {
+		t.Errorf("login after 3 failures: %d, want 429", st)
+	}
+	e.advance(time.Minute)
+	if st := login(opsKey); st != 200 {
+		t.Errorf("login a minute later: %d, want 200", st)
+	}
+	// The refused try is in the audit log.
+	var throttled int
+	for _, ev := range e.admin.recorded() {
+		if ev.Status == 429 && ev.Result == admin.ResultRefused {
+			throttled++
+		}
+	}
+	if throttled != 1 {
+		t.Errorf("%d throttled logins recorded, want 1", throttled)
+	}
+}
+
+func TestThrottleBounded(t *testing.T) {
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	th := &throttle{max: 1, window: time.Minute, now: func() time.Time { return now }, failures: map[string]*failures{}}
+	for i := range maxTracked + 5 {
+		th.failed(fmt.Sprint("10.0.", i/256, ".", i%256))
+	}
+	if n := len(th.failures); n > maxTracked {
+		t.Errorf("%d addresses tracked, want at most %d", n, maxTracked)
+	}
+	th.failed("192.0.2.1")
+	if th.allowed("192.0.2.1") {
+		t.Error("an address past its failures is allowed")
+	}
+	now = now.Add(time.Minute)
+	if !th.allowed("192.0.2.1") {
+		t.Error("an address is still refused after the window")
 	}
 }
