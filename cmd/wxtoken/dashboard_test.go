@@ -192,6 +192,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	if s0 < 3600 || n0 < 3600 || n0 > s0 {
 		t.Fatalf("wx1 served for %q, next refresh %q: want over an hour each, the refresh first (tokens live 2h)", text(served), text(next))
 	}
+	if got := text(row + `.querySelector('td.quota').textContent`); !strings.HasSuffix(got, "/ 2,000") {
+		t.Errorf("wx1's fetches today read %q, want n / 2,000", got)
+	}
 	if got := text(row + `.querySelector('.badge').textContent`); got != "ok" {
 		t.Errorf("wx1's state badge says %q, want ok", got)
 	}

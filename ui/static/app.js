@@ -508,7 +508,10 @@ async function onAction(ev) {
     const base = (what === 'client' ? 'clients/' : 'credentials/') + encodeURIComponent(id);
     const ans = a.method === 'DELETE' ? await api('DELETE', base) : await api('POST', base + '/' + action);
     toast(a.label + ': ' + id + ' done');
-    if (ans && ans.key) showKey('The new key of ' + id, ans.key, 'The old key keeps working until ' + clock(ms((ans.previous_key_until || []).slice(-1)[0])) + '.');
+    if (ans && ans.key) {
+      const until = (ans.previous_key_until || []).slice(-1)[0];
+      showKey('The new key of ' + id, ans.key, until ? 'The old key keeps working until ' + clock(ms(until)) + '.' : 'The old key no longer works.');
+    }
     await poll();
   } catch (err) {
     if (err instanceof LoginRequired) { showLogin('Your session ended: sign in again.'); return; }
