@@ -41,7 +41,7 @@ func (a *Admin) listPlatforms(ctx context.Context, _ *http.Request, _ *actor) (i
 	now := a.now()
 	out := []platformView{}
 	for id, p := range a.cfg.Platforms {
-		v := platformView{ID: id, AppID: p.AppID(), Authorizers: len(a.authorizerIDs(ids, id))}
+		v := platformView{ID: id, AppID: p.AppID(), Authorizers: countAuthorizers(ids, id)}
 		at, err := p.TicketReceived(ctx)
 		switch {
 		case err != nil:
@@ -56,24 +56,32 @@ func (a *Admin) listPlatforms(ctx context.Context, _ *http.Request, _ *actor) (i
 	return http.StatusOK, map[string]any{"platforms": out}, nil
 }
 
-// authorizerIDs is the run of ids that are platform's authorizers,
-// "{platform}/{appid}", without their tickets ("…/tickets/{type}"). ids
-// are sorted, as the token manager's are, so the run is found by binary
-// search and a count does not look at every credential.
-func (a *Admin) authorizerIDs(ids []string, platform string) []string {
+// authorizerRange is the run of ids that start "{platform}/": the
+// platform's authorizers, "{platform}/{appid}", and their tickets,
+// "…/tickets/{type}". ids are sorted, as the token manager's are, so the
+// run is found by binary search without looking at every credential.
+func authorizerRange(ids []string, platform string) []string {
 	prefix := platform + "/"
 	start := sort.SearchStrings(ids, prefix)
-	end := start
-	for end < len(ids) && strings.HasPrefix(ids[end], prefix) {
-		end++
-	}
-	out := make([]string, 0, end-start)
-	for _, id := range ids[start:end] {
-		if !strings.Contains(id[len(prefix):], "/") {
-			out = append(out, id)
+	n := sort.Search(len(ids)-start, func(i int) bool { return !strings.HasPrefix(ids[start+i], prefix) })
+	return ids[start : start+n]
+}
+
+// isAuthorizer reports whether id, from platform's authorizerRange, is
+// an authorizer rather than a ticket.
+func isAuthorizer(id, platform string) bool {
+	return !strings.Contains(id[len(platform)+1:], "/")
+}
+
+// countAuthorizers counts platform's authorizers among ids.
+func countAuthorizers(ids []string, platform string) int {
+	n := 0
+	for _, id := range authorizerRange(ids, platform) {
+		if isAuthorizer(id, platform) {
+			n++
 		}
 	}
-	return out
+	return n
 }
 
 // appIDChars is what an appid search or cursor may hold: what an appid
@@ -111,7 +119,10 @@ func (a *Admin) listAuthorizers(_ context.Context, r *http.Request, _ *actor) (i
 	now := a.now()
 	page := []credentialView{}
 	matched, next := 0, ""
-	for _, id := range a.authorizerIDs(a.cfg.Tokens.IDs(), platform) {
+	for _, id := range authorizerRange(a.cfg.Tokens.IDs(), platform) {
+		if !isAuthorizer(id, platform) {
+			continue
+		}
 		appid := id[len(prefix):]
 		if search != "" && !strings.Contains(strings.ToLower(appid), search) {
 			continue
