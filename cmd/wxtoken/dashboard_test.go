@@ -131,15 +131,31 @@ func TestDashboardInBrowser(t *testing.T) {
 	fake.AddApp(app3, secret3)
 	page := "http://" + addr + "/ui/"
 
+	// Each step is bounded on its own, so that one that cannot happen
+	// (a click that lands on nothing) fails the test at once, naming
+	// itself. The first step, which starts the browser, is not: the
+	// browser lives as long as the context it starts with.
+	started := false
+	step := func() (context.Context, context.CancelFunc) {
+		if !started {
+			started = true
+			return ctx, func() {}
+		}
+		return context.WithTimeout(ctx, 30*time.Second)
+	}
 	do := func(what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
+		sctx, cancel := step()
+		defer cancel()
+		if err := chromedp.Do(sctx, actions...); err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
 	text := func(js string) string {
 		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+		sctx, cancel := step()
+		defer cancel()
+		s, err := chromedp.Run(sctx, chromedp.Evaluate[string](js))
 		if err != nil {
 			t.Fatalf("%s: %v", js, err)
 		}
@@ -148,7 +164,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	// await waits until the JavaScript expression is true.
 	await := func(what, js string) {
 		t.Helper()
-		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(15*time.Second), chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+		sctx, cancel := step()
+		defer cancel()
+		if _, err := chromedp.Run(sctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(15*time.Second), chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
 			t.Fatalf("waiting until %s (%s): %v", what, js, err)
 		}
 	}
@@ -161,7 +179,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	dir := artifacts(t)
 	screenshot := func(name string, shot chromedp.Action[[]byte]) {
 		t.Helper()
-		png, err := chromedp.Run(ctx, shot)
+		sctx, cancel := step()
+		defer cancel()
+		png, err := chromedp.Run(sctx, shot)
 		if err != nil {
 			t.Fatalf("screenshot: %v", err)
 		}
@@ -237,6 +257,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	await("the toast is gone", `document.querySelectorAll('.toast').length === 0`)
 
 	screenshot("dashboard.png", chromedp.FullScreenshot(100)) // 100: PNG
+	do("narrow the window", chromedp.EmulateViewport(420, 900))
+	screenshot("dashboard-narrow.png", chromedp.CaptureScreenshot())
+	do("widen the window", chromedp.EmulateViewport(1440, 1000))
 
 	do("search authorizers", chromedp.SendKeys(chromedp.CSS(`section[data-platform="plat"] input[type=search]`), "SHOP"))
 	await("the search keeps one authorizer", `(() => { const r = document.querySelectorAll('section[data-platform="plat"] tbody tr[data-id]'); return r.length === 1 && r[0].dataset.id === 'plat/wxshop77' })()`)
