@@ -200,7 +200,7 @@ function actionButtons(c) {
 function credentialRow(c) {
   const from = { file: 'from the file', admin: 'added at run time', derived: 'derived' }[c.source];
   const sub = [c.kind, from].filter(Boolean).join(' · ');
-  const tr = el('tr', { 'data-id': c.id, 'data-issued': c.issued_at || '', 'data-state': c.state },
+  const tr = el('tr', { 'data-id': c.id, 'data-issued': c.issued_at || '', 'data-state': c.state, 'data-sig': state.role + JSON.stringify(c) },
     el('td', {}, el('div', { class: 'id mono', text: c.id }), el('div', { class: 'sub', text: sub })),
     el('td', {}, badge(c.state, STATE_CLASS[c.state])),
     servedCell(c),
@@ -211,19 +211,27 @@ function credentialRow(c) {
   return tr;
 }
 
-// renderRows replaces a table's rows, flashing the countdowns of rows
-// whose token changed since the last render.
+// renderRows sets a table's rows. A row that carries the same data as
+// the one shown (data-sig) is kept as it is, and when no row changed the
+// table is not touched: a button does not vanish from under a pointer
+// at every poll. Rows whose token changed flash their countdowns.
 function renderRows(tbody, rows, empty, cols) {
-  const before = {};
-  for (const tr of tbody.querySelectorAll('tr[data-id]')) before[tr.dataset.id] = tr.dataset.issued;
+  const old = {};
+  for (const tr of tbody.querySelectorAll('tr[data-id]')) old[tr.dataset.id] = tr;
   if (!rows.length) rows = [el('tr', {}, el('td', { class: 'empty', colspan: cols, text: empty }))];
-  tbody.replaceChildren(...rows);
-  for (const tr of tbody.querySelectorAll('tr[data-id]')) {
-    const was = before[tr.dataset.id];
-    if (was !== undefined && was !== tr.dataset.issued) {
+  rows = rows.map((tr) => {
+    const o = tr.dataset.id !== undefined ? old[tr.dataset.id] : undefined;
+    return o && o.dataset.sig !== undefined && o.dataset.sig === tr.dataset.sig ? o : tr;
+  });
+  const shown = tbody.children;
+  if (shown.length === rows.length && rows.every((tr, i) => shown[i] === tr)) return;
+  for (const tr of rows) {
+    const o = old[tr.dataset.id];
+    if (o && o !== tr && o.dataset.issued !== undefined && o.dataset.issued !== tr.dataset.issued) {
       for (const c of tr.querySelectorAll('.countdown')) c.classList.add('flash');
     }
   }
+  tbody.replaceChildren(...rows);
 }
 
 function renderCredentials(list) {
@@ -385,7 +393,7 @@ function renderClients(list) {
       actions.append(c.disabled ? btn('enable', 'Enable') : btn('disable', 'Disable'));
       if (may('admin')) actions.append(btn('rotate', 'Rotate key'), btn('remove', 'Remove', 'act-danger'));
     }
-    return el('tr', { 'data-id': c.name },
+    return el('tr', { 'data-id': c.name, 'data-sig': state.role + JSON.stringify(c) },
       el('td', { class: 'id mono', text: c.name }),
       el('td', { text: c.source === 'admin' ? 'added at run time' : 'file' }),
       el('td', { class: 'mono', text: (c.allow || []).join(', ') }),
