@@ -3,6 +3,8 @@
 //	wxtoken serve --config wxtoken.yaml   run the server
 //	wxtoken demo                          a server and a fake WeChat, to try it
 //	wxtoken fakewx --listen ADDR          the fake WeChat alone, for tests
+//	wxtoken keygen                        print a new master key
+//	wxtoken rekey --config wxtoken.yaml   seal the store under the master key
 package main
 
 import (
@@ -30,6 +32,8 @@ commands:
   serve    run the server:                wxtoken serve --config wxtoken.yaml
   demo     run a server against a built-in fake WeChat, with sample credentials
   fakewx   run the fake WeChat alone:     wxtoken fakewx --listen 127.0.0.1:8760
+  keygen   print a new master key for WXTOKEN_MASTER_KEY (secrets sealed at rest)
+  rekey    seal the store under the master key:  wxtoken rekey --config wxtoken.yaml
   version  print the version, VCS revision and Go release (also --version)
 
 Run 'wxtoken <command> -h' for a command's flags.
@@ -49,6 +53,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return demoCmd(ctx, args[1:], stdout, stderr)
 	case "fakewx":
 		return fakewxCmd(ctx, args[1:], stdout, stderr)
+	case "keygen":
+		return keygenCmd(args[1:], stdout, stderr)
+	case "rekey":
+		return rekeyCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionLine())
 		return nil

@@ -98,7 +98,7 @@ func (s *Store) readCanary(ctx context.Context) (canary, [4]byte, uint64, error)
 	}
 	plain, err := s.ring.open(CanaryKey, e.Value)
 	if errors.Is(err, ErrUnknownKey) {
-		return c, id, 0, fmt.Errorf("%w: the store is sealed under key %s and the keys given are %v: wrong key", ErrUnknownKey, idString(id), s.ring.IDs())
+		return c, id, 0, fmt.Errorf("%w: the store is sealed under key %s and the keys given are %v", ErrUnknownKey, idString(id), s.ring.IDs())
 	}
 	if err != nil {
 		return c, id, 0, err

@@ -22,7 +22,7 @@ const (
 // and key ids, never a key or a value.
 var (
 	// ErrUnknownKey: the value is sealed under a key the keyring lacks.
-	ErrUnknownKey = errors.New("sealed: sealed under a key not given")
+	ErrUnknownKey = errors.New("sealed: wrong key")
 	// ErrAuth: the value does not authenticate under the key its header
 	// names: it was altered, or copied from another store key.
 	ErrAuth = errors.New("sealed: value does not authenticate")
@@ -70,7 +70,7 @@ func (r *Keyring) open(storeKey string, raw []byte) ([]byte, error) {
 	}
 	k := r.find(id)
 	if k == nil {
-		return nil, fmt.Errorf("%w: %q is sealed under key %s; the keys given are %v", ErrUnknownKey, storeKey, idString(id), r.IDs())
+		return nil, fmt.Errorf("%w: %q is sealed under key %s and the keys given are %v", ErrUnknownKey, storeKey, idString(id), r.IDs())
 	}
 	nonce := raw[headerLen : headerLen+nonceLen]
 	plain, err := k.aead.Open(nil, nonce, raw[headerLen+nonceLen:], additional(raw[:headerLen], storeKey))
