@@ -98,7 +98,7 @@ func (s *Store) readCanary(ctx context.Context) (canary, [4]byte, uint64, error)
 	if !isSealed(e.Value) {
 		return c, id, 0, fmt.Errorf("%w: %q, which says the store is sealed", ErrPlain, CanaryKey)
 	}
-	plain, err := s.ring.open(CanaryKey, e.Value)
+	plain, err := s.ring.open(CanaryKey, e.Value, true)
 	if errors.Is(err, ErrUnknownKey) {
 		return c, id, 0, fmt.Errorf("%w: the store is sealed under key %s and the keys given are %v", ErrUnknownKey, idString(id), s.ring.IDs())
 	}
@@ -234,7 +234,7 @@ func (s *Store) Reseal(ctx context.Context) (Counts, error) {
 // reports that this call did.
 func (s *Store) reseal(ctx context.Context, rw store.Rewriter, key string, raw []byte) (done bool, err error) {
 	for range maxRewrites {
-		plain, err := s.open(key, raw) // under the primary key too: the pass checks every value
+		plain, err := s.open(key, raw, false) // under the primary key too: the pass checks every value; raw is Rewrite's old
 		if err != nil {
 			return false, err
 		}

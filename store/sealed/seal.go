@@ -62,8 +62,10 @@ func (k *key) seal(storeKey string, value []byte) []byte {
 	return k.aead.Seal(out, nonce, value, additional(out[:headerLen], storeKey))
 }
 
-// open decrypts raw, a sealed value stored under storeKey.
-func (r *Keyring) open(storeKey string, raw []byte) ([]byte, error) {
+// open decrypts raw, a sealed value stored under storeKey. With inPlace
+// the value is decrypted over raw's ciphertext, saving an allocation per
+// value of a large Load: raw is then lost, whatever the outcome.
+func (r *Keyring) open(storeKey string, raw []byte, inPlace bool) ([]byte, error) {
 	id, ok := sealedID(raw)
 	if !ok || len(raw) < Overhead {
 		return nil, fmt.Errorf("%w: %q is cut short", ErrAuth, storeKey)
@@ -72,8 +74,12 @@ func (r *Keyring) open(storeKey string, raw []byte) ([]byte, error) {
 	if k == nil {
 		return nil, fmt.Errorf("%w: %q is sealed under key %s and the keys given are %v", ErrUnknownKey, storeKey, idString(id), r.IDs())
 	}
-	nonce := raw[headerLen : headerLen+nonceLen]
-	plain, err := k.aead.Open(nil, nonce, raw[headerLen+nonceLen:], additional(raw[:headerLen], storeKey))
+	nonce, ct := raw[headerLen:headerLen+nonceLen], raw[headerLen+nonceLen:]
+	var dst []byte
+	if inPlace {
+		dst = ct[:0] // cipher.AEAD allows dst to overlap the ciphertext exactly
+	}
+	plain, err := k.aead.Open(dst, nonce, ct, additional(raw[:headerLen], storeKey))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %q under key %s: altered, or copied from another key", ErrAuth, storeKey, idString(id))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,7 +49,7 @@ func (s *Store) Get(ctx context.Context, key string) (store.Entry, error) {
 	if err != nil {
 		return e, err
 	}
-	e.Value, err = s.open(key, e.Value)
+	e.Value, err = s.open(key, e.Value, true)
 	if err != nil {
 		return store.Entry{}, err
 	}
@@ -95,23 +96,42 @@ func (s *Store) LoadChanged(ctx context.Context, prefix string, held func(key st
 	return s.openAll(ents)
 }
 
+// parallelOpen is the number of entries above which openAll splits the
+// work over the processors: a start loads every record at once.
+const parallelOpen = 1024
+
 // openAll opens every entry in place; one that does not open fails the
 // whole, as a damaged record fails a load of the file.
 func (s *Store) openAll(ents []store.KeyEntry) ([]store.KeyEntry, error) {
-	for i := range ents {
-		v, err := s.open(ents[i].Key, ents[i].Value)
+	workers := min(runtime.GOMAXPROCS(0), len(ents)/parallelOpen+1)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(ents); i += workers {
+				v, err := s.open(ents[i].Key, ents[i].Value, true)
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				ents[i].Value = v
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
 		if err != nil {
 			return nil, err
 		}
-		ents[i].Value = v
 	}
 	return ents, nil
 }
 
-// open returns the plain value of raw, stored under key.
-func (s *Store) open(key string, raw []byte) ([]byte, error) {
+// open returns the plain value of raw, stored under key; with inPlace,
+// over raw (see Keyring.open).
+func (s *Store) open(key string, raw []byte, inPlace bool) ([]byte, error) {
 	if isSealed(raw) {
-		return s.ring.open(key, raw)
+		return s.ring.open(key, raw, inPlace)
 	}
 	if s.plain.Load() {
 		return raw, nil
