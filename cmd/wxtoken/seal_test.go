@@ -554,3 +554,67 @@ func startLoggedNode(t *testing.T, yaml string, w io.Writer) *node {
 	t.Cleanup(n.stop)
 	return n
 }
+
+// TestRekeyBolt: "wxtoken rekey" seals a stopped bolt instance's plain
+// store, and refuses, saying what to do instead, while one runs.
+func TestRekeyBolt(t *testing.T) {
+	fake, up := sealFake(t)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	m, err := startYAML(t, sealYAML(boltStore(""), data, up))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := platformSecrets(t, fake, m)
+	key := keyFile(t, sealed.NewKey())
+	path := filepath.Join(dir, "wxtoken.yaml")
+	os.WriteFile(path, []byte(sealYAML(boltStore(key), data, up)), 0o600)
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"rekey", "--config", path}, &out, io.Discard); !errors.Is(err, bolt.ErrInUse) || !strings.Contains(err.Error(), "restart it") {
+		t.Fatalf("rekey beside a running bolt instance: %v; want ErrInUse saying to restart it", err)
+	}
+	m.Close()
+	if err := run(t.Context(), []string{"rekey", "--config", path}, &out, io.Discard); err != nil {
+		t.Fatalf("rekey: %v", err)
+	}
+	// wx1, the platform's component and authorizer, the ticket.
+	if !strings.Contains(out.String(), "4 values, 4 re-sealed") {
+		t.Fatalf("rekey printed %q; want 4 values re-sealed", out.String())
+	}
+	raw, _ := os.ReadFile(filepath.Join(data, bolt.FileName))
+	if got := sec.found(raw); len(got) > 0 {
+		t.Fatalf("after rekey the file shows %v", got)
+	}
+	m, err = startYAML(t, sealYAML(boltStore(key), data, up))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if got := getToken(t, m.Addr(), "wxauth01").AccessToken; got != sec["authorizer token"] {
+		t.Fatalf("after rekey the authorizer's token is %q, want %q", got, sec["authorizer token"])
+	}
+}
+
+// TestLooseDataDirWarned: a data directory others can read is warned
+// about at start.
+func TestLooseDataDirWarned(t *testing.T) {
+	_, up := sealFake(t)
+	data := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(data, 0o755) // whatever the umask
+	cfg, err := config.Parse([]byte(sealYAML(boltStore(""), data, up)), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	warned := &lineCounter{w: t.Output(), match: "readable by others"}
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(warned, nil))}
+	if err := m.Run(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	if warned.count.Load() != 1 {
+		t.Fatalf("%d warnings about the data directory's mode 0755, want 1", warned.count.Load())
+	}
+}
