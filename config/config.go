@@ -43,6 +43,10 @@ type Config struct {
 	Credentials []Credential `yaml:"credentials"`
 	// Clients are the business servers allowed to ask for them.
 	Clients []Client `yaml:"clients"`
+	// Admins are the operators' keys for the admin API (/v1/admin/),
+	// `wxtoken admin` and the dashboard; none by default, which leaves
+	// the admin API closed.
+	Admins []Admin `yaml:"admins"`
 	// Debug serves Go's profiler, for measuring memory and CPU; off by
 	// default.
 	Debug Debug `yaml:"debug"`
@@ -95,7 +99,13 @@ type Metrics struct {
 	// on the API's listener, for a network that reaches metrics and not
 	// the API (or the other way round).
 	Listen string `yaml:"listen"`
+	// API, if false, leaves the API's requests, token reads and watch
+	// streams uncounted (default true); the benchmarks compare the two.
+	API *bool `yaml:"api"`
 }
+
+// APIEnabled reports whether the API's requests are counted.
+func (m Metrics) APIEnabled() bool { return m.API == nil || *m.API }
 
 // Store kinds.
 const (
@@ -198,8 +208,8 @@ type Callbacks struct {
 // Callback is the "server configuration" of an Official Account or WeCom
 // application: the token and, for encrypted mode, the EncodingAESKey.
 type Callback struct {
-	Token          string `yaml:"token"`
-	EncodingAESKey string `yaml:"encoding_aes_key"`
+	Token          string `yaml:"token" json:"token,omitempty"`
+	EncodingAESKey string `yaml:"encoding_aes_key" json:"encoding_aes_key,omitempty"`
 }
 
 // Modes of an mp credential.
@@ -212,30 +222,30 @@ const (
 type Credential struct {
 	// ID names it in the API; [A-Za-z0-9._-]{1,64}. Defaults to the appid
 	// for kind mp; required for wecom (a corp has one token per app).
-	ID string `yaml:"id"`
+	ID string `yaml:"id" json:"id,omitempty"`
 	// Kind is one of the registered kinds (package kind): mp (Official
 	// Account, Mini Program, Mini Game), wecom, component.
-	Kind   string `yaml:"kind"`
-	AppID  string `yaml:"appid"`
-	CorpID string `yaml:"corpid"`
-	Secret string `yaml:"secret"`
+	Kind   string `yaml:"kind" json:"kind,omitempty"`
+	AppID  string `yaml:"appid" json:"appid,omitempty"`
+	CorpID string `yaml:"corpid" json:"corpid,omitempty"`
+	Secret string `yaml:"secret" json:"secret,omitempty"`
 	// Mode is stable (default) or classic, for kind mp.
-	Mode string `yaml:"mode"`
+	Mode string `yaml:"mode" json:"mode,omitempty"`
 	// Callback enables server URL verification for kinds mp and wecom.
-	Callback *Callback `yaml:"callback"`
+	Callback *Callback `yaml:"callback" json:"callback,omitempty"`
 	// Tickets are the JS-SDK tickets to keep fresh for this credential
 	// (mp: jsapi, wx_card; wecom: jsapi, the corp ticket, and
 	// agent_config; component: the tickets of every authorizer).
-	Tickets []string `yaml:"tickets"`
+	Tickets []string `yaml:"tickets" json:"tickets,omitempty"`
 	// AgentID is the WeCom application's AgentId, which its agent_config
 	// ticket is signed for.
-	AgentID int64 `yaml:"agentid"`
+	AgentID int64 `yaml:"agentid" json:"agentid,omitempty"`
 
 	// ComponentAppID, Token and EncodingAESKey configure kind component,
 	// a third-party platform; ID defaults to ComponentAppID.
-	ComponentAppID string `yaml:"component_appid"`
-	Token          string `yaml:"token"`
-	EncodingAESKey string `yaml:"encoding_aes_key"`
+	ComponentAppID string `yaml:"component_appid" json:"component_appid,omitempty"`
+	Token          string `yaml:"token" json:"token,omitempty"`
+	EncodingAESKey string `yaml:"encoding_aes_key" json:"encoding_aes_key,omitempty"`
 }
 
 // LogValue keeps the secret out of logs.
@@ -245,24 +255,24 @@ func (c Credential) LogValue() slog.Value {
 
 // Client is a business server's key and what it may see.
 type Client struct {
-	Name string `yaml:"name"`
+	Name string `yaml:"name" json:"name,omitempty"`
 	// Key is the bearer key (at least 16 characters), or KeySHA256 its
 	// SHA-256 in hex, so that the file holds no usable key.
-	Key       string `yaml:"key"`
-	KeySHA256 string `yaml:"key_sha256"`
+	Key       string `yaml:"key" json:"key,omitempty"`
+	KeySHA256 string `yaml:"key_sha256" json:"key_sha256,omitempty"`
 	// Allow lists credential ids; "*" allows all, and "<component id>/*"
 	// every authorizer of that third-party platform.
-	Allow []string `yaml:"allow"`
+	Allow []string `yaml:"allow" json:"allow,omitempty"`
 	// Import lists the third-party platforms (component credential ids)
 	// the client may import authorizers into. Importing writes refresh
 	// tokens that cannot be fetched again, so it is a permission of its
 	// own: neither allow nor "*" grants it.
-	Import []string `yaml:"import"`
+	Import []string `yaml:"import" json:"import,omitempty"`
 	// SDK names the WeChat SDK the client uses through the facade
 	// (wechat_listen), so that the expires_in it is answered suits that
 	// SDK's cache: silenceper, wxjava, co-wechat-api, easywechat,
 	// wechatpy; empty for any other (facade/expires.go).
-	SDK string `yaml:"sdk"`
+	SDK string `yaml:"sdk" json:"sdk,omitempty"`
 }
 
 // LogValue keeps the key out of logs.
@@ -271,13 +281,43 @@ func (c Client) LogValue() slog.Value {
 }
 
 // KeyHash returns the SHA-256 of the client's key.
-func (c Client) KeyHash() [32]byte {
-	if c.Key != "" {
-		return sha256.Sum256([]byte(c.Key))
+func (c Client) KeyHash() [32]byte { return keyHash(c.Key, c.KeySHA256) }
+
+func keyHash(key, sum string) [32]byte {
+	if key != "" {
+		return sha256.Sum256([]byte(key))
 	}
 	var h [32]byte
-	hex.Decode(h[:], []byte(c.KeySHA256)) // validated by Validate
+	hex.Decode(h[:], []byte(sum)) // validated by Validate
 	return h
+}
+
+// Admin is an operator's key for the admin API, and what it may do.
+type Admin struct {
+	Name string `yaml:"name"`
+	// Key is the bearer key (at least 16 characters), or KeySHA256 its
+	// SHA-256 in hex. It must differ from every client's key.
+	Key       string `yaml:"key"`
+	KeySHA256 string `yaml:"key_sha256"`
+	// Role is viewer (read only), operator (also refresh, unblock,
+	// clear_quota, enable and disable) or admin (also add, change and
+	// remove credentials and clients, rotate client keys).
+	Role string `yaml:"role"`
+}
+
+// Roles of an admin key, each allowing what the one before it does.
+const (
+	RoleViewer   = "viewer"
+	RoleOperator = "operator"
+	RoleAdmin    = "admin"
+)
+
+// KeyHash returns the SHA-256 of the admin's key.
+func (a Admin) KeyHash() [32]byte { return keyHash(a.Key, a.KeySHA256) }
+
+// LogValue keeps the key out of logs.
+func (a Admin) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("name", a.Name), slog.String("role", a.Role))
 }
 
 // MinKeyLen is the shortest client key accepted.
@@ -299,6 +339,27 @@ func Load(path string) (*Config, error) {
 // Parse is Load on bytes, with lookup resolving ${NAME}.
 func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 	return ParseWith(data, lookup, nil)
+}
+
+// ParseCredential reads one credential in the file's own shape (the
+// fields of an item of credentials:), with lookup resolving ${NAME}: what
+// `wxtoken admin add` sends. It is not validated: the server does that.
+func ParseCredential(data []byte, lookup func(string) (string, bool)) (Credential, error) {
+	var cr Credential
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return cr, err
+	}
+	if err := expand(&root, lookup); err != nil {
+		return cr, err
+	}
+	if errs := unknownFields(&root, reflect.TypeFor[Credential](), ""); len(errs) > 0 {
+		return cr, errors.Join(errs...)
+	}
+	if err := root.Decode(&cr); err != nil {
+		return cr, err
+	}
+	return cr, nil
 }
 
 // ParseWith is Parse against the kinds ks instead of the installed ones

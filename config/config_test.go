@@ -259,3 +259,31 @@ func TestMemoryGCPercent(t *testing.T) {
 		}
 	}
 }
+
+// Admin keys parse with their roles, and a single credential or client is
+// checked as the file's are.
+func TestAdmins(t *testing.T) {
+	c, err := config.Parse([]byte("admins:\n  - {name: ops, key: 0123456789abcdef0, role: operator}\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Admins) != 1 || c.Admins[0].Role != config.RoleOperator || c.Admins[0].KeyHash() != sha256.Sum256([]byte("0123456789abcdef0")) {
+		t.Fatalf("admins = %+v", c.Admins)
+	}
+	cr := config.Credential{Kind: "mp", AppID: "wx0000000000000009", Secret: "s"}
+	if err := config.ValidateCredential(&cr); err != nil || cr.ID != "wx0000000000000009" {
+		t.Errorf("ValidateCredential: %v, id %q (want the appid by default)", err, cr.ID)
+	}
+	bad := config.Credential{Kind: "wecom", CorpID: "ww1", Secret: ""}
+	if err := config.ValidateCredential(&bad); err == nil || !strings.Contains(err.Error(), "secret: required") {
+		t.Errorf("ValidateCredential of a credential without secret: %v", err)
+	}
+	cl := config.Client{Name: "c", Key: "0123456789abcdef", Allow: []string{"nosuch"}}
+	if err := config.ValidateClient(cl, map[string]bool{"a": true}, nil); err == nil || !strings.Contains(err.Error(), `unknown credential "nosuch"`) {
+		t.Errorf("ValidateClient allowing an unknown id: %v", err)
+	}
+	cl.Allow = []string{"a"}
+	if err := config.ValidateClient(cl, map[string]bool{"a": true}, nil); err != nil {
+		t.Errorf("ValidateClient: %v", err)
+	}
+}

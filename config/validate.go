@@ -199,7 +199,76 @@ func (c *Config) Validate() error {
 			keys[h] = true
 		}
 	}
+	admins := map[string]bool{}
+	for i, a := range c.Admins {
+		f := fmt.Sprintf("admins[%d]", i)
+		if a.Name != "" {
+			f = fmt.Sprintf("admins[%d] (%s)", i, a.Name)
+		}
+		errs = append(errs, a.validate(f)...)
+		if admins[a.Name] {
+			bad(f+".name", "duplicate name %q", a.Name)
+		}
+		admins[a.Name] = true
+		if h := a.KeyHash(); keys[h] {
+			bad(f+".key", "same key as a client or another admin: admin keys must be apart")
+		} else {
+			keys[h] = true
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// ValidateCredential applies a credential's defaults and checks it alone,
+// as Validate checks one in the file: for a credential added at run time.
+func ValidateCredential(cr *Credential) error {
+	ks := installedKinds()
+	if r, ok := ks.Rules(cr.Kind); ok {
+		r.SetDefaults(cr)
+	}
+	return errors.Join(cr.validate("credential", ks)...)
+}
+
+// ValidateClient checks a client alone, as Validate checks one in the
+// file, against the credential ids known (credentials) and the platforms
+// (kind component) among them: for a client added at run time.
+func ValidateClient(cl Client, credentials, components map[string]bool) error {
+	return errors.Join(cl.validate("client", credentials, components)...)
+}
+
+func (a Admin) validate(f string) []error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s.%s: %s", f, field, fmt.Sprintf(format, args...)))
+	}
+	if strings.TrimSpace(a.Name) == "" {
+		bad("name", "required")
+	}
+	checkKey(a.Key, a.KeySHA256, bad)
+	switch a.Role {
+	case RoleViewer, RoleOperator, RoleAdmin:
+	default:
+		bad("role", "want viewer, operator or admin, got %q", a.Role)
+	}
+	return errs
+}
+
+// checkKey checks a bearer key given as itself or as its SHA-256.
+func checkKey(key, sum string, bad func(field, format string, args ...any)) {
+	switch {
+	case key != "" && sum != "":
+		bad("key", "set key or key_sha256, not both")
+	case key != "":
+		if len(key) < MinKeyLen {
+			bad("key", "at least %d characters", MinKeyLen)
+		}
+	case sum != "":
+		if b, err := hex.DecodeString(sum); err != nil || len(b) != 32 {
+			bad("key_sha256", "want 64 hex digits")
+		}
+	default:
+		bad("key", "required (or key_sha256)")
+	}
 }
 
 func (cr Credential) validate(f string, ks Kinds) []error {
@@ -281,20 +350,7 @@ func (cl Client) validate(f string, ids, components map[string]bool) []error {
 	if strings.TrimSpace(cl.Name) == "" {
 		bad("name", "required")
 	}
-	switch {
-	case cl.Key != "" && cl.KeySHA256 != "":
-		bad("key", "set key or key_sha256, not both")
-	case cl.Key != "":
-		if len(cl.Key) < MinKeyLen {
-			bad("key", "at least %d characters", MinKeyLen)
-		}
-	case cl.KeySHA256 != "":
-		if b, err := hex.DecodeString(cl.KeySHA256); err != nil || len(b) != 32 {
-			bad("key_sha256", "want 64 hex digits")
-		}
-	default:
-		bad("key", "required (or key_sha256)")
-	}
+	checkKey(cl.Key, cl.KeySHA256, bad)
 	if len(cl.Allow) == 0 {
 		bad("allow", "required: credential ids, or \"*\"")
 	}

@@ -1,5 +1,7 @@
-// Package deploy holds what operators deploy beside wxtoken: Prometheus
-// alert rules and a Grafana dashboard. Its test checks them.
+// Package deploy holds what operators deploy wxtoken with: the compose
+// file, the systemd unit, example configurations, Prometheus alert rules
+// and a Grafana dashboard. Its tests check them, and the Dockerfile at the
+// repository's root.
 package deploy
 
 import (

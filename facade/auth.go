@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // client is a Client ready for lookups.
@@ -12,6 +13,7 @@ type client struct {
 	sdk   string
 	all   bool
 	allow map[string]bool
+	until time.Time
 }
 
 // allowed reports whether the client may use credential id, owned by the
@@ -29,7 +31,7 @@ func newClients(list []Client) (clients, error) {
 		if err := CheckSDK(c.SDK); err != nil {
 			return nil, fmt.Errorf("facade: client %s: %w", c.Name, err)
 		}
-		cl := &client{name: c.Name, sdk: c.SDK, allow: map[string]bool{}}
+		cl := &client{name: c.Name, sdk: c.SDK, allow: map[string]bool{}, until: c.Until}
 		for _, id := range c.Allow {
 			cl.all = cl.all || id == "*"
 			cl.allow[id] = true
@@ -37,6 +39,16 @@ func newClients(list []Client) (clients, error) {
 		cs[c.KeyHash] = cl
 	}
 	return cs, nil
+}
+
+// get returns the client whose key is key, nil if none is, or if its key
+// is past its grace.
+func (cs clients) get(key string) *client {
+	c := cs[sha256.Sum256([]byte(key))]
+	if c == nil || (!c.until.IsZero() && time.Now().After(c.until)) {
+		return nil
+	}
+	return c
 }
 
 // maxSecret bounds the secret field looked at: a key, a dot and a
@@ -68,7 +80,7 @@ func (f *Facade) resolve(fam Family, appid, secret string, badKey int) (*client,
 		return nil, Credential{}, &Error{Code: CodeSecretMissing, Msg: "appsecret missing"}
 	}
 	var cands []Credential
-	for _, c := range f.byAppID[appid] {
+	for _, c := range f.idx.Load().byAppID[appid] {
 		if c.Family == fam {
 			cands = append(cands, c)
 		}
@@ -109,7 +121,8 @@ func (f *Facade) authenticate(secret string, cands []Credential) (c *client, nam
 	if len(secret) > maxSecret {
 		return nil, ""
 	}
-	if c := f.clients[sha256.Sum256([]byte(secret))]; c != nil {
+	cs := f.idx.Load().clients
+	if c := cs.get(secret); c != nil {
 		return c, ""
 	}
 	for _, cr := range cands {
@@ -117,7 +130,7 @@ func (f *Facade) authenticate(secret string, cands []Credential) (c *client, nam
 		if !ok {
 			continue
 		}
-		if c := f.clients[sha256.Sum256([]byte(key))]; c != nil {
+		if c := cs.get(key); c != nil {
 			return c, cr.ID
 		}
 	}

@@ -107,7 +107,7 @@ func (f *Facade) authorizerToken(r *http.Request) (any, *Error) {
 // names reports whether appid is the appid of credential id, of family
 // fam.
 func (f *Facade) names(appid, id string, fam Family) bool {
-	for _, cr := range f.byAppID[appid] {
+	for _, cr := range f.idx.Load().byAppID[appid] {
 		if cr.ID == id && cr.Family == fam {
 			return true
 		}

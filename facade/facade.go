@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wxtoken/wxtoken/relay"
@@ -67,6 +69,9 @@ type Client struct {
 	// SDK names the SDK it uses, for expires_in (expires.go); "" if not
 	// said.
 	SDK string
+	// Until, if set, is when the key stops working: a rotated key's end
+	// of grace.
+	Until time.Time
 }
 
 // Config configures a Facade. Zero values mean the documented defaults.
@@ -103,10 +108,14 @@ type Config struct {
 // Facade answers WeChat's token and ticket endpoints, and forwards every
 // other call made with a token it issued. It is an http.Handler.
 type Facade struct {
-	tokens  Tokens
-	clients clients
-	byAppID map[string][]Credential
-	family  map[string]Family // by credential id
+	tokens Tokens
+	// idx is the clients and credentials in force, replaced whole when
+	// either changes at run time (SetClients, SetCredentials).
+	idx     atomic.Pointer[index]
+	setMu   sync.Mutex // serializes the replacements
+	clist   []Client
+	file    []Credential // the configured credentials
+	added   []Credential // those added at run time
 	tickets func(id string) map[string]string
 	log     *slog.Logger
 	maxBody int64
@@ -128,8 +137,6 @@ func New(cfg Config) (*Facade, error) {
 	}
 	f := &Facade{
 		tokens:  cfg.Tokens,
-		byAppID: map[string][]Credential{},
-		family:  map[string]Family{},
 		tickets: cfg.Tickets,
 		log:     cfg.Logger,
 		maxBody: cfg.MaxBody,
@@ -142,18 +149,9 @@ func New(cfg Config) (*Facade, error) {
 	if f.maxReplay <= 0 {
 		f.maxReplay = 64 << 10
 	}
-	var err error
-	if f.clients, err = newClients(cfg.Clients); err != nil {
+	f.file = cfg.Credentials
+	if err := f.SetClients(cfg.Clients); err != nil {
 		return nil, err
-	}
-	for _, c := range cfg.Credentials {
-		switch c.Family {
-		case MP, WeCom, Component:
-		default:
-			return nil, fmt.Errorf("facade: credential %s: unknown family %q", c.ID, c.Family)
-		}
-		f.byAppID[c.AppID] = append(f.byAppID[c.AppID], c)
-		f.family[c.ID] = c.Family
 	}
 	if f.log == nil {
 		f.log = slog.Default()
@@ -184,6 +182,53 @@ func New(cfg Config) (*Facade, error) {
 	f.mux.HandleFunc("/sns/oauth2/access_token", f.login)
 	f.mux.HandleFunc("/", f.forwardCall)
 	return f, nil
+}
+
+// index is what the facade looks requests up in.
+type index struct {
+	clients clients
+	byAppID map[string][]Credential
+	family  map[string]Family // by credential id
+}
+
+// SetClients replaces the clients allowed to use the facade.
+func (f *Facade) SetClients(list []Client) error {
+	f.setMu.Lock()
+	defer f.setMu.Unlock()
+	return f.rebuild(list, f.added)
+}
+
+// SetCredentials replaces the credentials added at run time that the
+// facade serves besides the configured ones; a configured credential with
+// the same id wins.
+func (f *Facade) SetCredentials(added []Credential) error {
+	f.setMu.Lock()
+	defer f.setMu.Unlock()
+	return f.rebuild(f.clist, added)
+}
+
+// rebuild installs a new index; f.setMu is held.
+func (f *Facade) rebuild(list []Client, added []Credential) error {
+	cs, err := newClients(list)
+	if err != nil {
+		return err
+	}
+	idx := &index{clients: cs, byAppID: map[string][]Credential{}, family: map[string]Family{}}
+	for _, c := range append(f.file[:len(f.file):len(f.file)], added...) {
+		switch c.Family {
+		case MP, WeCom, Component:
+		default:
+			return fmt.Errorf("facade: credential %s: unknown family %q", c.ID, c.Family)
+		}
+		if _, dup := idx.family[c.ID]; dup {
+			continue // configured first: it wins
+		}
+		idx.byAppID[c.AppID] = append(idx.byAppID[c.AppID], c)
+		idx.family[c.ID] = c.Family
+	}
+	f.idx.Store(idx)
+	f.clist, f.added = list, added
+	return nil
 }
 
 // ServeHTTP implements http.Handler.

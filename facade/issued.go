@@ -158,7 +158,7 @@ func (f *Facade) scan(note func(tok string, it issuedToken)) {
 		if err != nil || s.Token == "" || s.Revoked {
 			continue
 		}
-		fam, ok := f.family[id]
+		fam, ok := f.idx.Load().family[id]
 		if !ok && s.Kind == component.KindAuthorizer {
 			fam, ok = MP, true
 		}

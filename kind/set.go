@@ -103,18 +103,6 @@ func (s *Set) JSSDK(owner func(id string) string) func(id string) *server.JSSDK 
 	}
 }
 
-// Tickets returns the facade's lookup of a credential's tickets, ticket
-// type → ticket credential id, from JSSDK's.
-func (s *Set) Tickets(owner func(id string) string) func(id string) map[string]string {
-	jssdk := s.JSSDK(owner)
-	return func(id string) map[string]string {
-		if j := jssdk(id); j != nil {
-			return j.Tickets
-		}
-		return nil
-	}
-}
-
 // jssdkOf describes the tickets ts of credential id.
 func jssdkOf(id, appID string, agentID int64, ts []*Ticket) *server.JSSDK {
 	j := &server.JSSDK{AppID: appID, AgentID: agentID, Tickets: map[string]string{}}

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"net/http"
 	"strings"
+	"sync/atomic"
+	"time"
 )
 
 // Client is a business server allowed to call the API.
@@ -19,6 +21,9 @@ type Client struct {
 	// into. Allow does not imply it, not even "*": an import writes
 	// refresh tokens, the one thing WeChat cannot give back.
 	Import []string
+	// Until, if set, is when the key stops working: a rotated key's end
+	// of grace.
+	Until time.Time
 }
 
 type client struct {
@@ -26,6 +31,8 @@ type client struct {
 	all     bool
 	allow   map[string]bool
 	imports map[string]bool
+	until   time.Time
+	obs     atomic.Pointer[observed] // with an Observer
 }
 
 // allowed reports whether the client may use credential id, owned by the
@@ -43,7 +50,7 @@ type clients map[[32]byte]*client
 func newClients(list []Client) clients {
 	cs := make(clients, len(list))
 	for _, c := range list {
-		cl := &client{name: c.Name, allow: map[string]bool{}, imports: map[string]bool{}}
+		cl := &client{name: c.Name, allow: map[string]bool{}, imports: map[string]bool{}, until: c.Until}
 		for _, id := range c.Allow {
 			if id == "*" {
 				cl.all = true
@@ -70,8 +77,28 @@ func (cs clients) authenticate(r *http.Request) (*client, error) {
 		return nil, errNoKey
 	}
 	c := cs[sha256.Sum256([]byte(key))]
-	if c == nil {
+	if c == nil || (!c.until.IsZero() && time.Now().After(c.until)) {
 		return nil, errBadKey
 	}
 	return c, nil
+}
+
+// clientSet is the clients in force, replaced whole when clients are
+// added, changed or removed at run time (SetClients): a request reads one
+// set, never a set half changed.
+type clientSet struct{ p atomic.Pointer[clients] }
+
+func newClientSet(list []Client) *clientSet {
+	cs := &clientSet{}
+	cs.set(list)
+	return cs
+}
+
+func (cs *clientSet) set(list []Client) {
+	c := newClients(list)
+	cs.p.Store(&c)
+}
+
+func (cs *clientSet) authenticate(r *http.Request) (*client, error) {
+	return (*cs.p.Load()).authenticate(r)
 }

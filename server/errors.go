@@ -57,7 +57,8 @@ type apiError struct {
 }
 
 // writeError is the one place an error becomes an HTTP status and body.
-func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+// It returns the status.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) int {
 	status, body := classify(err)
 	if ra := retryAfter(err); ra > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((ra+time.Second-1)/time.Second)))
@@ -79,6 +80,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, status, struct {
 		Error apiError `json:"error"`
 	}{body})
+	return status
 }
 
 func classify(err error) (int, apiError) {

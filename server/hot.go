@@ -46,7 +46,10 @@ type hotPath struct {
 	// routes (POST /v1/tokens/{id}/invalidate): the mux decides those.
 	namespaced bool
 	reserved   map[string]bool
-	seed       maphash.Seed
+	// routeID and routeNS are the indexes of the routes
+	// GET /v1/tokens/{id} and GET /v1/tokens/{ns}/{id}, for the Observer.
+	routeID, routeNS int
+	seed             maphash.Seed
 	// bodies holds the last body served for each id, in the slot its
 	// hash picks; ids that share a slot take turns, each rebuilding its
 	// body when the other has replaced it. A fixed number of slots keeps
@@ -67,7 +70,7 @@ type cachedBody struct {
 func newHotPath(eps []endpoint) *hotPath {
 	h := &hotPath{seed: maphash.MakeSeed(), route: true, reserved: map[string]bool{}}
 	ns, other := false, false // routes of two segments: GET {ns}/{id}, others
-	for _, ep := range eps {
+	for i, ep := range eps {
 		rest, ok := strings.CutPrefix(ep.Path, tokenPath)
 		if !ok {
 			continue
@@ -76,11 +79,14 @@ func newHotPath(eps []endpoint) *hotPath {
 		case !two:
 			if ep.Method != http.MethodGet || rest != "{id}" {
 				h.route = false
+			} else {
+				h.routeID = i
 			}
 		case strings.Contains(second, "/"):
 			// Three segments or more: the fast route takes none.
 		case ep.Method == http.MethodGet && first == "{ns}" && second == "{id}":
 			ns = true
+			h.routeNS = i
 		case strings.HasPrefix(first, "{") && !strings.HasPrefix(second, "{"):
 			h.reserved[second] = true // {id}/invalidate: the mux decides
 		default:
@@ -120,20 +126,23 @@ func (h *hotPath) fastTokenID(r *http.Request) (string, bool) {
 // segment reports whether s is a path segment the mux takes as it is.
 func segment(s string) bool { return s != "" && s != "." && s != ".." }
 
-// serveToken answers GET /v1/tokens/{id}.
-func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, id string) error {
-	if _, err := s.authorizeToken(r, id); err != nil {
-		return err
+// serveToken answers GET /v1/tokens/{id}, received at now (a clock
+// reading the caller shares with the Observer: a reading costs more than
+// the rest of the metrics). It returns the client the request
+// authenticated, if any, for the Observer.
+func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, id string, now time.Time) (*client, error) {
+	c, err := s.authorizeToken(r, id)
+	if err != nil {
+		return c, err
 	}
 	// Snapshot and one clock reading are Token's check without its own
 	// clock reading; any miss takes the full path, for Token's errors.
-	now := time.Now()
 	snap, err := s.tokens.Snapshot(id)
 	if err != nil || !snap.Valid(now) {
 		if snap, err = s.tokens.Token(id); err != nil {
 			// No valid token: wait briefly if a fetch is due or under way.
 			if snap, err = s.tokens.Await(r.Context(), id); err != nil {
-				return err
+				return c, err
 			}
 		}
 		now = time.Now()
@@ -148,7 +157,8 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, id string) e
 	}
 	setJSONHeaders(w.Header())
 	w.Write(b.body)
-	return nil
+	s.countRead(c, snap)
+	return c, nil
 }
 
 // expiresIn is how long the caller may cache the token, in whole seconds

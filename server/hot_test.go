@@ -27,6 +27,12 @@ import (
 // for opsKey (all credentials) and shopKey ("shop" only).
 func hotAPI(tb testing.TB, ids ...string) (*Server, *token.Manager, *wxtest.Fake) {
 	tb.Helper()
+	return hotAPIObserved(tb, nil, ids...)
+}
+
+// hotAPIObserved is hotAPI with obs as the Observer.
+func hotAPIObserved(tb testing.TB, obs Observer, ids ...string) (*Server, *token.Manager, *wxtest.Fake) {
+	tb.Helper()
 	fake := wxtest.New(wxtest.Config{})
 	up := &wechat.Client{HTTP: fake.Client(), API: "http://wechat"}
 	var creds []token.Credential
@@ -52,7 +58,7 @@ func hotAPI(tb testing.TB, ids ...string) (*Server, *token.Manager, *wxtest.Fake
 			}
 		}
 	}
-	api, err := New(Config{Tokens: m, Logger: quiet, Clients: []Client{
+	api, err := New(Config{Tokens: m, Logger: quiet, Observer: obs, Clients: []Client{
 		{Name: "ops", KeyHash: sha256.Sum256([]byte(opsKey)), Allow: []string{"*"}},
 		{Name: "shop", KeyHash: sha256.Sum256([]byte(shopKey)), Allow: []string{"shop"}},
 	}})

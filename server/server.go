@@ -73,12 +73,20 @@ type Config struct {
 	// ProxyTransport makes the proxy's calls to WeChat; nil means
 	// http.DefaultTransport.
 	ProxyTransport http.RoundTripper
+	// Admin, if set, serves everything under /v1/admin/, with its own
+	// keys: client keys do not open it.
+	Admin http.Handler
+	// UI, if set, serves the dashboard under /ui/.
+	UI http.Handler
 	// WatchHeartbeat is how often an idle watch stream sends a comment
 	// (default 15s).
 	WatchHeartbeat time.Duration
 	// WatchesPerClient bounds the watch streams one client keeps open
 	// (default 64).
 	WatchesPerClient int
+	// Observer, if set, is told of every request, token read and watch
+	// stream (package metrics counts them); nil observes nothing.
+	Observer Observer
 }
 
 // CallbackMode is how WeChat calls one kind's callback URL.
@@ -96,7 +104,7 @@ type CallbackMode struct {
 // Server is the HTTP API. It is an http.Handler.
 type Server struct {
 	tokens  Tokens
-	clients clients
+	clients *clientSet
 	log     *slog.Logger
 	maxBody int64
 	timeout time.Duration
@@ -112,6 +120,9 @@ type Server struct {
 	jssdk     func(id string) *JSSDK
 	hot       *hotPath
 	hub       *watchHub
+	obs       Observer
+	anon      *client  // the Observer's counters of requests without a client
+	patterns  []string // the routes' patterns, by index, for the Observer
 
 	proxyTarget ProxyTarget
 	proxy       *relay.Relay
@@ -124,7 +135,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		tokens:  cfg.Tokens,
-		clients: newClients(cfg.Clients),
+		clients: newClientSet(cfg.Clients),
 		log:     cfg.Logger,
 		maxBody: cfg.MaxBody,
 		timeout: cfg.ReportTimeout,
@@ -137,7 +148,8 @@ func New(cfg Config) (*Server, error) {
 		upstreams: cfg.Upstreams,
 		modes:     map[string]CallbackMode{},
 		jssdk:     cfg.JSSDK,
-		hub:       newWatchHub(cfg.WatchHeartbeat, cfg.WatchesPerClient),
+		hub:       newWatchHub(cfg.WatchHeartbeat, cfg.WatchesPerClient, cfg.Observer),
+		obs:       cfg.Observer,
 	}
 	if n, ok := cfg.Tokens.(interface{ OnChange(func(*token.Snapshot)) }); ok {
 		n.OnChange(s.hub.publish)
@@ -216,15 +228,38 @@ func New(cfg Config) (*Server, error) {
 		route{"GET /readyz", "200 when every credential has a valid token or a known cause, else 503", false, s.readyz},
 		route{"GET /{$}", "this list", false, s.index},
 	)
-	for _, rt := range routes {
-		s.mux.Handle(rt.pattern, s.handle(rt.h))
+	var patterns []string
+	for i, rt := range routes {
+		s.mux.Handle(rt.pattern, s.observe(i, s.handle(rt.h)))
 		method, path, _ := strings.Cut(rt.pattern, " ")
 		s.endpoints = append(s.endpoints, endpoint{Method: method, Path: strings.TrimSuffix(path, "{$}"), About: rt.about, ClientKey: rt.clientKey})
+		patterns = append(patterns, rt.pattern)
 	}
-	s.mux.Handle("/", s.handle(s.noRoute))
+	for _, sub := range []struct {
+		path, about string
+		h           http.Handler
+	}{
+		{"/v1/admin/", "the admin API: credentials, clients, audit log (admin key)", cfg.Admin},
+		{"/ui/", "the dashboard (admin login)", cfg.UI},
+	} {
+		if sub.h != nil {
+			s.mux.Handle(sub.path, s.observe(len(patterns), sub.h))
+			s.endpoints = append(s.endpoints, endpoint{Method: "*", Path: sub.path, About: sub.about})
+			patterns = append(patterns, sub.path)
+		}
+	}
+	s.mux.Handle("/", s.observe(len(patterns), s.handle(s.noRoute)))
 	s.hot = newHotPath(s.endpoints)
+	if s.obs != nil {
+		s.observeRoutes(append(patterns, RouteUnmatched))
+	}
 	return s, nil
 }
+
+// SetClients replaces the clients allowed to call the API: those of the
+// configuration file and those added at run time. Requests under way keep
+// the set they started with; open watch streams are not ended.
+func (s *Server) SetClients(list []Client) { s.clients.set(list) }
 
 // Close ends the watch streams, which would otherwise hold an
 // http.Server's Shutdown until its deadline: give it to the server's
@@ -273,9 +308,19 @@ func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) error {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id, ok := s.hot.fastTokenID(r); ok {
-		if err := s.serveToken(w, r, id); err != nil {
-			s.writeError(w, r, err)
+		start := time.Now()
+		if s.obs == nil {
+			if _, err := s.serveToken(w, r, id, start); err != nil {
+				s.writeError(w, r, err)
+			}
+			return
 		}
+		c, err := s.serveToken(w, r, id, start)
+		status := http.StatusOK
+		if err != nil {
+			status = s.writeError(w, r, err)
+		}
+		s.observeHot(c, id, status, start)
 		return
 	}
 	s.mux.ServeHTTP(w, r)
@@ -307,7 +352,8 @@ func (s *Server) authorize(r *http.Request, id, owner string) (*client, error) {
 // authorizeToken is authorize for a token request: an authorizer may be
 // allowed through its component, and asked for by its bare appid. An
 // appid that several platforms hold is ambiguous to a client that may see
-// one of them, and forbidden to any other.
+// one of them, and forbidden to any other. A refused client is returned
+// with the error, for the Observer.
 func (s *Server) authorizeToken(r *http.Request, id string) (*client, error) {
 	c, err := s.clients.authenticate(r)
 	if err != nil {
@@ -328,10 +374,10 @@ func (s *Server) authorizeToken(r *http.Request, id string) (*client, error) {
 			}
 		}
 		if len(visible) > 0 {
-			return nil, &token.AmbiguousError{ID: id, Candidates: visible}
+			return c, &token.AmbiguousError{ID: id, Candidates: visible}
 		}
 	}
-	return nil, errForbidden
+	return c, errForbidden
 }
 
 // tokenID is the credential id in a /v1/tokens path: {id}, or {ns}/{id}
@@ -353,7 +399,8 @@ func (s *Server) canonical(id string) string {
 }
 
 func (s *Server) getToken(w http.ResponseWriter, r *http.Request) error {
-	return s.serveToken(w, r, tokenID(r))
+	_, err := s.serveToken(w, r, tokenID(r), time.Now())
+	return err
 }
 
 // getNamespacedToken answers GET /v1/tokens/{ns}/{id}. The paths of the

@@ -27,6 +27,7 @@ const (
 type env struct {
 	fake *wxtest.Fake
 	m    *token.Manager
+	api  *Server
 	srv  *httptest.Server
 }
 
@@ -61,7 +62,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{fake: fake, m: m, srv: httptest.NewServer(api)}
+	e := &env{fake: fake, m: m, api: api, srv: httptest.NewServer(api)}
 	t.Cleanup(e.srv.Close)
 	for _, id := range []string{"shop", "hr"} {
 		deadline := time.Now().Add(10 * time.Second)

@@ -54,6 +54,7 @@ type watchHub struct {
 	heartbeat    time.Duration
 	perClient    int
 	writeTimeout time.Duration
+	obs          Observer // nil: none
 
 	mu      sync.Mutex
 	seq     uint64 // of the newest event; event n is ring[n%watchRing]
@@ -64,7 +65,7 @@ type watchHub struct {
 	closed  bool
 }
 
-func newWatchHub(heartbeat time.Duration, perClient int) *watchHub {
+func newWatchHub(heartbeat time.Duration, perClient int, obs Observer) *watchHub {
 	if heartbeat <= 0 {
 		heartbeat = defaultWatchHeartbeat
 	}
@@ -73,7 +74,7 @@ func newWatchHub(heartbeat time.Duration, perClient int) *watchHub {
 	}
 	var b [6]byte
 	rand.Read(b[:])
-	return &watchHub{epoch: hex.EncodeToString(b[:]), heartbeat: heartbeat, perClient: perClient,
+	return &watchHub{epoch: hex.EncodeToString(b[:]), heartbeat: heartbeat, perClient: perClient, obs: obs,
 		writeTimeout: watchWriteTimeout, changed: make(chan struct{}), streams: map[string]int{}, done: make(chan struct{})}
 }
 
@@ -86,6 +87,9 @@ func (h *watchHub) publish(s *token.Snapshot) {
 	close(h.changed)
 	h.changed = make(chan struct{})
 	h.mu.Unlock()
+	if h.obs != nil {
+		h.obs.WatchEvent()
+	}
 }
 
 // close ends every stream.
@@ -106,6 +110,9 @@ func (h *watchHub) acquire(client string) bool {
 		return false
 	}
 	h.streams[client]++
+	if h.obs != nil {
+		h.obs.WatchStreams(1)
+	}
 	return true
 }
 
@@ -114,6 +121,9 @@ func (h *watchHub) release(client string) {
 	defer h.mu.Unlock()
 	if h.streams[client]--; h.streams[client] <= 0 {
 		delete(h.streams, client)
+	}
+	if h.obs != nil {
+		h.obs.WatchStreams(-1)
 	}
 }
 

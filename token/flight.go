@@ -54,6 +54,10 @@ func (m *Manager) refresh(ctx context.Context, e *entry, base string, n need) (*
 		}
 		f := e.flight
 		if f == nil {
+			if e.removed {
+				e.mu.Unlock()
+				return nil, 0, ErrUnknown
+			}
 			if f = m.launch(e, base, n); f == nil {
 				e.mu.Unlock()
 				return nil, 0, ErrClosed
@@ -119,11 +123,13 @@ func (m *Manager) fly(e *entry, f *flight, base string) {
 	}
 	e.flight = nil
 	e.mu.Unlock()
+	// Counted before the waiters are released, so that a caller that saw
+	// the refresh finish also sees it counted.
+	d := time.Since(start)
+	m.observe(e, o, d)
 	close(f.done)
 
-	d := time.Since(start)
 	m.logRefresh(e, f, o, d)
-	m.observe(e, o, d)
 }
 
 // settle publishes rec as the entry's state and plans its next refresh.
@@ -158,7 +164,7 @@ func (m *Manager) settle(e *entry, rec record, ver uint64, next time.Time, cause
 		close(e.changed)
 		e.changed = nil
 	}
-	if m.ctx.Err() == nil && !rec.Revoked {
+	if m.ctx.Err() == nil && !rec.Revoked && !e.removed {
 		m.wakeAt(e, next)
 	} else {
 		m.unwake(e)

@@ -188,6 +188,8 @@ type entry struct {
 	// queued: its planned refresh is in the due queue. Guarded by the
 	// queue's lock, not mu.
 	queued bool
+	// removed: Remove took the credential out; nothing re-plans it.
+	removed bool
 }
 
 // newEntry returns the entry of a credential not loaded yet.

@@ -84,20 +84,19 @@ type Cause struct {
 
 func recordKey(id string) string { return "token/" + id }
 
-func (r *record) encode() []byte {
-	b, err := json.Marshal(r)
-	if err != nil {
-		panic(err) // a record of plain fields always encodes
-	}
-	return b
-}
-
+// decodeRecord decodes a stored record, binary (codec.go) or, as earlier
+// versions wrote it, JSON.
 func decodeRecord(b []byte) (record, error) {
-	// json.Unmarshal needs a pointer, which would put every record
-	// decoded on the heap, only to be copied out: 350 bytes of garbage a
-	// read, and a start reads 100,000 of them at once.
+	// Decoding through a pointer would put every record decoded on the
+	// heap, only to be copied out: 350 bytes of garbage a read, and a
+	// start reads 100,000 of them at once.
 	p := decoding.Get().(*record)
-	err := json.Unmarshal(b, p)
+	var err error
+	if len(b) > 0 && b[0] == '{' {
+		err = json.Unmarshal(b, p)
+	} else {
+		err = decodeBinary(b, p)
+	}
 	r := *p
 	*p = record{}
 	decoding.Put(p)

@@ -64,7 +64,7 @@
 //
 // # Against wrk, process against process
 //
-//	go run ./cmd/wxbench wrk [-t 2] [-c 64] [-d 5s] [-rounds 3] [-warmup 1s] [-procs 1] [-wxtoken BIN]
+//	go run ./cmd/wxbench wrk [-t 2] [-c 64] [-d 5s] [-rounds 3] [-warmup 1s] [-procs 1] [-wxtoken BIN] [-against bare|nometrics]
 //
 // makes the same comparison with wrk as the load and each server a process
 // of its own, as wxtoken runs in production: it builds the wxtoken binary
@@ -75,6 +75,9 @@
 // answers from an http.Server with wxtoken's settings. Both run with
 // GOMAXPROCS=-procs. After a -warmup run against each, wrk -t -c -d
 // --latency loads them in turn, wxtoken first, for -rounds rounds each.
+// With -against nometrics the second process is wxtoken again, from the
+// same binary and with metrics.api false: the ratios are then what
+// counting the API's requests costs.
 //
 // Each round prints wrk's throughput, p50, p99 and maximum latency and
 // request count, and the server process's CPU time per request (from

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,7 +33,17 @@ type wrkOptions struct {
 	procs    int    // GOMAXPROCS of each server
 	wxtoken  string // a built wxtoken binary; empty builds one
 	wrk      string
+	against  string // what wxtoken is compared with: againstBare or againstNoMetrics
 }
+
+// What wxbench wrk compares wxtoken with.
+const (
+	// againstBare: a bare net/http handler writing the same bytes.
+	againstBare = "bare"
+	// againstNoMetrics: wxtoken itself with metrics.api false, which
+	// leaves the API's requests uncounted: the cost of counting them.
+	againstNoMetrics = "nometrics"
+)
 
 func (o wrkOptions) validate() error {
 	switch {
@@ -48,6 +59,8 @@ func (o wrkOptions) validate() error {
 		return fmt.Errorf("-rounds must be at least 1, got %d", o.rounds)
 	case o.procs < 1:
 		return fmt.Errorf("-procs must be at least 1, got %d", o.procs)
+	case o.against != againstBare && o.against != againstNoMetrics:
+		return fmt.Errorf("-against must be %s or %s, got %q", againstBare, againstNoMetrics, o.against)
 	}
 	return nil
 }
@@ -55,8 +68,9 @@ func (o wrkOptions) validate() error {
 const wrkUsage = `usage: wxbench wrk [flags]
 
 Runs the real wxtoken binary and a bare net/http handler process writing the
-same bytes, each with GOMAXPROCS=-procs, and loads them in turn with
-'wrk -t -c -d --latency' for -rounds rounds each. Needs wrk on PATH
+same bytes (or, with -against nometrics, a second wxtoken process that does
+not count its API requests), each with GOMAXPROCS=-procs, and loads them in
+turn with 'wrk -t -c -d --latency' for -rounds rounds each. Needs wrk on PATH
 (Debian: apt-get install wrk) and, unless -wxtoken is given, the go command
 to build wxtoken from this repository.
 
@@ -79,6 +93,7 @@ func wrkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.IntVar(&o.procs, "procs", 1, "GOMAXPROCS of each server process")
 	fs.StringVar(&o.wxtoken, "wxtoken", "", "the wxtoken binary to run (default: go build ./cmd/wxtoken into a temporary directory)")
 	fs.StringVar(&o.wrk, "wrk", "wrk", "the wrk command")
+	fs.StringVar(&o.against, "against", againstBare, "compare wxtoken with: bare (a net/http handler writing the same bytes) or nometrics (wxtoken with metrics.api false)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -183,7 +198,7 @@ func wrkBench(ctx context.Context, o wrkOptions, stdout, stderr io.Writer) (res 
 
 	key := rand.Text()
 	cfgPath := filepath.Join(dir, "wxtoken.yaml")
-	if err := os.WriteFile(cfgPath, wxtokenConfig(filepath.Join(dir, "data"), fakeSrv.url, key), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, wxtokenConfig(filepath.Join(dir, "data"), fakeSrv.url, key, true), 0o600); err != nil {
 		return nil, err
 	}
 	env := []string{"GOMAXPROCS=" + strconv.Itoa(o.procs)}
@@ -198,35 +213,26 @@ func wrkBench(ctx context.Context, o wrkOptions, stdout, stderr io.Writer) (res 
 		return nil, fmt.Errorf("wxtoken: %w", err)
 	}
 
-	bodyPath := filepath.Join(dir, "body")
-	if err := os.WriteFile(bodyPath, real.body, 0o600); err != nil {
-		return nil, err
+	var other wrkTarget
+	if o.against == againstNoMetrics {
+		if b, err := getBody(ctx, "http://"+addr+"/metrics"); err != nil || !bytes.Contains(b, []byte("wxtoken_api_requests_total")) {
+			return nil, fmt.Errorf("wxtoken does not count its API requests (%v), so there is nothing to compare", err)
+		}
+		other, err = startNoMetrics(ctx, bin, dir, fakeSrv.url, key, env, len(real.body))
+	} else {
+		other, err = startBare(ctx, dir, key, env, real)
 	}
-	self, err := os.Executable()
+	if other.proc != nil {
+		defer func() { err = errors.Join(err, other.proc.stop()) }()
+	}
 	if err != nil {
-		return nil, err
-	}
-	barep, bareURL, err := startProc("bare", self, []string{"bare", "-body", bodyPath}, env, bareAddr, 30*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { err = errors.Join(err, barep.stop()) }()
-	bare := wrkTarget{name: "bare", url: bareURL + tokenPath, proc: barep}
-	got, err := fetch(ctx, bareURL, key)
-	if err != nil {
-		return nil, fmt.Errorf("bare: %w", err)
-	}
-	if !bytes.Equal(got.body, real.body) {
-		return nil, fmt.Errorf("bare body %q differs from wxtoken's %q", got.body, real.body)
-	}
-	if err := sameHeaders(real.header, got.header); err != nil {
 		return nil, err
 	}
 
 	res = &wrkRun{size: len(real.body)}
-	fmt.Fprintf(stdout, "wxbench wrk: GET %s, %d-byte body; wrk -t%d -c%d -d%s --latency, %d rounds per target after %s warmup; servers at GOMAXPROCS=%d, %d CPUs\n",
-		tokenPath, len(real.body), o.threads, o.conns, o.duration, o.rounds, o.warmup, o.procs, runtime.NumCPU())
-	targets := []wrkTarget{wx, bare}
+	fmt.Fprintf(stdout, "wxbench wrk: GET %s, %d-byte body; wxtoken against %s; wrk -t%d -c%d -d%s --latency, %d rounds per target after %s warmup; servers at GOMAXPROCS=%d, %d CPUs\n",
+		tokenPath, len(real.body), other.name, o.threads, o.conns, o.duration, o.rounds, o.warmup, o.procs, runtime.NumCPU())
+	targets := []wrkTarget{wx, other}
 	if o.warmup > 0 {
 		for _, t := range targets {
 			r, err := runWrk(ctx, o, t, key, o.warmup)
@@ -247,16 +253,85 @@ func wrkBench(ctx context.Context, o wrkOptions, stdout, stderr io.Writer) (res 
 			printWrkRound(stdout, fmt.Sprintf("round %d", i+1), r)
 		}
 	}
-	printWrkSummary(stdout, res, o)
+	printWrkSummary(stdout, res, o, other.name)
 	return res, nil
+}
+
+// startBare starts the bare handler, serving real's body with its headers.
+func startBare(ctx context.Context, dir, key string, env []string, real *response) (wrkTarget, error) {
+	bodyPath := filepath.Join(dir, "body")
+	if err := os.WriteFile(bodyPath, real.body, 0o600); err != nil {
+		return wrkTarget{}, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return wrkTarget{}, err
+	}
+	barep, bareURL, err := startProc("bare", self, []string{"bare", "-body", bodyPath}, env, bareAddr, 30*time.Second)
+	if err != nil {
+		return wrkTarget{}, err
+	}
+	bare := wrkTarget{name: againstBare, url: bareURL + tokenPath, proc: barep}
+	got, err := fetch(ctx, bareURL, key)
+	if err != nil {
+		return bare, fmt.Errorf("bare: %w", err)
+	}
+	if !bytes.Equal(got.body, real.body) {
+		return bare, fmt.Errorf("bare body %q differs from wxtoken's %q", got.body, real.body)
+	}
+	return bare, sameHeaders(real.header, got.header)
+}
+
+// startNoMetrics starts a second wxtoken from bin, with its own data
+// directory and metrics.api false. Its token is its own (the fake issues
+// a new one per fetch), so its body differs from the first's in the
+// token only: it must be as long.
+func startNoMetrics(ctx context.Context, bin, dir, upstream, key string, env []string, size int) (wrkTarget, error) {
+	cfgPath := filepath.Join(dir, "nometrics.yaml")
+	if err := os.WriteFile(cfgPath, wxtokenConfig(filepath.Join(dir, "data-nometrics"), upstream, key, false), 0o600); err != nil {
+		return wrkTarget{}, err
+	}
+	p, addr, err := startProc(againstNoMetrics, bin, []string{"serve", "-config", cfgPath}, env, listeningAddr, 30*time.Second)
+	if err != nil {
+		return wrkTarget{}, err
+	}
+	t := wrkTarget{name: againstNoMetrics, url: "http://" + addr + tokenPath, proc: p}
+	got, err := fetchWhenReady(ctx, "http://"+addr, key, 10*time.Second)
+	if err != nil {
+		return t, fmt.Errorf("%s: %w", againstNoMetrics, err)
+	}
+	if len(got.body) != size {
+		return t, fmt.Errorf("%s body %q is not %d bytes long, as wxtoken's is", againstNoMetrics, got.body, size)
+	}
+	if b, err := getBody(ctx, "http://"+addr+"/metrics"); err != nil || bytes.Contains(b, []byte("wxtoken_api_requests_total")) {
+		return t, fmt.Errorf("%s still counts API requests (%v)", againstNoMetrics, err)
+	}
+	return t, nil
+}
+
+// getBody is the body of GET url.
+func getBody(ctx context.Context, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
 }
 
 // wxtokenConfig is a configuration serving the one benchmark credential
 // from a fake WeChat at upstream, on a free loopback port, logging JSON
-// so that the port can be read from the "listening" line.
-func wxtokenConfig(dataDir, upstream, key string) []byte {
+// so that the port can be read from the "listening" line; apiMetrics
+// false leaves the API's requests uncounted.
+func wxtokenConfig(dataDir, upstream, key string, apiMetrics bool) []byte {
 	q := strconv.Quote
 	return []byte(`listen: "127.0.0.1:0"
+metrics:
+  api: ` + strconv.FormatBool(apiMetrics) + `
 data_dir: ` + q(dataDir) + `
 upstream:
   api: ` + q(upstream) + `
@@ -371,8 +446,8 @@ func summarizeWrk(rounds []wrkRound) wrkSummary {
 		cpu: time.Duration(median(cpus))}
 }
 
-func printWrkSummary(w io.Writer, res *wrkRun, o wrkOptions) {
-	wx, bare := res.of("wxtoken"), res.of("bare")
+func printWrkSummary(w io.Writer, res *wrkRun, o wrkOptions, other string) {
+	wx, bare := res.of("wxtoken"), res.of(other)
 	sw, sb := summarizeWrk(wx), summarizeWrk(bare)
 	var rates, p99s []string
 	for i := range min(len(wx), len(bare)) {
@@ -381,12 +456,12 @@ func printWrkSummary(w io.Writer, res *wrkRun, o wrkOptions) {
 	}
 	fmt.Fprintf(w, "\nmedian of %d rounds of %s (per-round throughput ratios %s; p99 ratios %s):\n",
 		o.rounds, o.duration, strings.Join(rates, " "), strings.Join(p99s, " "))
-	fmt.Fprintf(w, "wxtoken: %.0f req/s p50 %s p99 %s | bare: %.0f req/s p50 %s p99 %s\n",
-		sw.rate, ms(sw.p50), ms(sw.p99), sb.rate, ms(sb.p50), ms(sb.p99))
-	fmt.Fprintf(w, "throughput ratio wxtoken/bare %.3f | p99 ratio wxtoken/bare %.2f\n",
-		ratio(sw.rate, sb.rate), ratio(float64(sw.p99), float64(sb.p99)))
+	fmt.Fprintf(w, "wxtoken: %.0f req/s p50 %s p99 %s | %s: %.0f req/s p50 %s p99 %s\n",
+		sw.rate, ms(sw.p50), ms(sw.p99), other, sb.rate, ms(sb.p50), ms(sb.p99))
+	fmt.Fprintf(w, "throughput ratio wxtoken/%s %.3f | p99 ratio wxtoken/%s %.2f\n",
+		other, ratio(sw.rate, sb.rate), other, ratio(float64(sw.p99), float64(sb.p99)))
 	if sw.cpu > 0 && sb.cpu > 0 {
-		fmt.Fprintf(w, "server cpu per request: wxtoken %s, bare %s | ratio bare/wxtoken %.3f\n",
-			us(sw.cpu), us(sb.cpu), ratio(float64(sb.cpu), float64(sw.cpu)))
+		fmt.Fprintf(w, "server cpu per request: wxtoken %s, %s %s | ratio %s/wxtoken %.3f\n",
+			us(sw.cpu), other, us(sb.cpu), other, ratio(float64(sb.cpu), float64(sw.cpu)))
 	}
 }

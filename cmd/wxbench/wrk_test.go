@@ -19,9 +19,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestWrkSmoke runs one short wrk round against each server process. It
-// checks that both answered every request and that the report was
-// printed; timings are not checked.
+// TestWrkSmoke runs one short wrk round against each server process, for
+// each kind of comparison. It checks that both answered every request and
+// that the report was printed; timings are not checked.
 func TestWrkSmoke(t *testing.T) {
 	if _, err := exec.LookPath("wrk"); err != nil {
 		if os.Getenv("CI") == "" {
@@ -29,23 +29,27 @@ func TestWrkSmoke(t *testing.T) {
 		}
 		t.Fatal("wrk not installed; .ci/run installs it")
 	}
-	var stdout, stderr bytes.Buffer
-	o := wrkOptions{threads: 1, conns: 4, duration: time.Second, rounds: 1, procs: 1, wrk: "wrk"}
-	res, err := wrkBench(t.Context(), o, &stdout, &stderr)
-	t.Logf("output:\n%s%s", stdout.String(), stderr.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := res.err(); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"wxtoken", "bare"} {
-		rounds := res.of(name)
-		if len(rounds) != 1 || rounds[0].requests == 0 {
-			t.Errorf("%s: got rounds %+v, want one with requests", name, rounds)
-		}
-	}
-	if !strings.Contains(stdout.String(), "throughput ratio wxtoken/bare") {
-		t.Errorf("report has no ratio line:\n%s", stdout.String())
+	for _, against := range []string{againstBare, againstNoMetrics} {
+		t.Run(against, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			o := wrkOptions{threads: 1, conns: 4, duration: time.Second, rounds: 1, procs: 1, wrk: "wrk", against: against}
+			res, err := wrkBench(t.Context(), o, &stdout, &stderr)
+			t.Logf("output:\n%s%s", stdout.String(), stderr.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := res.err(); err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{"wxtoken", against} {
+				rounds := res.of(name)
+				if len(rounds) != 1 || rounds[0].requests == 0 {
+					t.Errorf("%s: got rounds %+v, want one with requests", name, rounds)
+				}
+			}
+			if !strings.Contains(stdout.String(), "throughput ratio wxtoken/"+against) {
+				t.Errorf("report has no ratio line:\n%s", stdout.String())
+			}
+		})
 	}
 }

@@ -16,7 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/wxtoken/wxtoken/admin"
 	"github.com/wxtoken/wxtoken/config"
+	"github.com/wxtoken/wxtoken/facade"
 	"github.com/wxtoken/wxtoken/kind"
 	"github.com/wxtoken/wxtoken/metrics"
 	"github.com/wxtoken/wxtoken/server"
@@ -48,6 +50,7 @@ type Main struct {
 	debug      *debugServer  // with debug.listen set
 	metrics    *debugServer  // with metrics.listen set
 	facade     *facadeServer // with wechat_listen set
+	admin      *admin.Admin  // credentials and clients added at run time
 	gc         *gcTuner      // nil with GOGC set
 }
 
@@ -56,6 +59,8 @@ type Main struct {
 // once the API listens.
 func (m *Main) Run(ctx context.Context) (err error) {
 	cfg := m.Config
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if m.Logger == nil {
 		m.Logger = slog.Default()
 	}
@@ -83,7 +88,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	m.store = st
+	m.store = metrics.NewStore(st, reg)
 	hc := m.HTTP
 	if hc == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -104,12 +109,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			up.RunHealthChecks(hctx, 30*time.Second)
 		}()
 	}
-	set, err := kind.Default.Build(&kind.Env{Client: up, Store: m.store, Logger: m.Logger}, cfg.Credentials)
+	env := &kind.Env{Client: up, Store: m.store, Logger: m.Logger}
+	set, err := kind.Default.Build(env, cfg.Credentials)
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.tokens, err = token.New(token.Config{
 		Store:            m.store,
 		Logger:           m.Logger,
@@ -168,19 +172,36 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("metrics.listen: %w", err)
 		}
 	}
-	api, err := server.New(server.Config{Tokens: m.tokens, Clients: clients, Logger: m.Logger,
-		Callbacks: set.Callbacks, CallbackModes: kind.Default.CallbackModes(), MaxSkew: cfg.Callbacks.MaxSkew,
-		Claims: m.store, Platforms: apiPlatforms, Upstreams: up.Upstreams, JSSDK: set.JSSDK(m.owner),
-		Metrics: apiMetrics, ProxyTarget: proxyTarget(cfg.Upstream, up), ProxyTransport: hc.Transport})
+	var api *server.Server
+	m.admin, err = admin.New(admin.Config{Store: m.store, Tokens: m.tokens, File: cfg, Logger: m.Logger,
+		Build:          buildCredential(env),
+		ClearQuota:     func(ctx context.Context, cr config.Credential) error { return up.ClearQuota(ctx, cr.AppID, cr.Secret) },
+		SetClients:     func(list []admin.Client) { m.setClients(api, list) },
+		SetCredentials: m.setFacadeCredentials})
 	if err != nil {
 		return err
+	}
+	api, err = server.New(server.Config{Tokens: m.tokens, Clients: clients, Logger: m.Logger, Admin: m.admin.Handler(),
+		Callbacks: set.Callbacks, CallbackModes: kind.Default.CallbackModes(), MaxSkew: cfg.Callbacks.MaxSkew,
+		Claims: m.store, Platforms: apiPlatforms, Upstreams: up.Upstreams, JSSDK: m.jssdk(set),
+		Metrics: apiMetrics, ProxyTarget: proxyTarget(cfg.Upstream, up), ProxyTransport: hc.Transport,
+		Observer: apiObserver(cfg.Metrics, reg)})
+	if err != nil {
+		return err
+	}
+	if m.facade != nil {
+		if err := m.facade.build(cfg, set, m.tokens, m.tickets(set), up, hc.Transport, m.Logger); err != nil {
+			return err
+		}
+	}
+	// Credentials and clients added at run time, before anything serves.
+	if err := m.admin.Start(ctx); err != nil {
+		return fmt.Errorf("admin: %w", err)
 	}
 	m.srv = newHTTPServer(api, m.Logger)
 	m.srv.RegisterOnShutdown(api.Close)
 	if m.facade != nil {
-		if err := m.facade.start(cfg, set, m.tokens, m.owner, up, hc.Transport, m.Logger); err != nil {
-			return err
-		}
+		m.facade.serve(m.Logger)
 	}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.srv.Serve(m.ln) }()
@@ -188,6 +209,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	releaseLoadGarbage()
 	m.gc = startGCTuner(cfg.Memory.GCPercent)
 	return nil
+}
+
+// apiObserver counts the API's requests, unless c turns that off.
+func apiObserver(c config.Metrics, reg prometheus.Registerer) server.Observer {
+	if !c.APIEnabled() {
+		return nil // not a nil *metrics.API: the server would call it
+	}
+	return metrics.NewAPI(reg)
 }
 
 // newHTTPServer is the HTTP server of a listener business servers call
@@ -241,6 +270,77 @@ func (m *Main) load(ctx context.Context, set *kind.Set) (map[string]server.Platf
 		platforms[id] = p
 	}
 	return platforms, nil
+}
+
+// buildCredential builds a credential added at run time with its kind, as
+// the file's are built.
+func buildCredential(env *kind.Env) func(config.Credential) (admin.Built, error) {
+	return func(cr config.Credential) (admin.Built, error) {
+		set, err := kind.Default.Build(env, []config.Credential{cr})
+		if err != nil {
+			return admin.Built{}, err
+		}
+		if len(set.Credentials) != 1 || len(set.Platforms) > 0 {
+			return admin.Built{}, fmt.Errorf("kind %s cannot be added at run time", cr.Kind)
+		}
+		return admin.Built{Credential: set.Credentials[0], JSSDK: set.JSSDK(func(string) string { return "" })(cr.ID),
+			Facade: set.Facade}, nil
+	}
+}
+
+// setClients installs the clients in force on the API and the facade.
+func (m *Main) setClients(api *server.Server, list []admin.Client) {
+	sc := make([]server.Client, len(list))
+	fc := make([]facade.Client, len(list))
+	for i, c := range list {
+		sc[i] = server.Client{Name: c.Name, KeyHash: c.KeyHash, Allow: c.Allow, Import: c.Import, Until: c.Until}
+		fc[i] = facade.Client{Name: c.Name, KeyHash: c.KeyHash, Allow: c.Allow, SDK: c.SDK, Until: c.Until}
+	}
+	api.SetClients(sc)
+	if m.facade != nil && m.facade.h != nil {
+		if err := m.facade.h.SetClients(fc); err != nil {
+			m.Logger.Error("facade: clients not updated", "err", err)
+		}
+	}
+}
+
+// setFacadeCredentials has the facade serve the credentials added at run
+// time.
+func (m *Main) setFacadeCredentials(list []admin.Built) {
+	if m.facade == nil || m.facade.h == nil {
+		return
+	}
+	var fc []facade.Credential
+	for _, b := range list {
+		fc = append(fc, b.Facade...)
+	}
+	if err := m.facade.h.SetCredentials(fc); err != nil {
+		m.Logger.Error("facade: credentials not updated", "err", err)
+	}
+}
+
+// tickets is the facade's lookup of a credential's tickets, ticket type →
+// ticket credential id, from the JS-SDK lookup.
+func (m *Main) tickets(set *kind.Set) func(id string) map[string]string {
+	jssdk := m.jssdk(set)
+	return func(id string) map[string]string {
+		if j := jssdk(id); j != nil {
+			return j.Tickets
+		}
+		return nil
+	}
+}
+
+// jssdk looks a credential's JS-SDK up in the file's, then in those added
+// at run time.
+func (m *Main) jssdk(set *kind.Set) func(id string) *server.JSSDK {
+	file := set.JSSDK(m.owner)
+	return func(id string) *server.JSSDK {
+		if j := file(id); j != nil {
+			return j
+		}
+		return m.admin.JSSDK(id)
+	}
 }
 
 // owner is the platform that owns credential id, "" if none.
@@ -302,6 +402,9 @@ func (m *Main) Close() error {
 	if m.stopHealth != nil {
 		m.stopHealth()
 		<-m.healthDone
+	}
+	if m.admin != nil {
+		m.admin.Close()
 	}
 	if m.tokens != nil {
 		errs = append(errs, m.tokens.Close())

@@ -21,6 +21,7 @@ import (
 	"github.com/wxtoken/wxtoken/config"
 	redisstore "github.com/wxtoken/wxtoken/store/redis"
 	"github.com/wxtoken/wxtoken/store/redis/redistest"
+	"github.com/wxtoken/wxtoken/token"
 	"github.com/wxtoken/wxtoken/wechat"
 	"github.com/wxtoken/wxtoken/wxtest"
 )
@@ -747,8 +748,11 @@ func TestClusterDurableAcrossRedisRestart(t *testing.T) {
 	}
 	ent, err := rc.Get(t.Context(), "token/plat/"+auth)
 	rc.Close()
-	var rec struct{ Token, State string }
-	if err != nil || json.Unmarshal(ent.Value, &rec) != nil {
+	var rec token.Stored
+	if err == nil {
+		rec, err = token.DecodeStored(ent.Value)
+	}
+	if err != nil {
 		t.Fatalf("authorizer record after kill -9 of Redis: %q, %v", ent.Value, err)
 	}
 	if want := fake.AuthorizerRefreshToken(platformComp.AppID, auth); rec.State != want || rec.Token != authTok {
@@ -810,5 +814,24 @@ func TestReportWithRedisDown(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), `"code":"store_unavailable"`) {
 		t.Fatalf("report with Redis down: %d %s, want 503 store_unavailable", resp.StatusCode, b)
+	}
+	// The metrics say so: the store's failures, and the request refused.
+	fams, _ := scrape(t, "http://"+n.addr()+"/metrics")
+	var failed float64
+	for _, m := range fams["wxtoken_store_operations_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "result" && l.GetValue() == "error" {
+				failed += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if failed == 0 {
+		t.Error("no failed store operation counted with Redis down")
+	}
+	if v, ok := value(fams, "wxtoken_store_up"); !ok || v != 0 {
+		t.Errorf("wxtoken_store_up = %v, %v with Redis down; want 0", v, ok)
+	}
+	if v, ok := value(fams, "wxtoken_api_requests_total", "route", "POST /v1/tokens/{id}/invalidate", "status", "503"); !ok || v != 1 {
+		t.Errorf("reports answered 503 counted: %v, %v; want 1", v, ok)
 	}
 }

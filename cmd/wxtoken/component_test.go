@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/wxtoken/wxtoken/store/bolt"
+	"github.com/wxtoken/wxtoken/token"
 	"github.com/wxtoken/wxtoken/wechat"
 	"github.com/wxtoken/wxtoken/wxtest"
 )
@@ -160,8 +161,7 @@ func TestPlatformKill9(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var rec struct{ Token, State string }
-		json.Unmarshal(ent.Value, &rec)
+		rec, _ := token.DecodeStored(ent.Value)
 		if rec.State == "" || serial(rec.Token) < maxServed {
 			t.Fatalf("round %d: served token #%d but the store holds #%d (refresh token %q): a served token's refresh token was lost",
 				round, maxServed, serial(rec.Token), rec.State)

@@ -19,8 +19,9 @@ import (
 // facadeServer is the WeChat-compatible listener (wechat_listen).
 type facadeServer struct {
 	ln     net.Listener
+	h      *facade.Facade
 	srv    *http.Server
-	served chan error
+	served chan error // nil until serve
 }
 
 // listenFacade binds wechat_listen, before anything is fetched, as the
@@ -33,24 +34,29 @@ func listenFacade(addr string) (*facadeServer, error) {
 	return &facadeServer{ln: ln}, nil
 }
 
-// start serves the facade over tokens for the configured credentials and
-// clients.
-func (fs *facadeServer) start(cfg *config.Config, set *kind.Set, tokens *token.Manager, owner func(string) string,
+// build makes the facade over tokens for the configured credentials and
+// clients; those added at run time are set on fs.h as they change.
+func (fs *facadeServer) build(cfg *config.Config, set *kind.Set, tokens *token.Manager, tickets func(id string) map[string]string,
 	up *wechat.Client, tr http.RoundTripper, log *slog.Logger) error {
 	var clients []facade.Client
 	for _, c := range cfg.Clients {
 		clients = append(clients, facade.Client{Name: c.Name, KeyHash: c.KeyHash(), Allow: c.Allow, SDK: c.SDK})
 	}
 	h, err := facade.New(facade.Config{Tokens: tokens, Credentials: set.Facade, Clients: clients,
-		Tickets: set.Tickets(owner), Logger: log, Upstream: upstreamOf(cfg.Upstream, up), Transport: tr})
+		Tickets: tickets, Logger: log, Upstream: upstreamOf(cfg.Upstream, up), Transport: tr})
 	if err != nil {
 		return err
 	}
+	fs.h = h
 	fs.srv = newHTTPServer(h, log)
+	return nil
+}
+
+// serve starts serving the facade built.
+func (fs *facadeServer) serve(log *slog.Logger) {
 	fs.served = make(chan error, 1)
 	go func() { fs.served <- fs.srv.Serve(fs.ln) }()
 	log.Info("wechat facade listening", "addr", fs.ln.Addr().String())
-	return nil
 }
 
 // upstreamOf is where calls forwarded for a token of family fam go: WeCom's
@@ -98,7 +104,7 @@ func proxyTarget(c config.Upstream, up *wechat.Client) server.ProxyTarget {
 
 // close stops the facade, letting requests in flight finish.
 func (fs *facadeServer) close(shutdown func(*http.Server) error) error {
-	if fs.srv == nil {
+	if fs.served == nil {
 		return fs.ln.Close()
 	}
 	err := shutdown(fs.srv)

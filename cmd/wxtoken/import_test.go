@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxtoken/wxtoken/token"
 	"github.com/wxtoken/wxtoken/wechat"
 	"github.com/wxtoken/wxtoken/wxtest"
 )
@@ -128,8 +129,8 @@ func storedRefreshToken(t *testing.T, m *Main, appid string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rec struct{ State string }
-	if err := json.Unmarshal(ent.Value, &rec); err != nil {
+	rec, err := token.DecodeStored(ent.Value)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return rec.State

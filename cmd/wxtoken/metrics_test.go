@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -99,7 +102,42 @@ func TestMetrics(t *testing.T) {
 	fake.Expire("wxauth0000")
 	invalidate(t, addr, "plat/wxauth0000", tok)
 
+	// A request without a key, one for no route, and a watch stream
+	// open while the metrics are read.
+	if resp, err := http.Get("http://" + addr + "/v1/tokens/plat"); err != nil || resp.StatusCode != 401 {
+		t.Fatalf("GET without a key: %v %v, want 401", resp, err)
+	}
+	if status, _ := keyCall(t, addr, "GET", "/v1/nowhere", clientKey, ""); status != 404 {
+		t.Fatalf("GET /v1/nowhere: %d, want 404", status)
+	}
+	closeWatch := openWatch(t, addr, "plat")
 	fams, text := scrape(t, "http://"+addr+"/metrics")
+	closeWatch()
+	for _, tt := range []struct {
+		family string
+		labels []string
+		min    float64 // at least: a read may be retried while not ready
+	}{
+		{"wxtoken_api_requests_total", []string{"route", "GET /v1/tokens/{id}", "status", "200", "client", "e2e"}, 1},
+		{"wxtoken_api_requests_total", []string{"route", "GET /v1/tokens/{ns}/{id}", "status", "200", "client", "e2e"}, n + 1},
+		{"wxtoken_api_requests_total", []string{"route", "GET /v1/tokens/{id}", "status", "401", "client", ""}, 1},
+		{"wxtoken_api_requests_total", []string{"route", "unmatched", "status", "404", "client", "e2e"}, 1},
+		{"wxtoken_api_requests_total", []string{"route", "POST /v1/components/{id}/authorizers", "status", "200", "client", "importer"}, 1},
+		{"wxtoken_api_requests_total", []string{"route", "POST /v1/tokens/{ns}/{id}/invalidate", "status", "200", "client", "e2e"}, 1},
+		{"wxtoken_token_reads_total", []string{"client", "e2e", "credential", "plat"}, 1},
+		{"wxtoken_token_reads_total", []string{"client", "e2e", "credential", "plat/*"}, n + 1},
+		{"wxtoken_store_operations_total", []string{"op", "put", "result", "ok"}, n + 1},
+		{"wxtoken_store_operations_total", []string{"op", "load", "result", "ok"}, 1},
+		{"wxtoken_watch_streams", nil, 1},
+		{"wxtoken_watch_events_total", nil, n + 1},
+	} {
+		if v, ok := value(fams, tt.family, tt.labels...); !ok || v < tt.min {
+			t.Errorf("%s%q = %v, %v; want at least %v", tt.family, tt.labels, v, ok, tt.min)
+		}
+	}
+	if v, ok := value(fams, "wxtoken_token_reads_total", "client", "e2e", "credential", "plat/*"); ok && v > n+1+10 {
+		t.Errorf("plat/* reads counted %v, more than were made", v)
+	}
 	if v, ok := value(fams, "wxtoken_credential_valid", "credential", "plat", "kind", "component"); !ok || v != 1 {
 		t.Errorf("wxtoken_credential_valid of plat = %v, %v; want 1", v, ok)
 	}
@@ -178,5 +216,118 @@ func TestMetricsListen(t *testing.T) {
 	}
 	if resp, err := http.Get("http://" + m.Addr() + "/metrics"); err != nil || resp.StatusCode != 404 {
 		t.Errorf("GET /metrics on the API listener: %v %v, want 404", resp.StatusCode, err)
+	}
+}
+
+// openWatch opens a watch stream of id on addr and reads its first event;
+// the returned func ends it.
+func openWatch(t *testing.T, addr, id string) func() {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/v1/watch?ids="+id, nil)
+	req.Header.Set("Authorization", "Bearer "+clientKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		cancel()
+		t.Fatalf("watch %s: %d", id, resp.StatusCode)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() && !strings.HasPrefix(sc.Text(), "data: ") {
+	}
+	return func() { cancel(); resp.Body.Close() }
+}
+
+// TestMetricsManyAuthorizers: 10,000 authorizers, each read, by its
+// namespaced id and by its bare appid, and ids that do not exist asked
+// too, add no series of their own to the API's metrics: requests are
+// counted by route pattern, reads of all of a platform's authorizers as
+// one credential.
+func TestMetricsManyAuthorizers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("imports 10,000 authorizers")
+	}
+	const n, batch = 10_000, 1_000
+	fake := wxtest.New(wxtest.Config{})
+	fake.AddComponent(platformComp)
+	t.Cleanup(fake.Close)
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	m := runYAML(t, platformYAML(t.TempDir(), srv.URL)+
+		"  - {name: importer, key: "+importerKey+", allow: [plat, plat/*], import: [plat]}\n")
+	addr := m.Addr()
+	fake.SetPushTarget(platformComp.AppID, "http://"+addr+"/callback/component/plat", nil)
+	getToken(t, addr, "plat")
+	appid := func(i int) string { return fmt.Sprintf("wxmany%05d", i) }
+	for start := 0; start < n; start += batch {
+		var list []string
+		for i := start; i < start+batch; i++ {
+			refresh, err := fake.Grant(platformComp.AppID, appid(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			list = append(list, fmt.Sprintf(`{"authorizer_appid":%q,"authorizer_refresh_token":%q}`, appid(i), refresh))
+		}
+		if status, body := importCall(t, addr, importerKey, `{"authorizers":[`+strings.Join(list, ",")+`]}`); status != 200 {
+			t.Fatalf("import: %d %.200s", status, body)
+		}
+	}
+	for i := range n {
+		id := "plat/" + appid(i)
+		if i%2 == 1 {
+			id = appid(i) // the bare appid: one segment, the other route
+		}
+		getToken(t, addr, id)
+	}
+	for i := range 100 {
+		if status, _ := keyCall(t, addr, "GET", "/v1/tokens/plat/wxnone"+strconv.Itoa(i), clientKey, ""); status != 403 {
+			// 403, not 404: a client may not probe for ids it was not allowed.
+			t.Fatalf("an unknown authorizer: %d, want 403", status)
+		}
+	}
+
+	fams, text := scrape(t, "http://"+addr+"/metrics")
+	if strings.Contains(text, "wxmany") || strings.Contains(text, "wxnone") {
+		t.Error("an authorizer, or an unknown id, has series of its own")
+	}
+	// Routes × statuses × clients that this test used: a handful, and
+	// the same for any n.
+	for family, most := range map[string]int{
+		"wxtoken_api_requests_total":           10,
+		"wxtoken_api_request_duration_seconds": 5,
+		"wxtoken_token_reads_total":            2, // plat, plat/*
+	} {
+		if got := len(fams[family].GetMetric()); got == 0 || got > most {
+			t.Errorf("%s has %d series, want 1 to %d", family, got, most)
+		}
+	}
+	if v, _ := value(fams, "wxtoken_token_reads_total", "client", "e2e", "credential", "plat/*"); v != n {
+		t.Errorf("authorizer reads counted %v, want %d", v, n)
+	}
+	if v, _ := value(fams, "wxtoken_api_requests_total", "route", "GET /v1/tokens/{ns}/{id}", "status", "403", "client", "e2e"); v != 100 {
+		t.Errorf("unknown authorizers' 403s counted %v, want 100", v)
+	}
+}
+
+// TestMetricsAPIOff: with metrics.api false the API's requests are not
+// counted; the rest of the metrics are.
+func TestMetricsAPIOff(t *testing.T) {
+	_, up := upstream(t, wxtest.Config{})
+	yaml := strings.Replace(configYAML(t.TempDir(), "127.0.0.1:0", up, time.Minute), "clients:", "metrics: {api: false}\nclients:", 1)
+	yaml = strings.ReplaceAll(yaml, "${WX1_SECRET}", "secret1")
+	yaml = strings.ReplaceAll(yaml, "${WX2_SECRET}", "secret2")
+	m := runYAML(t, yaml)
+	getToken(t, m.Addr(), "wx1")
+	fams, _ := scrape(t, "http://"+m.Addr()+"/metrics")
+	for _, family := range []string{"wxtoken_api_requests_total", "wxtoken_api_request_duration_seconds", "wxtoken_token_reads_total", "wxtoken_watch_events_total"} {
+		if fams[family] != nil {
+			t.Errorf("%s exposed with metrics.api false", family)
+		}
+	}
+	if v, ok := value(fams, "wxtoken_store_operations_total", "op", "put", "result", "ok"); !ok || v == 0 {
+		t.Errorf("store puts = %v, %v; want counted", v, ok)
 	}
 }

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +22,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/wxtoken/wxtoken/config"
+	"github.com/wxtoken/wxtoken/metrics"
 	"github.com/wxtoken/wxtoken/store/bolt"
 	"github.com/wxtoken/wxtoken/store/redis/redistest"
 	"github.com/wxtoken/wxtoken/store/sealed"
@@ -195,7 +198,7 @@ func TestBoltSealedAtRest(t *testing.T) {
 			t.Errorf("after sealing, %s = %q, want the stored %q", id, got, sec[name])
 		}
 	}
-	<-m.store.(*sealed.Store).Done()
+	<-sealedStore(m).Done()
 	if after := calls(); after != before {
 		t.Errorf("sealing the store fetched: calls %v, then %v", before, after)
 	}
@@ -616,5 +619,35 @@ func TestLooseDataDirWarned(t *testing.T) {
 	m.Close()
 	if warned.count.Load() != 1 {
 		t.Fatalf("%d warnings about the data directory's mode 0755, want 1", warned.count.Load())
+	}
+}
+
+// sealedStore is m's sealed store, under the metrics' wrapper.
+func sealedStore(m *Main) *sealed.Store {
+	return m.store.(*metrics.Store).Store.(*sealed.Store)
+}
+
+// TestCheckConfigMasterKey: check-config reports a master key that would
+// stop the start, without showing it.
+func TestCheckConfigMasterKey(t *testing.T) {
+	data := []byte(sealYAML(boltStore(""), t.TempDir(), "http://127.0.0.1:1"))
+	bad := "c2hvcnQ=" // "short"
+	for _, c := range []struct {
+		env     map[string]string
+		problem string
+	}{
+		{map[string]string{}, ""},
+		{map[string]string{envMasterKey: sealed.NewKey()}, ""},
+		{map[string]string{envMasterKey: bad}, envMasterKey},
+		{map[string]string{envMasterKeyPrevious: sealed.NewKey()}, "without"},
+	} {
+		_, problems := checkConfig(data, func(k string) (string, bool) { v, ok := c.env[k]; return v, ok })
+		text := strings.Join(problems, "\n")
+		if c.problem == "" && len(problems) > 0 || c.problem != "" && !strings.Contains(text, c.problem) {
+			t.Errorf("check-config with %v: problems %q; want one saying %q", slices.Collect(maps.Keys(c.env)), text, c.problem)
+		}
+		if strings.Contains(text, bad) {
+			t.Errorf("check-config shows the key: %q", text)
+		}
 	}
 }
