@@ -29,14 +29,20 @@ func NewKey() string {
 	return base64.StdEncoding.EncodeToString(k)
 }
 
-// ParseKey decodes a master key from standard base64 (surrounding space
-// ignored). The error says what is wrong without repeating the input.
+// ParseKey decodes a master key from standard base64, padded (as
+// NewKey and "openssl rand -base64 32" print it) or not, surrounding
+// space ignored. The error says what is wrong without repeating the
+// input.
 func ParseKey(s string) ([]byte, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return nil, fmt.Errorf("%w: empty", ErrBadKey)
 	}
-	k, err := base64.StdEncoding.DecodeString(s)
+	enc := base64.StdEncoding
+	if !strings.HasSuffix(s, "=") {
+		enc = base64.RawStdEncoding
+	}
+	k, err := enc.DecodeString(s)
 	if err != nil {
 		return nil, fmt.Errorf("%w: not standard base64 (as \"wxtoken keygen\" prints)", ErrBadKey)
 	}

@@ -219,6 +219,9 @@ func TestParseKey(t *testing.T) {
 	if _, err := ParseKey(" " + good + "\n"); err != nil {
 		t.Fatalf("ParseKey(NewKey()) = %v", err)
 	}
+	if _, err := ParseKey(strings.TrimRight(good, "=")); err != nil {
+		t.Fatalf("ParseKey(unpadded) = %v", err)
+	}
 	short := base64.StdEncoding.EncodeToString([]byte("sixteen bytes!!!"))
 	for _, bad := range []string{"", "not base64 at all!", short, base64.URLEncoding.EncodeToString(bytes.Repeat([]byte{0xff}, 32)), good + good} {
 		_, err := ParseKey(bad)
