@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -649,5 +652,47 @@ func TestCheckConfigMasterKey(t *testing.T) {
 		if strings.Contains(text, bad) {
 			t.Errorf("check-config shows the key: %q", text)
 		}
+	}
+}
+
+// TestAdminRecordsSealed: what the admin API adds at run time (an
+// AppSecret, a client's key hash) is sealed in the file like the tokens
+// and tickets it leads to.
+func TestAdminRecordsSealed(t *testing.T) {
+	fake, up := upstream(t, wxtest.Config{})
+	fake.AddApp(app3, secret3)
+	data := filepath.Join(t.TempDir(), "data")
+	yaml := adminConfig(fmt.Sprintf("data_dir: %s\nstore: %s", data, boltStore(keyFile(t, sealed.NewKey()))), up)
+	m, err := startYAML(t, yaml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := m.Addr()
+	body := `{"id":"wx3","kind":"mp","appid":"` + app3 + `","secret":"` + secret3 + `","mode":"classic","tickets":["jsapi"]}`
+	if st := adminCall(t, addr, "POST", "/v1/admin/credentials", rootKey, body, nil); st != 201 {
+		t.Fatalf("add credential: %d", st)
+	}
+	var cl struct{ Name, Key string }
+	if st := adminCall(t, addr, "POST", "/v1/admin/clients", rootKey, `{"name":"shop","allow":["wx3"]}`, &cl); st != 201 {
+		t.Fatalf("add client: %d", st)
+	}
+	var ticket struct{ Ticket string }
+	st, text := keyCall(t, addr, "GET", "/v1/tokens/wx3/tickets/jsapi", clientKey, "")
+	if err := json.Unmarshal([]byte(text), &ticket); st != 200 || err != nil {
+		t.Fatalf("jsapi ticket: %d %s", st, text)
+	}
+	sum := sha256.Sum256([]byte(cl.Key))
+	sec := secrets{"AppSecret": secret3, "client key": cl.Key, "client key hash": hex.EncodeToString(sum[:]),
+		"token": getToken(t, addr, "wx3").AccessToken, "jsapi ticket": ticket.Ticket}
+	m.Close()
+	raw, err := os.ReadFile(filepath.Join(data, bolt.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(raw, []byte("admin/")) {
+		t.Fatal("the file holds no admin record: the test shows nothing")
+	}
+	if got := sec.found(raw); len(got) > 0 {
+		t.Fatalf("the sealed store file shows %v", got)
 	}
 }
