@@ -84,7 +84,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("debug.listen: %w", err)
 		}
 	}
-	st, err := openStore(ctx, cfg.Store, cfg.DataDir, m.Logger)
+	st, err := openSealedStore(ctx, cfg.Store, cfg.DataDir, m.Logger)
 	if err != nil {
 		return err
 	}
