@@ -16,6 +16,7 @@ import (
 	"github.com/wxtoken/wxtoken/server"
 	"github.com/wxtoken/wxtoken/store"
 	"github.com/wxtoken/wxtoken/token"
+	"github.com/wxtoken/wxtoken/wechat"
 )
 
 // Tokens is what the admin API needs of the token manager.
@@ -57,6 +58,12 @@ type Config struct {
 	KeyGrace time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Platforms are the file's third-party platforms, by credential id,
+	// listed with their authorizers at GET /v1/admin/platforms.
+	Platforms map[string]Platform
+	// Upstreams reports WeChat's hosts and their health
+	// (wechat.Client.Upstreams); nil lists none.
+	Upstreams func() []wechat.UpstreamStatus
 	// DeadLetters are the message gateway's; nil when no callback
 	// forwards messages.
 	DeadLetters DeadLetters

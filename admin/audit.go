@@ -37,9 +37,9 @@ type Event struct {
 
 // Results of an Event.
 const (
-	resultOK      = "ok"
-	resultRefused = "refused"
-	resultFailed  = "failed"
+	ResultOK      = "ok"
+	ResultRefused = "refused"
+	ResultFailed  = "failed"
 )
 
 // auditLog appends Events to the store, never changing or deleting one.
@@ -59,9 +59,17 @@ type auditLog struct {
 
 const anonBurst = 60
 
+// Record appends ev to the audit log, stamping its ID and time: how the
+// dashboard records its logins and failed logins, which do not pass
+// through the admin API. An event without an Actor and with Result
+// ResultRefused counts against the limit on anonymous refusals.
+func (a *Admin) Record(ctx context.Context, ev Event) error {
+	return a.audit.append(ctx, ev)
+}
+
 // append records ev, stamping its ID and time.
 func (l *auditLog) append(ctx context.Context, ev Event) error {
-	if ev.Actor == "" && ev.Result == resultRefused {
+	if ev.Actor == "" && ev.Result == ResultRefused {
 		l.mu.Lock()
 		now := l.now()
 		if now.Sub(l.anonWindow) >= time.Minute {

@@ -22,9 +22,11 @@ var runtimeKinds = []string{"mp", "wecom"}
 // credentialView is a credential as the admin API shows it: its state
 // and settings, never its secret.
 type credentialView struct {
-	ID     string `json:"id"`
-	Kind   string `json:"kind"`
-	Source string `json:"source"` // file, admin (stored) or derived (a ticket)
+	ID   string `json:"id"`
+	Kind string `json:"kind"`
+	// Source is file, admin (stored), derived (a ticket) or authorizer
+	// (created by a third-party platform's authorization).
+	Source string `json:"source"`
 	// State is ok, reported, unavailable, revoked, disabled, or error (a
 	// stored credential that cannot be used: Error says why).
 	State        string     `json:"state"`
@@ -75,6 +77,8 @@ func (a *Admin) view(id string, snap *token.Snapshot, now time.Time) credentialV
 	switch {
 	case strings.Contains(id, "/tickets/"):
 		v.Source = "derived"
+	case snap.Owner != "":
+		v.Source = "authorizer"
 	case a.isFile(id):
 		v.Source = "file"
 	}

@@ -15,4 +15,8 @@
 // operator (also refresh, unblock, clear_quota, enable, disable) and admin
 // (also add, change and remove credentials and clients, rotate keys).
 // Client keys never open the admin API.
+//
+// It also lists what the dashboard (package ui) shows besides: the
+// third-party platforms with their tickets' age, their authorizers
+// (searched and paged), and WeChat's hosts.
 package admin

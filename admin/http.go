@@ -94,13 +94,35 @@ func (a *Admin) routes() []route {
 		{"POST /v1/admin/clients/{name}/disable", "client.disable", o, a.setClientDisabled(true)},
 		{"POST /v1/admin/clients/{name}/enable", "client.enable", o, a.setClientDisabled(false)},
 		{"GET /v1/admin/audit", "audit.list", v, a.listAudit},
+		{"GET /v1/admin/platforms", "platform.list", v, a.listPlatforms},
+		{"GET /v1/admin/platforms/{id}/authorizers", "platform.authorizers", v, a.listAuthorizers},
+		{"GET /v1/admin/upstreams", "upstream.list", v, a.listUpstreams},
 		{"GET /v1/admin/deadletters", "deadletter.list", v, a.listDeadLetters},
 		{"POST /v1/admin/deadletters/{id}/redrive", "deadletter.redrive", o, a.redrive},
 	}
 }
 
-// Authenticate returns the admin whose key the request bears (the
-// dashboard's session holds the same).
+// Identity is the holder of an admin key.
+type Identity struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+}
+
+// ErrUnknownKey is Authenticate's answer to a key that is not an admin's.
+var ErrUnknownKey = errors.New("unknown admin key")
+
+// Authenticate returns the holder of an admin key: the dashboard checks a
+// login with it, and then sends the key with each request it forwards
+// here, where it is checked again.
+func (a *Admin) Authenticate(key string) (Identity, error) {
+	who := a.admins[sha256.Sum256([]byte(key))]
+	if who == nil {
+		return Identity{}, ErrUnknownKey
+	}
+	return Identity(*who), nil
+}
+
+// authenticate returns the admin whose key the request bears.
 func (a *Admin) authenticate(r *http.Request) (*actor, error) {
 	h := r.Header.Get("Authorization")
 	key, ok := strings.CutPrefix(h, "Bearer ")
@@ -142,7 +164,7 @@ func (a *Admin) serve(rt route) http.Handler {
 		if err == nil && r.Method == http.MethodGet {
 			return // reads are not logged one by one: a dashboard polls
 		}
-		ev := Event{Action: rt.action, Target: ri.target, Status: status, Detail: ri.detail, Remote: remote(r), Result: resultOK}
+		ev := Event{Action: rt.action, Target: ri.target, Status: status, Detail: ri.detail, Remote: remote(r), Result: ResultOK}
 		if rt.pattern == "" {
 			ev.Target = r.Method + " " + r.URL.Path
 		}
@@ -150,9 +172,9 @@ func (a *Admin) serve(rt route) http.Handler {
 			ev.Actor, ev.Role = who.Name, who.Role
 		}
 		if err != nil {
-			ev.Result = resultRefused
+			ev.Result = ResultRefused
 			if status >= 500 || status == http.StatusBadGateway {
-				ev.Result = resultFailed
+				ev.Result = ResultFailed
 			}
 			ev.Detail = strings.TrimSpace(ev.Detail + " " + err.Error())
 		}
@@ -249,7 +271,7 @@ func (a *Admin) listAudit(ctx context.Context, r *http.Request, _ *actor) (int, 
 		f.Limit = n
 	}
 	switch f.Result {
-	case "", resultOK, resultRefused, resultFailed:
+	case "", ResultOK, ResultRefused, ResultFailed:
 	default:
 		return 0, nil, errorf(http.StatusBadRequest, "bad_request", "result: want ok, refused or failed")
 	}

@@ -134,6 +134,13 @@ type Store struct {
 	// AllowNoPersistence accepts a Redis without appendonly. Tickets and
 	// refresh tokens are then lost when Redis restarts.
 	AllowNoPersistence bool `yaml:"allow_no_persistence"`
+	// MasterKeyFile seals the store's values at rest with the keys in
+	// this file: the first line that is neither empty nor a comment (#)
+	// is the master key (32 bytes in standard base64, as "wxtoken keygen"
+	// prints), later ones keys that only open, during a rotation. The
+	// WXTOKEN_MASTER_KEY environment variable is the other way to give
+	// the key; not both.
+	MasterKeyFile string `yaml:"master_key_file"`
 }
 
 // Upstream names WeChat's hosts.

@@ -138,10 +138,13 @@ type Lease interface {
 	Unlock(ctx context.Context) error
 }
 
-// Limits on keys and values, the same for every backend.
+// Limits on keys and values, the same for every backend. A backend keeps
+// values up to MaxValueLen+Envelope bytes, so that a wrapper framing each
+// value (package sealed adds 36 bytes) still takes one of MaxValueLen.
 const (
 	MaxKeyLen   = 512
 	MaxValueLen = 1 << 20
+	Envelope    = 64
 )
 
 // ErrInvalid reports a key or value outside the limits above.
@@ -151,6 +154,15 @@ var ErrInvalid = errors.New("store: invalid key or value")
 // call it first so that all backends refuse the same input.
 func Check(key string, value []byte) error {
 	if key == "" || len(key) > MaxKeyLen || len(value) > MaxValueLen {
+		return ErrInvalid
+	}
+	return nil
+}
+
+// CheckStored is Check for a backend, which also keeps a wrapper's
+// Envelope.
+func CheckStored(key string, value []byte) error {
+	if key == "" || len(key) > MaxKeyLen || len(value) > MaxValueLen+Envelope {
 		return ErrInvalid
 	}
 	return nil

@@ -88,7 +88,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("debug.listen: %w", err)
 		}
 	}
-	st, err := openStore(ctx, cfg.Store, cfg.DataDir, m.Logger)
+	st, err := openSealedStore(ctx, cfg.Store, cfg.DataDir, m.Logger)
 	if err != nil {
 		return err
 	}
@@ -184,11 +184,16 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Build:          buildCredential(env),
 		ClearQuota:     func(ctx context.Context, cr config.Credential) error { return up.ClearQuota(ctx, cr.AppID, cr.Secret) },
 		SetClients:     func(list []admin.Client) { m.setClients(api, list) },
-		SetCredentials: m.setFacadeCredentials, DeadLetters: m.deadLetters()})
+		SetCredentials: m.setFacadeCredentials,
+		Platforms:      adminPlatforms(set), Upstreams: up.Upstreams, DeadLetters: m.deadLetters()})
 	if err != nil {
 		return err
 	}
-	api, err = server.New(server.Config{Tokens: m.tokens, Clients: clients, Logger: m.Logger, Admin: m.admin.Handler(),
+	dash, err := dashboard(cfg, m.admin, m.Logger)
+	if err != nil {
+		return err
+	}
+	api, err = server.New(server.Config{Tokens: m.tokens, Clients: clients, Logger: m.Logger, Admin: m.admin.Handler(), UI: dash,
 		Callbacks: set.Callbacks, CallbackModes: kind.Default.CallbackModes(), MaxSkew: cfg.Callbacks.MaxSkew,
 		Claims: m.store, Platforms: apiPlatforms, Upstreams: up.Upstreams, JSSDK: m.jssdk(set),
 		Metrics: apiMetrics, ProxyTarget: proxyTarget(cfg.Upstream, up), ProxyTransport: hc.Transport,

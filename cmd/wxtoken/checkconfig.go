@@ -84,6 +84,8 @@ func checkConfig(data []byte, lookup func(string) (string, bool)) (*config.Confi
 				problems = append(problems, line)
 			}
 		}
+	} else if _, err := masterKeys(cfg.Store, lookup); err != nil {
+		problems = append(problems, err.Error()) // names the variable or file, never a key
 	}
 	if len(problems) == 0 {
 		return cfg, nil

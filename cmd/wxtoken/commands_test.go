@@ -80,7 +80,7 @@ func TestCommandErrors(t *testing.T) {
 // succeed (exit status 0), without running the command.
 func TestCommandHelp(t *testing.T) {
 	for _, tt := range []struct{ cmd, flag string }{
-		{"serve", "-config"}, {"demo", "-lifetime"}, {"fakewx", "-daily-limit"},
+		{"serve", "-config"}, {"demo", "-lifetime"}, {"fakewx", "-daily-limit"}, {"rekey", "-config"}, {"keygen", "master key"},
 	} {
 		for _, h := range []string{"-h", "--help"} {
 			var stdout, stderr bytes.Buffer

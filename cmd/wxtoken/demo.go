@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/wxtoken/wxtoken/config"
@@ -52,12 +54,26 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	key := make([]byte, 16)
 	rand.Read(key)
 	clientKey := hex.EncodeToString(key)
+	rand.Read(key)
+	adminKey := hex.EncodeToString(key)
+	// The demo's store is sealed at rest, as a real one should be, under
+	// a key made for it (unless WXTOKEN_MASTER_KEY gives one).
+	var masterKeyFile string
+	if os.Getenv("WXTOKEN_MASTER_KEY") == "" {
+		mk := make([]byte, 32)
+		rand.Read(mk)
+		masterKeyFile = filepath.Join(dir, "master.key")
+		if err := os.WriteFile(masterKeyFile, []byte(base64.StdEncoding.EncodeToString(mk)+"\n"), 0o600); err != nil {
+			return err
+		}
+	}
 
 	upstream := "http://" + fln.Addr().String()
 	cfg := &config.Config{
 		Listen:       *listen,
 		WeChatListen: *wechatListen,
-		DataDir:      dir,
+		DataDir:      filepath.Join(dir, "data"),
+		Store:        config.Store{MasterKeyFile: masterKeyFile},
 		Upstream:     config.Upstream{API: upstream, WeCom: upstream, Timeout: 5 * time.Second},
 		// A report forces a refresh at most once a second here (30 s by
 		// default), so the printed report works right after start.
@@ -69,6 +85,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			{ID: "demo-wecom", Kind: kind.WeCom.Name, CorpID: "wwd000000000000001", Secret: "demo-wecom-secret"},
 		},
 		Clients: []config.Client{{Name: "demo", Key: clientKey, Allow: []string{"*"}}},
+		Admins:  []config.Admin{{Name: "demo-admin", Key: adminKey, Role: config.RoleAdmin}},
 	}
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -87,7 +104,10 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// for a command).
 	fmt.Fprintf(stdout, `
 wxtoken demo: a server on %[1]s against a fake WeChat on %[2]s
-tokens live %[3]s here, so refreshes show in the log; data in %[4]s (removed on exit)
+tokens live %[3]s here, so refreshes show in the log; data in %[4]s (removed on exit),
+sealed at rest under a key made for the demo
+
+Dashboard: %[1]s/ui/ (sign in with the admin key %[7]s)
 
 Try, in another shell:
 
@@ -116,6 +136,6 @@ its API calls are forwarded to WeChat:
   curl -s -w '\n' "%[6]s/cgi-bin/token?grant_type=client_credential&appid=wxd000000000000002&secret=$KEY"
 
 Ctrl-C to stop.
-`, base, upstream, *lifetime, dir, clientKey, "http://"+m.WeChatAddr())
+`, base, upstream, *lifetime, dir, clientKey, "http://"+m.WeChatAddr(), adminKey)
 	return m.Wait(ctx)
 }

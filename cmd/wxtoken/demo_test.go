@@ -114,6 +114,22 @@ func TestDemoCommandsRun(t *testing.T) {
 	if !strings.Contains(res, `"result":"live"`) {
 		t.Errorf("the report's answer does not say the token was found live")
 	}
+	// The dashboard it names opens with the admin key it prints.
+	_, dash, _ := strings.Cut(out.String(), "Dashboard: ")
+	_, keyText, _ := strings.Cut(dash, "admin key ")
+	if fields := strings.Fields(dash + " "); len(fields) == 0 || fields[0] != base+"/ui/" || keyText == "" {
+		t.Errorf("the demo does not name the dashboard at %s/ui/ and its key: %q", base, dash)
+	} else {
+		adminKey := strings.TrimSuffix(strings.Fields(keyText)[0], ")")
+		resp, err := http.Post(base+"/ui/login", "application/json", strings.NewReader(`{"key":"`+adminKey+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("signing in to the dashboard with the printed admin key %q: %d", adminKey, resp.StatusCode)
+		}
+	}
 	if t.Failed() {
 		t.Logf("commands:\n%s\n--- output:\n%s", strings.Join(script, "\n"), res)
 	}

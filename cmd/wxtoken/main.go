@@ -6,6 +6,8 @@
 //	wxtoken admin <command>               manage a running server
 //	wxtoken check-config --config FILE    check a configuration file
 //	wxtoken healthcheck                   exit 0 if the server is ready
+//	wxtoken keygen                        print a new master key
+//	wxtoken rekey --config wxtoken.yaml   seal the store under the master key
 package main
 
 import (
@@ -36,6 +38,8 @@ commands:
   admin    manage a running server:       wxtoken admin list (key in $WXTOKEN_ADMIN_KEY)
   check-config  check a file without starting: wxtoken check-config --config wxtoken.yaml
   healthcheck   exit 0 if /readyz answers 200, for container health checks
+  keygen   print a new master key for WXTOKEN_MASTER_KEY (secrets sealed at rest)
+  rekey    seal the store under the master key:  wxtoken rekey --config wxtoken.yaml
   version  print the version, VCS revision and Go release (also --version)
 
 Run 'wxtoken <command> -h' for a command's flags.
@@ -61,6 +65,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return checkConfigCmd(ctx, args[1:], stdout, stderr)
 	case "healthcheck":
 		return healthcheckCmd(ctx, args[1:], stdout, stderr)
+	case "keygen":
+		return keygenCmd(args[1:], stdout, stderr)
+	case "rekey":
+		return rekeyCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionLine())
 		return nil

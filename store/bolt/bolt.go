@@ -143,6 +143,35 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, expect uint64
 	return next, nil
 }
 
+// Rewrite implements store.Rewriter.
+func (s *Store) Rewrite(ctx context.Context, key string, old, value []byte) (bool, error) {
+	if err := ready(ctx, key, value); err != nil {
+		return false, err
+	}
+	done := false
+	err := s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucket)
+		raw := b.Get([]byte(key))
+		if raw == nil {
+			return nil
+		}
+		if len(raw) < 8 {
+			return fmt.Errorf("%q: %w", key, errCorrupt)
+		}
+		if !bytes.Equal(raw[8:], old) {
+			return nil
+		}
+		done = true
+		return b.Put([]byte(key), encode(binary.BigEndian.Uint64(raw), value))
+	})
+	if err != nil {
+		return false, wrap(err)
+	}
+	return done, nil
+}
+
+var _ store.Rewriter = (*Store)(nil)
+
 // Delete implements store.Store: it removes key if its version is expect.
 func (s *Store) Delete(ctx context.Context, key string, expect uint64) error {
 	if err := ready(ctx, key, nil); err != nil {
@@ -232,7 +261,7 @@ func ready(ctx context.Context, key string, value []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return store.Check(key, value)
+	return store.CheckStored(key, value)
 }
 
 func version(b *bbolt.Bucket, key string) (uint64, error) {

@@ -39,7 +39,7 @@ func (s *Store) begin(ctx context.Context, key string, value []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := store.Check(key, value); err != nil {
+	if err := store.CheckStored(key, value); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -77,6 +77,22 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, expect uint64
 	s.hub.Notify(key) // under s.mu, so watchers see writes in order
 	return v, nil
 }
+
+// Rewrite implements store.Rewriter.
+func (s *Store) Rewrite(ctx context.Context, key string, old, value []byte) (bool, error) {
+	if err := s.begin(ctx, key, value); err != nil {
+		return false, err
+	}
+	defer s.mu.Unlock()
+	e, ok := s.m[key]
+	if !ok || !bytes.Equal(e.Value, old) {
+		return false, nil
+	}
+	s.m[key] = store.Entry{Value: bytes.Clone(value), Version: e.Version}
+	return true, nil
+}
+
+var _ store.Rewriter = (*Store)(nil)
 
 // Delete implements store.Store.
 func (s *Store) Delete(ctx context.Context, key string, expect uint64) error {

@@ -231,6 +231,20 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, expect uint64
 	return uint64(v), nil
 }
 
+// Rewrite implements store.Rewriter.
+func (s *Store) Rewrite(ctx context.Context, key string, old, value []byte) (bool, error) {
+	if err := s.ready(ctx, key, value); err != nil {
+		return false, err
+	}
+	r, err := rewriteScript.Run(ctx, s.client, []string{s.keys.data + key}, old, value).Int64()
+	if err != nil {
+		return false, s.fail(ctx, "rewrite", key, err)
+	}
+	return r == 1, nil
+}
+
+var _ store.Rewriter = (*Store)(nil)
+
 // Delete implements store.Store.
 func (s *Store) Delete(ctx context.Context, key string, expect uint64) error {
 	if err := s.ready(ctx, key, nil); err != nil {
@@ -387,7 +401,7 @@ func (s *Store) ready(ctx context.Context, key string, value []byte) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("redis: %w", err)
 	}
-	if err := store.Check(key, value); err != nil {
+	if err := store.CheckStored(key, value); err != nil {
 		return err
 	}
 	if s.closed.Load() {

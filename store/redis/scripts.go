@@ -30,6 +30,22 @@ redis.call('PUBLISH', ARGV[3], ARGV[4])
 return v
 `)
 
+// rewriteScript replaces a value's bytes, keeping its version, if they are
+// the expected ones; it publishes nothing, since the meaning is unchanged.
+//
+//	KEYS[1] the value's hash
+//	ARGV[1] expected bytes
+//	ARGV[2] new bytes
+//
+// It returns 1 when replaced, 0 otherwise.
+var rewriteScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'd') ~= ARGV[1] then
+	return 0
+end
+redis.call('HSET', KEYS[1], 'd', ARGV[2])
+return 1
+`)
+
 // deleteScript removes a value if the version is the expected one.
 //
 //	KEYS[1] the value's hash

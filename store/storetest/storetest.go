@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConcurrentPuts", testConcurrentPuts},
 		{"Limits", testLimits},
 		{"ValueOwnership", testValueOwnership},
+		{"Rewrite", testRewrite},
 		{"CancelledContext", testCancelledContext},
 		{"LockExclusive", testLockExclusive},
 		{"LockExpires", testLockExpires},
@@ -363,7 +364,7 @@ func testLimits(t *testing.T, s store.Store) {
 	}{
 		{"", []byte("x")},
 		{strings.Repeat("k", store.MaxKeyLen+1), []byte("x")},
-		{"k", make([]byte, store.MaxValueLen+1)},
+		{"k", make([]byte, store.MaxValueLen+store.Envelope+1)},
 	}
 	for _, c := range cases {
 		if _, err := s.Put(ctx, c.key, c.value, 0); !errors.Is(err, store.ErrInvalid) {
