@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -8,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxtoken/wxtoken/store/bolt"
 	"github.com/wxtoken/wxtoken/store/redis/redistest"
+	"github.com/wxtoken/wxtoken/store/sealed"
 	"github.com/wxtoken/wxtoken/wxtest"
 )
 
@@ -117,4 +120,27 @@ func TestGatewayClusterKill9(t *testing.T) {
 	cmds[0].Process.Kill()
 	dups := collect(t, q, n, true)
 	t.Logf("%d messages delivered across a kill of one of three instances; %d delivered again", n, dups)
+}
+
+// TestGatewaySealed: with the store sealed at rest, the queue works the
+// same, and the messages' content is not in the store file in clear.
+func TestGatewaySealed(t *testing.T) {
+	t.Setenv("WXTOKEN_MASTER_KEY", sealed.NewKey())
+	fake, up := upstream(t, wxtest.Config{})
+	fake.AddCorp(gwCorp, "corpsecret")
+	q, bot := newSink(t), newSink(t)
+	q.setDown(true)
+	data := t.TempDir()
+	m := runYAML(t, gatewayYAML("data_dir: "+data, up, q.URL, bot.URL))
+	plain, _, _ := targets(m.Addr())
+	const marker = "a-sealed-message-body"
+	for i := 1; i <= 3; i++ {
+		pushMany(t, plain, i, 1)
+	}
+	push(t, plain, wxtest.TextMessage("gh_1", "o_z", marker, 99, time.Now()))
+	if raw, _ := os.ReadFile(filepath.Join(data, bolt.FileName)); bytes.Contains(raw, []byte(marker)) {
+		t.Error("a queued message is in the store file in clear")
+	}
+	q.setDown(false)
+	collect(t, q, 4, false)
 }
