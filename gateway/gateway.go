@@ -147,16 +147,27 @@ func (g *Gateway) Receive(ctx context.Context, credential, authorizer string, pl
 	m.Authorizer = authorizer
 	rules := g.rules[credential]
 	seen := "gw/seen/" + credential + "/" + digest(m.key())
+	// Two claims: seen, taken before the queue entries are written, makes
+	// WeChat's retries of a message being queued wait their turn; queued,
+	// taken after, says the entries are there. A retry that finds seen
+	// taken but not queued comes after a crash between the two (or, far
+	// rarer, during a first attempt slower than WeChat's retry): it queues
+	// the message again, so a crash there delivers twice rather than never.
+	queued := "gw/queued/" + credential + "/" + digest(m.key())
 	fresh, err := g.st.Claim(ctx, seen, g.cfg.DedupWindow)
+	if err == nil && !fresh {
+		// Asked without keeping it: a crash before the entries are
+		// written must leave it free for the next retry.
+		var unqueued bool
+		if unqueued, err = g.st.Claim(ctx, queued, g.cfg.DedupWindow); err == nil && unqueued {
+			err = g.st.Unclaim(ctx, queued)
+			fresh = true
+		}
+	}
 	if err != nil {
 		g.count.received.WithLabelValues(credential, "refused").Inc()
 		return nil, fmt.Errorf("gateway: checking message %s: %w", m.ID, err)
 	}
-	// Between this claim and the queue entries' writes, a crash loses
-	// the message: WeChat's retry finds its id claimed. The window is
-	// two store writes wide; claiming after the writes instead would
-	// queue again a retry of a message delivered meanwhile, and the
-	// Claimer cannot be asked without claiming.
 	if !fresh {
 		// WeChat delivers a push again when our answer was slow or lost:
 		// the same answer, without asking the destination again.
@@ -182,6 +193,11 @@ func (g *Gateway) Receive(ctx context.Context, credential, authorizer string, pl
 			g.count.received.WithLabelValues(credential, "refused").Inc()
 			return nil, err
 		}
+	}
+	if _, err := g.st.Claim(ctx, queued, g.cfg.DedupWindow); err != nil {
+		// The entries are written: a retry that cannot see this mark
+		// queues them again, which delivers twice, never loses.
+		g.log.Warn("message queued, but not marked so: a retry of it will be delivered again", "id", m.ID, "err", err)
 	}
 	g.count.received.WithLabelValues(credential, "queued").Inc()
 	if reply == nil {

@@ -422,3 +422,36 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestCrashBeforeQueued: a first delivery that claimed the message and
+// died before its queue entries were written (its claim is all the store
+// holds) does not make WeChat's retry a duplicate: the retry is queued
+// and delivered. A retry after the entries were written is not.
+func TestCrashBeforeQueued(t *testing.T) {
+	d := newDestination(t)
+	st := memory.New()
+	g := newGateway(t, st, Config{}, config.Forward{Name: "all", To: d.URL, Secret: secret})
+	ctx := context.Background()
+	m, err := Parse(text("o_a", "lost?", 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the crashed attempt left: the message's id claimed, nothing queued.
+	if ok, err := st.Claim(ctx, "gw/seen/shop-oa/"+digest(m.key()), time.Hour); err != nil || !ok {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	if _, err := g.Receive(ctx, "shop-oa", "", text("o_a", "lost?", 5)); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.wait(t); got.Body.ID != "5" || got.Body.Message["Content"] != "lost?" {
+		t.Fatalf("delivered %s, want message 5", got.Raw)
+	}
+	// WeChat's next retry: queued by now, so not again.
+	if _, err := g.Receive(ctx, "shop-oa", "", text("o_a", "lost?", 5)); err != nil {
+		t.Fatal(err)
+	}
+	g.Receive(ctx, "shop-oa", "", text("o_a", "after", 6))
+	if got := d.wait(t); got.Body.ID != "6" {
+		t.Errorf("after the retry, delivered %s; want message 6 only", got.Body.ID)
+	}
+}
