@@ -30,6 +30,24 @@ const (
 	// minutes. It is valid for 30 minutes and is needed to obtain a
 	// suite_access_token.
 	InfoSuiteTicket = "suite_ticket"
+
+	// InfoCreateAuth marks a corp's installation of a WeCom suite. Its
+	// AuthCode, valid ten minutes and good once, is exchanged through
+	// get_permanent_code for the corp's permanent code.
+	InfoCreateAuth = "create_auth"
+
+	// InfoChangeAuth marks a change to what an authorized corp granted
+	// the suite (AuthCorpId); the permanent code stays.
+	InfoChangeAuth = "change_auth"
+
+	// InfoCancelAuth marks a corp's removal of the suite (AuthCorpId);
+	// its permanent code and tokens stop working.
+	InfoCancelAuth = "cancel_auth"
+
+	// InfoResetPermanentCode marks a custom-developed app (代开发) whose
+	// permanent code, the corp's app secret, was reset: its AuthCode
+	// buys the new one, and the old one stops working.
+	InfoResetPermanentCode = "reset_permanent_code"
 )
 
 // Event is a decrypted push from WeChat or WeCom, reduced to the fields the
@@ -75,6 +93,16 @@ type Event struct {
 
 	// Timestamp is when WeCom created a suite push.
 	Timestamp int64 `xml:"TimeStamp"`
+
+	// AuthCode is the temporary code of an InfoCreateAuth or
+	// InfoResetPermanentCode push.
+	AuthCode string `xml:"AuthCode"`
+
+	// AuthCorpID is the corp of an InfoChangeAuth or InfoCancelAuth push.
+	AuthCorpID string `xml:"AuthCorpId"`
+
+	// State is what the installation link carried (create_auth).
+	State string `xml:"State"`
 }
 
 // eventXML pins the root element to <xml>; the embedded Event's fields are
@@ -93,6 +121,7 @@ func (e *Event) trim() {
 	for _, f := range []*string{
 		&e.AppID, &e.InfoType, &e.ComponentVerifyTicket, &e.AuthorizerAppID,
 		&e.AuthorizationCode, &e.PreAuthCode, &e.SuiteID, &e.SuiteTicket,
+		&e.AuthCode, &e.AuthCorpID, &e.State,
 	} {
 		*f = strings.TrimSpace(*f)
 	}
@@ -124,6 +153,14 @@ func (e *Event) missing() string {
 		}
 		if e.SuiteTicket == "" {
 			return "SuiteTicket"
+		}
+	case InfoCreateAuth, InfoResetPermanentCode:
+		if e.AuthCode == "" {
+			return "AuthCode"
+		}
+	case InfoChangeAuth, InfoCancelAuth:
+		if e.AuthCorpID == "" {
+			return "AuthCorpId"
 		}
 	}
 	return ""

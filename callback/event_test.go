@@ -45,6 +45,18 @@ func TestParseEvent(t *testing.T) {
 			Event{SuiteID: "ww4asffe99e54c0f4c", InfoType: InfoSuiteTicket, Timestamp: 1403610513, SuiteTicket: "asdfasfdasdfasdf"},
 		},
 		{
+			"create_auth",
+			`<xml><SuiteId><![CDATA[dk1]]></SuiteId><AuthCode><![CDATA[AUTHCODE]]></AuthCode>` +
+				`<InfoType><![CDATA[create_auth]]></InfoType><TimeStamp>1403610513</TimeStamp><State><![CDATA[s1]]></State></xml>`,
+			Event{SuiteID: "dk1", AuthCode: "AUTHCODE", InfoType: InfoCreateAuth, Timestamp: 1403610513, State: "s1"},
+		},
+		{
+			"cancel_auth",
+			`<xml><SuiteId><![CDATA[ww1]]></SuiteId><InfoType><![CDATA[cancel_auth]]></InfoType>` +
+				`<TimeStamp>1403610513</TimeStamp><AuthCorpId><![CDATA[wxf8b4f85f3a794e77]]></AuthCorpId></xml>`,
+			Event{SuiteID: "ww1", InfoType: InfoCancelAuth, Timestamp: 1403610513, AuthCorpID: "wxf8b4f85f3a794e77"},
+		},
+		{
 			"ordinary message",
 			`<xml><ToUserName>gh_1</ToUserName><CreateTime> 1348831860 </CreateTime><MsgType>text</MsgType><Content>hi</Content></xml>`,
 			Event{CreateTime: 1348831860},
@@ -80,6 +92,10 @@ func TestParseEventRejectsBadInput(t *testing.T) {
 		{"unauthorized without appid", "<xml><InfoType>unauthorized</InfoType></xml>", ErrMalformed},
 		{"suite_ticket without suite", "<xml><InfoType>suite_ticket</InfoType><SuiteTicket>t</SuiteTicket></xml>", ErrMalformed},
 		{"suite_ticket without ticket", "<xml><InfoType>suite_ticket</InfoType><SuiteId>s</SuiteId></xml>", ErrMalformed},
+		{"create_auth without code", "<xml><InfoType>create_auth</InfoType><SuiteId>s</SuiteId></xml>", ErrMalformed},
+		{"reset_permanent_code without code", "<xml><InfoType>reset_permanent_code</InfoType><AuthCode> </AuthCode></xml>", ErrMalformed},
+		{"cancel_auth without corp", "<xml><InfoType>cancel_auth</InfoType><SuiteId>s</SuiteId></xml>", ErrMalformed},
+		{"change_auth without corp", "<xml><InfoType>change_auth</InfoType></xml>", ErrMalformed},
 		{"blank ticket", "<xml><InfoType>component_verify_ticket</InfoType><ComponentVerifyTicket> \n </ComponentVerifyTicket></xml>", ErrMalformed},
 		{"oversized", "<xml>" + strings.Repeat(" ", MaxBodySize) + "</xml>", ErrTooLarge},
 	}

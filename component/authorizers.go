@@ -24,10 +24,37 @@ func authPage(appid, preAuthCode, redirectURI string, authType int) string {
 	return "https://mp.weixin.qq.com/cgi-bin/componentloginpage?" + q.Encode()
 }
 
-// Import is one authorizer carried over from another system.
+// Import is one authorizer carried over from another system: an account
+// of a third-party platform with its refresh token, or a corp that
+// installed a WeCom suite with its permanent code.
 type Import struct {
-	AppID        string `json:"authorizer_appid"`
-	RefreshToken string `json:"authorizer_refresh_token"`
+	AppID         string `json:"authorizer_appid,omitempty"`
+	RefreshToken  string `json:"authorizer_refresh_token,omitempty"`
+	CorpID        string `json:"auth_corpid,omitempty"`
+	PermanentCode string `json:"permanent_code,omitempty"`
+}
+
+// Authorizer is the appid or corpid the import names.
+func (i Import) Authorizer() string { return i.AppID + i.CorpID }
+
+// state is the durable state the import carries.
+func (i Import) state() string { return i.RefreshToken + i.PermanentCode }
+
+// check reports what is wrong with i for a platform of family f, or "".
+func (i Import) check(f *family) string {
+	suite := f.kind == KindSuite
+	want := "an authorizer_appid of [A-Za-z0-9_-]{1,64} and an authorizer_refresh_token"
+	if suite {
+		want = "an auth_corpid of [A-Za-z0-9_-]{1,64} and a permanent_code"
+	}
+	ownID, ownState, otherID, otherState := i.AppID, i.RefreshToken, i.CorpID, i.PermanentCode
+	if suite {
+		ownID, ownState, otherID, otherState = otherID, otherState, ownID, ownState
+	}
+	if !validAppID(ownID) || ownState == "" || len(ownState) > 1024 || otherID != "" || otherState != "" {
+		return want
+	}
+	return ""
 }
 
 // What Import did with one authorizer.
@@ -45,7 +72,8 @@ const (
 
 // ImportResult is what Import did with one authorizer.
 type ImportResult struct {
-	AppID  string `json:"authorizer_appid"`
+	AppID  string `json:"authorizer_appid,omitempty"`
+	CorpID string `json:"auth_corpid,omitempty"`
 	Result string `json:"result"`
 }
 
@@ -63,7 +91,8 @@ var ErrInvalidImport = errors.New("component: invalid import")
 // of fsyncs.
 const importWorkers = 32
 
-// Import adds authorizers with their refresh tokens. Each is stored
+// Import adds authorizers with their refresh tokens (a suite's corps with
+// their permanent codes). Each is stored
 // durably and refreshed at once. An authorizer already held, and not
 // revoked, keeps the refresh token it has unless replace is set: the
 // stored one is the only copy of a live authorization, and one bad
@@ -78,13 +107,13 @@ func (p *Platform) Import(ctx context.Context, list []Import, replace bool) ([]I
 	}
 	seen := make(map[string]bool, len(list))
 	for i, a := range list {
-		if !validAppID(a.AppID) || a.RefreshToken == "" || len(a.RefreshToken) > 1024 {
-			return nil, fmt.Errorf("%w: authorizers[%d]: want an authorizer_appid of [A-Za-z0-9_-]{1,64} and an authorizer_refresh_token", ErrInvalidImport, i)
+		if want := a.check(p.fam); want != "" {
+			return nil, fmt.Errorf("%w: authorizers[%d]: want %s", ErrInvalidImport, i, want)
 		}
-		if seen[a.AppID] {
-			return nil, fmt.Errorf("%w: authorizers[%d]: %s is listed twice", ErrInvalidImport, i, a.AppID)
+		if seen[a.Authorizer()] {
+			return nil, fmt.Errorf("%w: authorizers[%d]: %s is listed twice", ErrInvalidImport, i, a.Authorizer())
 		}
-		seen[a.AppID] = true
+		seen[a.Authorizer()] = true
 	}
 	results := make([]string, len(list))
 	errs := make([]error, len(list))
@@ -101,7 +130,7 @@ func (p *Platform) Import(ctx context.Context, list []Import, replace bool) ([]I
 			defer func() { <-slots }()
 			results[i], errs[i] = p.importOne(ctx, a, replace)
 			if errs[i] != nil {
-				errs[i] = fmt.Errorf("authorizers[%d] (%s): %w", i, a.AppID, errs[i])
+				errs[i] = fmt.Errorf("authorizers[%d] (%s): %w", i, a.Authorizer(), errs[i])
 				failed.Store(true)
 			}
 		})
@@ -114,7 +143,7 @@ func (p *Platform) Import(ctx context.Context, list []Import, replace bool) ([]I
 		case errs[i] != nil && first == nil:
 			first = errs[i]
 		case results[i] != "":
-			done = append(done, ImportResult{a.AppID, results[i]})
+			done = append(done, ImportResult{AppID: a.AppID, CorpID: a.CorpID, Result: results[i]})
 		}
 	}
 	return done, first
@@ -123,13 +152,13 @@ func (p *Platform) Import(ctx context.Context, list []Import, replace bool) ([]I
 // importOne stores one authorizer and says what it did.
 func (p *Platform) importOne(ctx context.Context, a Import, replace bool) (string, error) {
 	result := Imported
-	if s, err := p.tokens.Snapshot(AuthorizerID(p.cfg.ID, a.AppID)); err == nil && !s.Revoked {
+	if s, err := p.tokens.Snapshot(AuthorizerID(p.cfg.ID, a.Authorizer())); err == nil && !s.Revoked {
 		if !replace {
 			return SkippedExisting, nil
 		}
 		result = Replaced
 	}
-	err := p.tokens.Add(ctx, p.authorizer(a.AppID), &token.Seed{State: a.RefreshToken, KeepLive: !replace})
+	err := p.tokens.Add(ctx, p.authorizer(a.Authorizer()), &token.Seed{State: a.state(), KeepLive: !replace})
 	if errors.Is(err, token.ErrLive) {
 		// Stored by a peer, or by a push, since the snapshot above.
 		return SkippedExisting, nil

@@ -17,6 +17,10 @@ import (
 const (
 	KindComponent  = "component"
 	KindAuthorizer = "authorizer"
+	// KindSuite is a WeCom suite's suite_access_token, and KindAuthCorp
+	// the token of a corp that installed the suite.
+	KindSuite    = "suite"
+	KindAuthCorp = "authcorp"
 )
 
 // Tokens is what a Platform needs of the token manager.
@@ -46,9 +50,11 @@ type Config struct {
 	Tickets func(id, appid string) []token.Credential
 }
 
-// Platform is one third-party platform's ticket and authorizers.
+// Platform is one third-party platform's (or WeCom suite's) ticket and
+// authorizers.
 type Platform struct {
 	cfg    Config
+	fam    *family
 	up     *wechat.Client
 	store  store.Store
 	tokens Tokens
@@ -61,25 +67,37 @@ type Platform struct {
 // New returns a Platform. Credential must be given to the token manager
 // before Start.
 func New(cfg Config, up *wechat.Client, s store.Store, log *slog.Logger) *Platform {
+	return newPlatform(openPlatform, cfg, up, s, log)
+}
+
+func newPlatform(fam *family, cfg Config, up *wechat.Client, s store.Store, log *slog.Logger) *Platform {
 	if cfg.PushInterval <= 0 {
 		cfg.PushInterval = 10 * time.Minute
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Platform{cfg: cfg, up: up, store: s, log: log}
+	return &Platform{cfg: cfg, fam: fam, up: up, store: s, log: log}
 }
 
 // ID is the platform's credential id.
 func (p *Platform) ID() string { return p.cfg.ID }
 
-// AppID is the platform's component_appid.
+// AppID is the platform's component_appid, or the suite's id.
 func (p *Platform) AppID() string { return p.cfg.AppID }
 
-// Credential is the component_access_token credential.
+// Kind is the kind of the platform's credential: component or suite.
+func (p *Platform) Kind() string { return p.fam.kind }
+
+// Credential is the platform's own token credential: the
+// component_access_token, or the suite_access_token.
 func (p *Platform) Credential() token.Credential {
-	return token.Credential{ID: p.cfg.ID, Kind: KindComponent, Source: (*componentSource)(p),
-		Fingerprint: token.Fingerprint(KindComponent, p.cfg.AppID, p.cfg.Secret, p.up.API)}
+	host := p.up.API
+	if p.fam.kind == KindSuite {
+		host = p.up.WeCom
+	}
+	return token.Credential{ID: p.cfg.ID, Kind: p.fam.kind, Source: (*platformSource)(p),
+		Fingerprint: token.Fingerprint(p.fam.kind, p.cfg.AppID, p.cfg.Secret, host)}
 }
 
 // Start attaches the token manager and brings back the authorizers stored
@@ -88,9 +106,9 @@ func (p *Platform) Start(ctx context.Context, tokens Tokens) error {
 	p.tokens = tokens
 	n, err := tokens.Restore(ctx, p.cfg.ID, p.authorizer)
 	if err != nil {
-		return fmt.Errorf("component %s: restore authorizers: %w", p.cfg.ID, err)
+		return fmt.Errorf("%s %s: restore authorizers: %w", p.fam.kind, p.cfg.ID, err)
 	}
-	p.log.Info("component started", "credential", p.cfg.ID, "authorizers", n)
+	p.log.Info(p.fam.kind+" started", "credential", p.cfg.ID, "authorizers", n)
 	return nil
 }
 
@@ -103,44 +121,62 @@ func (p *Platform) Start(ctx context.Context, tokens Tokens) error {
 func AuthorizerID(platform, appid string) string { return platform + "/" + appid }
 
 // authorizer is the credential of one authorizer of this platform, by its
-// appid or its id (as the token manager restores it: an authorizer stored
-// before ids had namespaces is restored by its appid, and moved).
+// appid (corpid) or its id (as the token manager restores it: an
+// authorizer stored before ids had namespaces is restored by its appid,
+// and moved).
 func (p *Platform) authorizer(id string) token.Credential {
 	appid := strings.TrimPrefix(id, p.cfg.ID+"/")
-	c := token.Credential{ID: AuthorizerID(p.cfg.ID, appid), Kind: KindAuthorizer, Owner: p.cfg.ID, Parent: p.cfg.ID,
+	c := token.Credential{ID: AuthorizerID(p.cfg.ID, appid), Kind: p.fam.childKind, Owner: p.cfg.ID, Parent: p.cfg.ID,
 		Source: &authorizerSource{p: p, appid: appid}}
+	if p.fam.independent {
+		c.Parent = ""
+	}
 	if p.cfg.Tickets != nil {
 		c.Children = p.cfg.Tickets(c.ID, appid)
 	}
 	return c
 }
 
-// componentSource fetches the component_access_token with the stored
-// ticket, asking WeChat to push one when there is none.
-type componentSource Platform
+// platformSource fetches the platform's token with the stored ticket,
+// asking WeChat to push one when there is none and it can be asked.
+type platformSource Platform
 
 // Fetch implements token.Source. It is called by one refresh at a time.
-func (s *componentSource) Fetch(ctx context.Context, req token.Request) (token.Fetched, error) {
+func (s *platformSource) Fetch(ctx context.Context, req token.Request) (token.Fetched, error) {
 	p := (*Platform)(s)
 	t, _, err := loadTicket(ctx, p.store, p.cfg.ID)
 	if err != nil {
 		return token.Fetched{}, err
 	}
 	now := time.Now()
-	if !t.usable(now) {
-		p.askForTicket(ctx, "no usable component_verify_ticket")
-		return token.Fetched{}, fmt.Errorf("%w (%w)", wechat.ErrNoTicket, token.ErrNotCalled)
+	if !t.usable(now, p.fam.ticketLife) {
+		why := "no usable " + p.fam.ticket
+		if t.Refused {
+			why = p.fam.ticket + " refused by WeChat"
+		}
+		p.askForTicket(ctx, why)
+		return token.Fetched{}, fmt.Errorf("%w: %s (%w)", wechat.ErrNoTicket, why, token.ErrNotCalled)
 	}
 	if age := now.Sub(t.ReceivedAt); age > 3*p.cfg.PushInterval {
 		// Still usable, but WeChat has missed several pushes: the
-		// authorization-event URL may be broken. Ask, and say so.
-		p.askForTicket(ctx, fmt.Sprintf("no ticket pushed for %s", age.Round(time.Minute)))
+		// callback URL may be broken. Ask, and say so.
+		p.askForTicket(ctx, fmt.Sprintf("no %s pushed for %s", p.fam.ticket, age.Round(time.Minute)))
 	}
-	tok, err := p.up.ComponentToken(ctx, p.cfg.AppID, p.cfg.Secret, t.Value)
+	tok, err := p.fam.token(ctx, p, t.Value)
+	if wechat.Classify(err) == wechat.Ticket {
+		// WeChat refused the newest ticket we hold: using it again
+		// would be refused again, so it is marked, and the next
+		// refresh waits for a push instead of calling (a push wakes
+		// the credential).
+		if merr := refuseTicket(ctx, p.store, p.cfg.ID, t); merr != nil {
+			p.log.Warn(p.fam.ticket+" refused, and could not be marked so", "credential", p.cfg.ID, "err", merr)
+		}
+	}
 	return token.Fetched{Token: tok}, err
 }
 
-// askForTicket calls api_start_push_ticket at most once per PushInterval.
+// askForTicket calls api_start_push_ticket at most once per PushInterval;
+// where no API can ask for a push (WeCom), it says so as loudly.
 func (p *Platform) askForTicket(ctx context.Context, why string) {
 	p.mu.Lock()
 	if time.Since(p.lastPush) < p.cfg.PushInterval {
@@ -149,35 +185,40 @@ func (p *Platform) askForTicket(ctx context.Context, why string) {
 	}
 	p.lastPush = time.Now()
 	p.mu.Unlock()
-	err := p.up.StartPushTicket(ctx, p.cfg.AppID, p.cfg.Secret)
+	if p.fam.askForTicket == nil {
+		p.log.Error(why+"; WeCom has no API to ask for a push: check the command callback URL in the provider console, where a push can be triggered by hand",
+			"credential", p.cfg.ID)
+		return
+	}
+	err := p.fam.askForTicket(ctx, p)
 	p.log.Warn(why+"; asked WeChat to push one", "credential", p.cfg.ID,
 		"errcode", wechat.ErrCode(err), "err", errString(err))
 }
 
-// authorizerSource refreshes an authorizer's token with its refresh token
-// (the credential's durable state) and the platform's component token (its
-// parent's token, handed in by the manager).
+// authorizerSource refreshes an authorizer's token with its durable state
+// (a refresh token, a permanent code) and, unless independent, the
+// platform's token (its parent's token, handed in by the manager).
 type authorizerSource struct {
 	p     *Platform
 	appid string
 }
 
-// Fetch implements token.Source. A refusal of the component token (40001,
-// 42001, 40014) is returned as WeChat gave it: the manager reports the
-// component token and retries this authorizer once it is replaced.
+// Fetch implements token.Source. A refusal of the platform's token (40001,
+// 42001, 40014; a suite's 40082, 42009) is returned as WeChat gave it:
+// the manager reports the platform's token and retries this authorizer
+// once it is replaced.
 func (s *authorizerSource) Fetch(ctx context.Context, req token.Request) (token.Fetched, error) {
+	f := s.p.fam
 	if req.State == "" {
-		return token.Fetched{}, &wechat.APIError{ErrCode: wechat.CodeRefreshInvalid, ErrMsg: "no authorizer_refresh_token stored"}
+		return token.Fetched{}, &wechat.APIError{ErrCode: f.noState, ErrMsg: "no " + f.stateName + " stored"}
 	}
-	tok, next, err := s.p.up.AuthorizerToken(ctx, req.Parent, s.p.cfg.AppID, s.appid, req.State)
+	tok, next, err := f.fetch(ctx, s.p, req.Parent, s.appid, req.State)
 	return token.Fetched{Token: tok, State: next}, err
 }
 
-// Check implements token.Checker: an authorizer's access token is an
-// account's token, which getcallbackip accepts like any other.
+// Check implements token.Checker.
 func (s *authorizerSource) Check(ctx context.Context, tok string) error {
-	_, err := s.p.up.CallbackIP(ctx, tok)
-	return err
+	return s.p.fam.check(ctx, s.p, tok)
 }
 
 func errString(err error) string {

@@ -83,12 +83,12 @@ func (s *Server) importAuthorizers(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	if len(req.Authorizers) == 0 {
-		return &badRequest{"authorizers is required: [{authorizer_appid, authorizer_refresh_token}]"}
+		return &badRequest{"authorizers is required: [{authorizer_appid, authorizer_refresh_token}], or for a WeCom suite [{auth_corpid, permanent_code}]"}
 	}
 	if req.Replace {
 		for _, a := range req.Authorizers {
-			if !c.allowed(component.AuthorizerID(id, a.AppID), id) {
-				return &notPermitted{"replace needs the client to be allowed every authorizer listed (" + id + "/* or the appid); it is not allowed " + a.AppID}
+			if !c.allowed(component.AuthorizerID(id, a.Authorizer()), id) {
+				return &notPermitted{"replace needs the client to be allowed every authorizer listed (" + id + "/* or the appid); it is not allowed " + a.Authorizer()}
 			}
 		}
 	}
@@ -97,7 +97,7 @@ func (s *Server) importAuthorizers(w http.ResponseWriter, r *http.Request) error
 	for _, d := range done {
 		count[d.Result]++
 		if d.Result == component.Replaced {
-			s.log.Warn("authorizer refresh token replaced by import", "client", c.name, "credential", d.AppID, "component", id)
+			s.log.Warn("authorizer's durable state replaced by import", "client", c.name, "credential", d.AppID+d.CorpID, "platform", id)
 		}
 	}
 	s.log.Info("authorizers imported", "client", c.name, "credential", id, "imported", count[component.Imported],
