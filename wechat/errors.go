@@ -29,6 +29,15 @@ const (
 	CodeAdminConfirm      = 89503
 	CodeIPRefused24h      = 89506
 	CodeIPRefused1h       = 89507
+
+	// WeCom third-party suites, WECHAT.md §7.
+	CodeBadAuthCode       = 40078 // auth_code unknown, spent or past its 10 minutes
+	CodeBadSuiteSecret    = 40080
+	CodeBadSuiteToken     = 40082 // suite_access_token unknown or replaced
+	CodeBadSuiteID        = 40083
+	CodeBadPermanentCode  = 40084 // authorization withdrawn or code replaced
+	CodeBadSuiteTicket    = 40085 // suite_ticket stale, unknown or another suite's
+	CodeSuiteTokenExpired = 42009
 )
 
 // APIError is a failure WeChat reported in a response body, modelled on
@@ -57,9 +66,10 @@ func (e *HTTPError) Error() string {
 var ErrBadResponse = errors.New("wechat: malformed response")
 
 // ErrNoTicket reports that a third-party platform holds no valid
-// component_verify_ticket to fetch its token with. It is classed Ticket,
-// like WeChat's own 61005 and 61006.
-var ErrNoTicket = errors.New("wechat: no valid component_verify_ticket yet")
+// component_verify_ticket, or a WeCom suite no valid suite_ticket, to fetch
+// its token with. It is classed Ticket, like WeChat's own 61005 and 61006
+// and WeCom's 40085.
+var ErrNoTicket = errors.New("wechat: no valid ticket pushed yet")
 
 // Class is what a token server should do about a failed call.
 type Class int
@@ -78,10 +88,11 @@ const (
 	MinuteQuota
 	// Stale: the token used was not the latest or has expired.
 	Stale
-	// Ticket: a third-party platform's verify ticket is missing or stale;
-	// wait for WeChat's next push.
+	// Ticket: a third-party platform's verify ticket or a WeCom suite's
+	// suite_ticket is missing or stale; wait for the next push.
 	Ticket
-	// Revoked: an authorizer's refresh token is no longer valid.
+	// Revoked: an authorizer's refresh token, or a WeCom corp's permanent
+	// code, is no longer valid: the authorization was withdrawn.
 	Revoked
 )
 
@@ -109,17 +120,21 @@ func Classify(err error) Class {
 	switch api.ErrCode {
 	case CodeInvalidGrantType, CodeInvalidAppID, CodeInvalidSecret, CodeIPNotWhitelisted,
 		CodeSecretFrozen, CodeRequireHTTPS, CodeRequirePOST, CodeWeComIPDenied, CodeComponentIP,
-		CodeAdminConfirm, CodeIPRefused24h, CodeIPRefused1h:
+		CodeAdminConfirm, CodeIPRefused24h, CodeIPRefused1h, CodeBadSuiteSecret, CodeBadSuiteID:
+		return Config
+	case CodeBadAuthCode:
+		// An auth code works once, within 10 minutes: asking again with
+		// the same code cannot succeed. Only a new push brings a new one.
 		return Config
 	case CodeDailyQuota:
 		return DailyQuota
 	case CodeMinuteQuota:
 		return MinuteQuota
-	case CodeInvalidCredential, CodeInvalidToken, CodeTokenExpired:
+	case CodeInvalidCredential, CodeInvalidToken, CodeTokenExpired, CodeBadSuiteToken, CodeSuiteTokenExpired:
 		return Stale
-	case CodeTicketExpired, CodeTicketInvalid:
+	case CodeTicketExpired, CodeTicketInvalid, CodeBadSuiteTicket:
 		return Ticket
-	case CodeRefreshInvalid:
+	case CodeRefreshInvalid, CodeBadPermanentCode:
 		return Revoked
 	}
 	return Retry

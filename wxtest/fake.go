@@ -154,6 +154,15 @@ type Fake struct {
 	// loginCodes are the codes LoginCode issued, by value.
 	loginCodes map[string]*loginCode
 
+	// customCodes maps every permanent code a custom-app (代开发) suite
+	// issued, current or not, to its authorization: gettoken takes them as
+	// the corp's secret. authCorps holds the corpids that authorized a
+	// suite, which gettoken knows even if AddCorp never added them.
+	// lastAgent is the agentid the newest authorization got.
+	customCodes map[string]*suiteAuth
+	authCorps   map[string]bool
+	lastAgent   int64
+
 	// life ends the pushes that api_start_push_ticket runs in the
 	// background; stop cancels it, wg waits for them, and closed keeps
 	// Close's wait from racing a new one.
@@ -179,6 +188,13 @@ type account struct {
 	// component holds a third-party platform's state; nil when the id is
 	// not a component. Its secret is kept in secret, like an app's.
 	component *componentState
+
+	// suite holds a WeCom suite's state, and provider a WeCom service
+	// provider's; nil when the id is neither. A suite's authorization by
+	// a corp is an account of its own, "suiteid/corpid", which owns the
+	// corp tokens it issues.
+	suite    *suiteState
+	provider *providerState
 
 	classic *token
 	stable  *token
@@ -236,9 +252,26 @@ type Stats struct {
 	// Pushes counts the component_verify_ticket and authorization-event
 	// pushes the fake made to this component's target, on its own or for
 	// PushTicket, Authorize, UpdateAuthorization and Unauthorize (PushRaw
-	// is not counted). PushFailures counts those among them that could not
+	// is not counted), and for a suite id the pushes of PushSuiteTicket,
+	// CreateAuth, ChangeAuth, CancelAuth and ResetPermanentCode (not
+	// PushSuiteRaw). PushFailures counts those among them that could not
 	// be sent or were not acknowledged with "success".
 	Pushes, PushFailures int
+
+	// SuiteTokenCalls counts get_suite_token calls naming this suite id,
+	// and PermanentCodeCalls get_permanent_code calls (v1 and v2) made with
+	// a token of this suite, failed ones included.
+	SuiteTokenCalls, PermanentCodeCalls int
+
+	// CorpTokenCalls counts, for "suiteid/corpid", the get_corp_token calls
+	// made with a token of the suite for the corp, failed ones included;
+	// the gettoken calls of a custom app's authorization count in
+	// WeComCalls of the same id.
+	CorpTokenCalls int
+
+	// ProviderTokenCalls counts get_provider_token calls naming this
+	// corpid, failed ones included.
+	ProviderTokenCalls int
 }
 
 // New returns a Fake with no accounts, no faults and no whitelist.
@@ -263,6 +296,10 @@ func New(cfg Config) *Fake {
 		rotation: make(map[string]int),
 		life:     life,
 		stop:     stop,
+
+		customCodes: make(map[string]*suiteAuth),
+		authCorps:   make(map[string]bool),
+		lastAgent:   firstAgentID - 1,
 	}
 }
 
@@ -298,6 +335,16 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.serveQueryAuth(w, r)
 	case "/cgi-bin/component/api_authorizer_token":
 		f.serveAuthorizerToken(w, r)
+	case "/cgi-bin/service/get_suite_token":
+		f.serveSuiteToken(w, r)
+	case "/cgi-bin/service/v2/get_permanent_code":
+		f.servePermanentCode(w, r, false)
+	case "/cgi-bin/service/get_permanent_code":
+		f.servePermanentCode(w, r, true)
+	case "/cgi-bin/service/get_corp_token":
+		f.serveCorpToken(w, r)
+	case "/cgi-bin/service/get_provider_token":
+		f.serveProviderToken(w, r)
 	case "/sns/jscode2session", "/sns/oauth2/access_token":
 		f.serveLogin(w, r)
 	default:
@@ -368,7 +415,10 @@ func (f *Fake) FreezeSecret(appid string) {
 
 // Expire ends every token of an appid or corpid now, as WeCom says it may
 // do: each later use answers 42001, and the next stable_token call issues a
-// new token. Unknown ids are ignored.
+// new token. It ends a suite's suite_access_token given the suite id (whose
+// uses then answer 42009), a provider's token given its corpid (the next
+// get_provider_token issues a new one), and the corp tokens of a suite's
+// authorization given "suiteid/corpid". Unknown ids are ignored.
 func (f *Fake) Expire(appid string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -30,11 +30,11 @@ const (
 	pushAck = "success"
 )
 
-// ErrNoPushTarget reports a push for a component that has no target set
-// with SetPushTarget. The change the push was to announce (a new ticket, an
-// authorization) is made all the same, as the platform makes it whether or
-// not the receiver hears of it.
-var ErrNoPushTarget = errors.New("wxtest: no push target for the component")
+// ErrNoPushTarget reports a push for a component or suite that has no
+// target set with SetPushTarget. The change the push was to announce (a new
+// ticket, an authorization) is made all the same, as the platform makes it
+// whether or not the receiver hears of it.
+var ErrNoPushTarget = errors.New("wxtest: no push target")
 
 // PushError reports a push that its target did not acknowledge: WeChat takes
 // a push as delivered only when the answer is HTTP 200 with the body
@@ -48,24 +48,25 @@ func (e *PushError) Error() string {
 	return fmt.Sprintf("wxtest: push not acknowledged: status %d, body %.64q", e.StatusCode, e.Body)
 }
 
-// pushTarget is where a component's pushes go.
+// pushTarget is where a component's or suite's pushes go.
 type pushTarget struct {
 	url    string
 	client *http.Client
 }
 
-// SetPushTarget sets the authorization-event URL of a component: the fake
-// POSTs its tickets and authorization events there, with client (nil means
-// http.DefaultClient). A test under testing/synctest passes an in-process
-// client such as HandlerClient's. The target may be set before AddComponent,
-// and setting it again replaces it.
-func (f *Fake) SetPushTarget(componentAppID, url string, client *http.Client) {
+// SetPushTarget sets the authorization-event URL of a component, or the
+// command callback URL of a WeCom suite, by its component appid or suite
+// id: the fake POSTs its tickets and authorization events there, with
+// client (nil means http.DefaultClient). A test under testing/synctest
+// passes an in-process client such as HandlerClient's. The target may be
+// set before AddComponent or AddSuite, and setting it again replaces it.
+func (f *Fake) SetPushTarget(id, url string, client *http.Client) {
 	if client == nil {
 		client = http.DefaultClient
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.targets[componentAppID] = pushTarget{url: url, client: client}
+	f.targets[id] = pushTarget{url: url, client: client}
 }
 
 // PushTicket issues a new component_verify_ticket and pushes it to the
@@ -110,11 +111,18 @@ func (f *Fake) PushTicket(ctx context.Context, componentAppID string) (ticket st
 // are; err reports only a push that could not be built or sent. PushRaw
 // changes no state of the fake and is not counted in Stats.
 func (f *Fake) PushRaw(ctx context.Context, componentAppID string, plaintext []byte, tamper func(*http.Request)) (status int, body string, err error) {
+	return f.pushRaw(ctx, componentAppID, f.component, notComponent, plaintext, tamper)
+}
+
+// pushRaw is PushRaw or PushSuiteRaw: find looks id up (under f.mu), and
+// notFound is the error when it finds nothing.
+func (f *Fake) pushRaw(ctx context.Context, id string, find func(string) *account, notFound func(string) error,
+	plaintext []byte, tamper func(*http.Request)) (status int, body string, err error) {
 	f.mu.Lock()
-	a := f.component(componentAppID)
+	a := find(id)
 	if a == nil {
 		f.mu.Unlock()
-		return 0, "", notComponent(componentAppID)
+		return 0, "", notFound(id)
 	}
 	p, err := f.sealRaw(ctx, a, plaintext, f.cfg.now())
 	f.mu.Unlock()
@@ -166,8 +174,9 @@ type sealedPush struct {
 	client *http.Client
 }
 
-// seal marshals msg and seals it for a's target. The caller holds f.mu.
-func (f *Fake) seal(ctx context.Context, a *account, msg pushMessage, now time.Time) (*sealedPush, error) {
+// seal marshals msg (a pushMessage or a suitePush) and seals it for a's
+// target. The caller holds f.mu.
+func (f *Fake) seal(ctx context.Context, a *account, msg any, now time.Time) (*sealedPush, error) {
 	plain, err := xml.Marshal(msg)
 	if err != nil {
 		return nil, fmt.Errorf("wxtest: marshaling push: %w", err)
@@ -175,24 +184,28 @@ func (f *Fake) seal(ctx context.Context, a *account, msg pushMessage, now time.T
 	return f.sealRaw(ctx, a, plain, now)
 }
 
-// sealRaw builds the request WeChat would send to a's target for plain:
-// the envelope with AppId and Encrypt, sealed for the component appid, and
-// timestamp, nonce, msg_signature, encrypt_type=aes and signature added to
-// the target URL's query. The caller holds f.mu, which also guards
-// Config.Rand.
+// sealRaw builds the request WeChat would send to a's target for plain,
+// sealed with a's token and EncodingAESKey for a's id as the receive id
+// (the component appid, or the suite id). A component's push carries the
+// envelope <xml><AppId/><Encrypt/></xml> and timestamp, nonce,
+// msg_signature, encrypt_type=aes and signature in the target URL's query;
+// a suite's carries WeCom's <xml><ToUserName/><Encrypt/><AgentID/></xml>,
+// the suite id in ToUserName and AgentID empty, and only msg_signature,
+// timestamp and nonce (WECHAT.md §5). The caller holds f.mu, which also
+// guards Config.Rand.
 func (f *Fake) sealRaw(ctx context.Context, a *account, plain []byte, now time.Time) (*sealedPush, error) {
 	target, found := f.targets[a.id]
 	if !found {
-		return nil, fmt.Errorf("%w %q", ErrNoPushTarget, a.id)
+		return nil, fmt.Errorf("%w for %q", ErrNoPushTarget, a.id)
 	}
 	u, err := url.Parse(target.url)
 	if err != nil {
 		return nil, fmt.Errorf("wxtest: push target of %q: %w", a.id, err)
 	}
-	cfg := a.component.cfg
-	c, err := callback.NewCrypter(cfg.Token, cfg.EncodingAESKey, a.id)
+	token, key := a.pushKeys()
+	c, err := callback.NewCrypter(token, key, a.id)
 	if err != nil {
-		return nil, fmt.Errorf("wxtest: component %q: %w", a.id, err)
+		return nil, fmt.Errorf("wxtest: push keys of %q: %w", a.id, err)
 	}
 	c.Rand = f.cfg.rand()
 	timestamp := strconv.FormatInt(now.Unix(), 10)
@@ -200,15 +213,21 @@ func (f *Fake) sealRaw(ctx context.Context, a *account, plain []byte, now time.T
 	if err != nil {
 		return nil, err
 	}
-	body, msgSignature, err := c.SealRequest(callback.Recipient{AppID: a.id}, plain, timestamp, nonce)
+	q := u.Query()
+	var body []byte
+	var msgSignature string
+	if a.suite != nil {
+		body, msgSignature, err = sealWeCom(c, token, a.id, plain, timestamp, nonce)
+	} else {
+		body, msgSignature, err = c.SealRequest(callback.Recipient{AppID: a.id}, plain, timestamp, nonce)
+		q.Set("signature", callback.Signature(token, timestamp, nonce))
+		q.Set("encrypt_type", "aes")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("wxtest: sealing push: %w", err)
 	}
-	q := u.Query()
-	q.Set("signature", callback.Signature(cfg.Token, timestamp, nonce))
 	q.Set("timestamp", timestamp)
 	q.Set("nonce", nonce)
-	q.Set("encrypt_type", "aes")
 	q.Set("msg_signature", msgSignature)
 	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
@@ -217,6 +236,38 @@ func (f *Fake) sealRaw(ctx context.Context, a *account, plain []byte, now time.T
 	}
 	req.Header.Set("Content-Type", "text/xml")
 	return &sealedPush{req: req, client: target.client}, nil
+}
+
+// weComEnvelope is the body of a WeCom callback request. WeCom writes
+// AgentID even when it is empty, as it is for a suite's command callback.
+type weComEnvelope struct {
+	XMLName    xml.Name  `xml:"xml"`
+	ToUserName cdataText `xml:"ToUserName"`
+	Encrypt    cdataText `xml:"Encrypt"`
+	AgentID    cdataText `xml:"AgentID"`
+}
+
+// sealWeCom encrypts plain with c and wraps it in WeCom's envelope
+// addressed to to, returning the body and its msg_signature.
+func sealWeCom(c *callback.Crypter, token, to string, plain []byte, timestamp, nonce string) ([]byte, string, error) {
+	encrypt, err := c.Encrypt(plain)
+	if err != nil {
+		return nil, "", err
+	}
+	body, err := xml.Marshal(weComEnvelope{ToUserName: cdataText{to}, Encrypt: cdataText{encrypt}})
+	if err != nil {
+		return nil, "", err
+	}
+	return body, callback.MsgSignature(token, timestamp, nonce, encrypt), nil
+}
+
+// pushKeys returns the token and EncodingAESKey a's pushes are sealed
+// with: a component's or a suite's.
+func (a *account) pushKeys() (token, encodingAESKey string) {
+	if a.suite != nil {
+		return a.suite.cfg.Token, a.suite.cfg.EncodingAESKey
+	}
+	return a.component.cfg.Token, a.component.cfg.EncodingAESKey
 }
 
 // nonce returns a decimal nonce like WeChat's. The caller holds f.mu.
@@ -243,7 +294,7 @@ func (p *sealedPush) send() (status int, body string, err error) {
 }
 
 // deliver sends p, unless sealing it failed with sealErr, and counts the
-// push for the component. It returns nil only for an acknowledged push.
+// push for the component or suite. It returns nil only for an acknowledged push.
 func (f *Fake) deliver(appid string, p *sealedPush, sealErr error) error {
 	err := sealErr
 	if err == nil {

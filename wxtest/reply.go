@@ -35,6 +35,16 @@ const (
 	codeNeedComponentToken = 61014
 	codeRefreshInvalid     = 61023
 	codeComponentAppID     = 61024
+
+	// WeCom suite codes; WECHAT.md §7.
+	codeBadAuthCode       = 40078
+	codeBadSuiteSecret    = 40080
+	codeBadSuiteToken     = 40082
+	codeBadSuiteID        = 40083
+	codeBadPermanentCode  = 40084
+	codeBadSuiteTicket    = 40085
+	codeSuiteTokenExpired = 42009
+	codeAPIUnauthorized   = 48001
 )
 
 // errmsgs holds the platform's wording for each code, so that a fault given
@@ -61,7 +71,7 @@ var errmsgs = map[int]string{
 	codeMissingCode:       "missing code",
 	codeInvalidCode:       "invalid code",
 	codeCodeUsed:          "code been used",
-	48001:                 "api unauthorized",
+	codeAPIUnauthorized:   "api unauthorized",
 	43003:                 "require https",
 	61024:                 "third-party platform appid cannot call this api",
 	89503:                 "this ip needs to be confirmed by the administrator",
@@ -76,6 +86,15 @@ var errmsgs = map[int]string{
 	codeAuthCodeExpired:    "code is expired",
 	codeNeedComponentToken: "must use component token for component api",
 	codeRefreshInvalid:     "refresh_token is invalid",
+
+	// WeCom's wording for its suite codes.
+	codeBadAuthCode:       "invalid auth_code",
+	codeBadSuiteSecret:    "invalid suite_secret",
+	codeBadSuiteToken:     "invalid suite_token",
+	codeBadSuiteID:        "invalid suite_id",
+	codeBadPermanentCode:  "invalid permanent_code",
+	codeBadSuiteTicket:    "invalid suite_ticket",
+	codeSuiteTokenExpired: "suite_token expired",
 }
 
 // apiError is the body of every WeChat error answer, sent with HTTP 200.

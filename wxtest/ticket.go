@@ -26,13 +26,16 @@ var ticketTypes = map[string]bool{TicketJSAPI: true, TicketCard: true}
 // application.
 type TicketKey struct {
 	// Account is the appid (an Official Account, Mini Program or a
-	// third-party platform's authorizer) or the WeCom corpid.
+	// third-party platform's authorizer) or the WeCom corpid, also for
+	// the tokens of a suite's authorization by that corp.
 	Account string
 	// Type is TicketJSAPI or TicketCard for getticket, TicketJSAPI for a
 	// WeCom corp's ticket, TicketAgent for a WeCom application's.
 	Type string
 	// App names the WeCom application of a TicketAgent ticket by the secret
-	// it was added with (AddCorp); it is empty for every other ticket.
+	// it was added with (AddCorp), or for a suite's authorization by the
+	// agentid get_permanent_code answered, in decimal; it is empty for
+	// every other ticket.
 	App string
 }
 
@@ -105,10 +108,11 @@ func (f *Fake) ticket(r *http.Request) any {
 // knows it, valid or not. A token of the other host is unknown here: 40001
 // on the API host, and on the WeCom host 40014, which WeCom answers for a
 // token that is not an application's (WECHAT.md §1: a suite_access_token
-// gives 40014). The caller holds f.mu.
+// gives 40014), a suite's or provider's token included. The caller holds
+// f.mu.
 func (f *Fake) ticketToken(value string, now time.Time, wecom bool) (*token, apiError, bool) {
 	t := f.tokens[value]
-	if t != nil && t.wecom != wecom {
+	if t != nil && (t.wecom != wecom || t.kind != kindAccess) {
 		if wecom {
 			return nil, fail(codeInvalidToken), false
 		}

@@ -30,11 +30,37 @@ type token struct {
 	// killed is set by Expire.
 	killed bool
 
-	// wecom marks a token of WeCom's gettoken, and app names its
-	// application by the secret it was issued for; the WeCom host's
-	// endpoints take only these, the API host's all others.
+	// wecom marks a token of the WeCom host, and app names its
+	// application by the secret it was issued for (for a suite's
+	// authorization, by its agentid); the WeCom host's endpoints take only
+	// these, the API host's all others. corp is the corpid of a token a
+	// suite's authorization issued, whose owner is the authorization
+	// ("suiteid/corpid"); it is empty when the owner is the corp itself.
 	wecom bool
 	app   string
+	corp  string
+
+	// kind says what the token is for: an access token (the zero value),
+	// or a suite's or a provider's token, which no endpoint that wants an
+	// access token takes.
+	kind tokenKind
+}
+
+// tokenKind is what a token is for.
+type tokenKind int
+
+const (
+	kindAccess   tokenKind = iota // an access token, of any account
+	kindSuite                     // a WeCom suite_access_token
+	kindProvider                  // a WeCom provider_access_token
+)
+
+// corpID is the corp whose JS-SDK tickets a WeCom token fetches.
+func (t *token) corpID() string {
+	if t.corp != "" {
+		return t.corp
+	}
+	return t.owner.id
 }
 
 // check returns 0 if t is valid at now, else the errcode a use answers.
@@ -62,10 +88,13 @@ func (t *token) expiresIn(now time.Time) int {
 	return int(t.expires.Sub(now) / time.Second)
 }
 
-// TokenInfo is what the fake knows of one access token it issued.
+// TokenInfo is what the fake knows of one token it issued: an access token,
+// or a WeCom suite's or provider's token.
 type TokenInfo struct {
 	// Account is the appid, corpid or authorizer appid the token was
-	// issued to (a component's own tokens: its component appid).
+	// issued to (a component's own tokens: its component appid; a suite's:
+	// its suite id; a provider's: its corpid; a corp token a suite's
+	// authorization issued: "suiteid/corpid").
 	Account string
 	// Expires is the end of its lifetime.
 	Expires time.Time
@@ -168,6 +197,12 @@ func (f *Fake) useValue(value string, now time.Time) (*account, apiError, bool) 
 			return nil, fail(codeInvalidToken), false
 		}
 		return nil, fail(codeInvalidCredential), false
+	}
+	if t.kind != kindAccess {
+		// WeCom answers 40014 for a suite or provider token where an
+		// application's token is wanted (WECHAT.md §1).
+		t.owner.stats.DeadUses++
+		return t.owner, fail(codeInvalidToken), false
 	}
 	if code := t.check(now); code != 0 {
 		t.owner.stats.DeadUses++

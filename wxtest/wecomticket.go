@@ -75,7 +75,7 @@ func (f *Fake) weComTicket(r *http.Request, agent bool) any {
 		known = q.Get("type") == TicketAgent
 	}
 	if t != nil {
-		key.Account = t.owner.id
+		key.Account = t.corpID()
 		if agent {
 			key.App = t.app
 		}
@@ -87,7 +87,7 @@ func (f *Fake) weComTicket(r *http.Request, agent bool) any {
 	if !known {
 		return fail(codeInvalidArgs)
 	}
-	if !f.takeWeComTicket(t.owner.id, t.app, now) {
+	if !f.takeWeComTicket(t.corpID(), t.app, now) {
 		return failf(codeDailyQuota, "api freq out of limit")
 	}
 	return f.currentTicket(key, now)
