@@ -14,8 +14,13 @@ import (
 // Platform is a third-party platform as the admin API lists it
 // (*component.Platform).
 type Platform interface {
-	// AppID is the platform's component_appid.
+	// AppID is the platform's component_appid, or the suite's id.
 	AppID() string
+	// Kind is the platform's kind: component, or suite.
+	Kind() string
+	// TicketGap describes a gap in WeChat's ticket pushes worth an
+	// operator's attention, "" if none.
+	TicketGap(ctx context.Context) (string, error)
 	// TicketReceived is when its stored component_verify_ticket
 	// arrived; zero if none is stored.
 	TicketReceived(ctx context.Context) (time.Time, error)
@@ -25,7 +30,14 @@ type Platform interface {
 // number of authorizers.
 type platformView struct {
 	ID    string `json:"id"`
-	AppID string `json:"component_appid"`
+	Kind  string `json:"kind"`
+	AppID string `json:"component_appid,omitempty"`
+	// SuiteID is a WeCom suite's id.
+	SuiteID string `json:"suite_id,omitempty"`
+	// TicketGap says what is wrong with the platform's pushed ticket:
+	// none yet, refused, expired, or late. A suite's lives 30 minutes,
+	// and no API asks WeCom for another.
+	TicketGap string `json:"ticket_gap,omitempty"`
 	// TicketReceived is when the last component_verify_ticket arrived.
 	// WeChat pushes one every ten minutes, so an age well past that
 	// means pushes are not arriving; without a ticket the platform
@@ -41,7 +53,15 @@ func (a *Admin) listPlatforms(ctx context.Context, _ *http.Request, _ *actor) (i
 	now := a.now()
 	out := []platformView{}
 	for id, p := range a.cfg.Platforms {
-		v := platformView{ID: id, AppID: p.AppID(), Authorizers: countAuthorizers(ids, id)}
+		v := platformView{ID: id, Kind: p.Kind(), Authorizers: countAuthorizers(ids, id)}
+		if v.Kind == "suite" {
+			v.SuiteID = p.AppID()
+		} else {
+			v.AppID = p.AppID()
+		}
+		if gap, err := p.TicketGap(ctx); err == nil {
+			v.TicketGap = gap
+		}
 		at, err := p.TicketReceived(ctx)
 		switch {
 		case err != nil:

@@ -58,7 +58,9 @@ func (m *manyTokens) Remove(string) error                                      {
 
 type fixedPlatform struct{ received time.Time }
 
-func (fixedPlatform) AppID() string { return "wxcomponent" }
+func (fixedPlatform) AppID() string                             { return "wxcomponent" }
+func (fixedPlatform) Kind() string                              { return "component" }
+func (fixedPlatform) TicketGap(context.Context) (string, error) { return "", nil }
 func (p fixedPlatform) TicketReceived(context.Context) (time.Time, error) {
 	return p.received, nil
 }

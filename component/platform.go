@@ -48,6 +48,10 @@ type Config struct {
 	// authorizer id, of appid (its JS-SDK tickets), added and restored
 	// with it; nil for none. Their ids must extend the authorizer's.
 	Tickets func(id, appid string) []token.Credential
+	// PermanentCodeV1 has a suite exchange its auth codes at the v1
+	// get_permanent_code, which also answers the corp's first token,
+	// rather than the v2 WeCom recommends.
+	PermanentCodeV1 bool
 }
 
 // Platform is one third-party platform's (or WeCom suite's) ticket and

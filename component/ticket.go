@@ -140,6 +140,15 @@ func (p *Platform) Ticket(ctx context.Context) (TicketState, error) {
 		Life: p.fam.ticketLife, Period: p.cfg.PushInterval, Name: p.fam.ticket}, err
 }
 
+// TicketGap is the Gap of the platform's stored ticket now.
+func (p *Platform) TicketGap(ctx context.Context) (string, error) {
+	t, err := p.Ticket(ctx)
+	if err != nil {
+		return "", err
+	}
+	return t.Gap(time.Now()), nil
+}
+
 // TicketReceived is when the platform's stored component_verify_ticket
 // arrived; zero if none is stored. WeChat pushes one every ten minutes,
 // so an old one means pushes are not arriving.

@@ -237,7 +237,8 @@ type Credential struct {
 	// for kind mp; required for wecom (a corp has one token per app).
 	ID string `yaml:"id" json:"id,omitempty"`
 	// Kind is one of the registered kinds (package kind): mp (Official
-	// Account, Mini Program, Mini Game), wecom, component.
+	// Account, Mini Program, Mini Game), wecom, component, suite,
+	// provider.
 	Kind   string `yaml:"kind" json:"kind,omitempty"`
 	AppID  string `yaml:"appid" json:"appid,omitempty"`
 	CorpID string `yaml:"corpid" json:"corpid,omitempty"`
@@ -259,6 +260,16 @@ type Credential struct {
 	ComponentAppID string `yaml:"component_appid" json:"component_appid,omitempty"`
 	Token          string `yaml:"token" json:"token,omitempty"`
 	EncodingAESKey string `yaml:"encoding_aes_key" json:"encoding_aes_key,omitempty"`
+
+	// SuiteID configures kind suite, a WeCom third-party app (or, for an
+	// id starting "dk", a custom-developed app template); ID defaults to
+	// it. SuiteSecret and ProviderSecret are what WeCom's console calls
+	// the secret of a suite and of a provider (kind provider); either
+	// may be given instead of secret.
+	SuiteID         string `yaml:"suite_id" json:"suite_id,omitempty"`
+	SuiteSecret     string `yaml:"suite_secret" json:"-"`
+	ProviderSecret  string `yaml:"provider_secret" json:"-"`
+	PermanentCodeV1 bool   `yaml:"permanent_code_v1" json:"permanent_code_v1,omitempty"`
 }
 
 // LogValue keeps the secret out of logs.

@@ -131,7 +131,7 @@ func TestParseBad(t *testing.T) {
 		{"refresh.jitter", "refresh: {jitter: 0.7}\n", "refresh.jitter"},
 		{"negative duration", "refresh: {max_backoff: -1s}\n", "refresh.max_backoff: must not be negative"},
 		{"log level", "log: {level: loud}\n", "log.level"},
-		{"kind", base("  - {id: x, kind: oa, appid: wx0000000000000001, secret: s}\n", ""), "credentials[0] (x).kind: want component, mp or wecom"},
+		{"kind", base("  - {id: x, kind: oa, appid: wx0000000000000001, secret: s}\n", ""), "credentials[0] (x).kind: want component, mp, provider, suite or wecom"},
 		{"id", base("  - {id: 'bad id!', kind: mp, appid: wx0000000000000001, secret: s}\n", ""), ".id: want [A-Za-z0-9._-]"},
 		{"appid", base("  - {id: x, kind: mp, secret: s}\n", ""), "credentials[0] (x).appid: required"},
 		{"secret", base("  - {kind: mp, appid: wx0000000000000001}\n", ""), "(wx0000000000000001).secret: required"},

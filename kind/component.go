@@ -43,13 +43,13 @@ var Component = &Kind{
 	},
 	Build: func(env *Env, cr config.Credential) (Built, error) {
 		p := component.New(component.Config{ID: cr.ID, AppID: cr.ComponentAppID, Secret: cr.Secret,
-			Tickets: authorizerTickets(env, cr.Tickets)}, env.Client, env.Store, env.Logger)
+			Tickets: authorizerTickets(env, accountTickets, cr.Tickets)}, env.Client, env.Store, env.Logger)
 		return Built{Credential: p.Credential(), Platform: p, Receiver: cr.ComponentAppID,
 			CallbackToken: cr.Token, AESKey: cr.EncodingAESKey}, nil
 	},
 	// WeChat posts tickets and authorization events, always encrypted,
 	// and never verifies the URL with a GET.
-	Callback:    &Callback{Encrypted: true},
+	Callback:    &Callback{Encrypted: true, Authorizers: true},
 	Tickets:     accountTickets,
 	Authorizers: true,
 	Facade:      facade.Component,
@@ -57,10 +57,10 @@ var Component = &Kind{
 
 func init() { Default.Register(Component) }
 
-// authorizerTickets makes the tickets a platform's configuration enables
-// for each of its authorizers.
-func authorizerTickets(env *Env, types []string) func(id, appid string) []token.Credential {
-	ts := ticketsOf(accountTickets, types)
+// authorizerTickets makes the tickets of have that a platform's
+// configuration enables for each of its authorizers.
+func authorizerTickets(env *Env, have []*Ticket, types []string) func(id, appid string) []token.Credential {
+	ts := ticketsOf(have, types)
 	if len(ts) == 0 {
 		return nil
 	}

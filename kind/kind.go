@@ -93,6 +93,11 @@ type Callback struct {
 	// encrypted (WeCom, platforms). Otherwise pushes are plain, or in
 	// safe mode when the query says encrypt_type=aes (Official Accounts).
 	Encrypted bool
+	// Authorizers: the URL's "$APPID$" form takes the messages of the
+	// platform's authorizers, sealed with the platform's keys
+	// (/callback/{kind}/{id}/{appid}). A WeCom suite's data callback is
+	// sealed for each corp instead, and is not taken.
+	Authorizers bool
 }
 
 // Registry is a set of kinds. Default holds the built-in ones.

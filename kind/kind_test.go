@@ -26,6 +26,9 @@ var samples = map[string]string{
 		" callback: {token: t, encoding_aes_key: " + aesKey + "}}",
 	"component": "{id: plat, kind: component, component_appid: wx00000000000000c1, secret: s, token: t," +
 		" encoding_aes_key: " + aesKey + ", tickets: [jsapi]}",
+	"suite": "{kind: suite, suite_id: ww0000000000005e1, suite_secret: s, token: t, encoding_aes_key: " + aesKey +
+		", tickets: [jsapi, agent_config]}",
+	"provider": "{kind: provider, corpid: ww00000000000000f1, provider_secret: s}",
 }
 
 func parse(t *testing.T, yaml string, ks config.Kinds) (*config.Config, error) {
@@ -131,6 +134,17 @@ func TestTicketsValidated(t *testing.T) {
 		{"{kind: mp, appid: wx0000000000000001, secret: s, agentid: 5}", `agentid: not used by kind mp`},
 		{"{id: hr, kind: wecom, corpid: ww0000000000000001, secret: s, tickets: [agent_config]}", `(hr).agentid: required for the agent_config ticket`},
 		{"{id: hr, kind: wecom, corpid: ww0000000000000001, secret: s, tickets: [wx_card]}", `kind wecom has no ticket "wx_card"`},
+		{"{kind: suite, suite_id: ww1, secret: s, token: t, encoding_aes_key: " + aesKey + ", tickets: [wx_card]}", `kind suite has no ticket "wx_card"`},
+		{"{kind: suite, suite_id: ww1, secret: s, suite_secret: t, token: t, encoding_aes_key: " + aesKey + "}", `suite_secret: set secret or suite_secret, not both`},
+		{"{kind: suite, suite_id: ww1, secret: s, encoding_aes_key: " + aesKey + "}", `token: required for kind suite`},
+		{"{kind: suite, suite_id: ww1, secret: s, token: t}", `encoding_aes_key: want the suite's 43-character EncodingAESKey`},
+		{"{kind: suite, suite_id: ww/1, secret: s, token: t, encoding_aes_key: " + aesKey + "}", `suite_id: want the SuiteID`},
+		{"{kind: suite, suite_id: dk1, secret: s, token: t, encoding_aes_key: " + aesKey + ", permanent_code_v1: true}", `permanent_code_v1: not for a custom-developed app`},
+		{"{kind: suite, secret: s, token: t, encoding_aes_key: " + aesKey + "}", `suite_id: required for kind suite`},
+		{"{kind: provider, corpid: ww0000000000000001}", `secret: required`},
+		{"{kind: provider, corpid: ww0000000000000001, secret: s, provider_secret: t}", `provider_secret: set secret or provider_secret, not both`},
+		{"{kind: provider, corpid: nope, secret: s}", `corpid: want ww`},
+		{"{kind: mp, appid: wx0000000000000001, secret: s, suite_id: ww1}", `suite_id: not used by kind mp`},
 	} {
 		_, err := parse(t, "credentials:\n  - "+tt.cred+"\n", nil)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

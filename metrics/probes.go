@@ -16,9 +16,19 @@ type Probes struct {
 	Store func(ctx context.Context) error
 	// Upstreams are WeChat's hosts and their health.
 	Upstreams func() []wechat.UpstreamStatus
-	// Tickets are when each platform's component_verify_ticket arrived
-	// (zero: none stored), by credential id.
-	Tickets func(ctx context.Context) map[string]time.Time
+	// Tickets are each platform's stored ticket, by credential id.
+	Tickets func(ctx context.Context) map[string]Ticket
+}
+
+// Ticket is what a platform's stored ticket tells of WeChat's pushes.
+type Ticket struct {
+	// Kind is the platform's: component (component_verify_ticket,
+	// lives 12 hours) or suite (suite_ticket, lives 30 minutes).
+	Kind string
+	// ReceivedAt is when it arrived; zero if none is stored.
+	ReceivedAt time.Time
+	// Usable: it can fetch the platform's token now.
+	Usable bool
 }
 
 // probeTimeout bounds the probes of one scrape.
@@ -35,6 +45,12 @@ var (
 		"Times calls moved off this host because it could not be reached.", []string{"url"}, nil)
 	descTicketAge = prometheus.NewDesc("wxtoken_component_ticket_age_seconds",
 		"Seconds since the platform's component_verify_ticket arrived (WeChat pushes one every 10 minutes); -1 if none is stored.", []string{"credential"}, nil)
+	descPlatformTicketAge = prometheus.NewDesc("wxtoken_platform_ticket_age_seconds",
+		"Seconds since the platform's ticket arrived: a component's component_verify_ticket (lives 12 hours) or a WeCom suite's suite_ticket (lives 30 minutes, and no API asks for another); both are pushed every 10 minutes; -1 if none is stored.",
+		[]string{"credential", "kind"}, nil)
+	descPlatformTicketUsable = prometheus.NewDesc("wxtoken_platform_ticket_usable",
+		"1 if the platform's stored ticket can fetch its token now; 0 if none is stored, it expired, or WeChat refused it.",
+		[]string{"credential", "kind"}, nil)
 )
 
 // WithProbes adds probes to the collector.
@@ -59,12 +75,16 @@ func (c *Collector) collectProbes(ch chan<- prometheus.Metric, now time.Time) {
 		}
 	}
 	if p.Tickets != nil {
-		for id, at := range p.Tickets(ctx) {
+		for id, t := range p.Tickets(ctx) {
 			age := -1.0
-			if !at.IsZero() {
-				age = now.Sub(at).Seconds()
+			if !t.ReceivedAt.IsZero() {
+				age = now.Sub(t.ReceivedAt).Seconds()
 			}
-			ch <- prometheus.MustNewConstMetric(descTicketAge, prometheus.GaugeValue, age, id)
+			if t.Kind == "component" {
+				ch <- prometheus.MustNewConstMetric(descTicketAge, prometheus.GaugeValue, age, id)
+			}
+			ch <- prometheus.MustNewConstMetric(descPlatformTicketAge, prometheus.GaugeValue, age, id, t.Kind)
+			ch <- prometheus.MustNewConstMetric(descPlatformTicketUsable, prometheus.GaugeValue, b2f(t.Usable), id, t.Kind)
 		}
 	}
 }

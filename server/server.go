@@ -54,6 +54,10 @@ type Config struct {
 	Claims store.Claimer
 	// Platforms are the third-party platforms, by credential id.
 	Platforms map[string]Platform
+	// Warnings are what /readyz reports besides readiness: gaps an
+	// operator must act on before they stop the service (a WeCom suite
+	// whose suite_ticket pushes stopped). Nil for none.
+	Warnings func(ctx context.Context) []string
 	// Upstreams reports WeChat's hosts and which one is in use; nil
 	// leaves GET /v1/upstreams empty.
 	Upstreams func() []wechat.UpstreamStatus
@@ -117,6 +121,7 @@ type Server struct {
 	maxSkew   time.Duration
 	claims    store.Claimer
 	platforms map[string]Platform
+	warnings  func(ctx context.Context) []string
 	upstreams func() []wechat.UpstreamStatus
 	endpoints []endpoint
 	modes     map[string]CallbackMode
@@ -148,6 +153,7 @@ func New(cfg Config) (*Server, error) {
 		maxSkew:   cfg.MaxSkew,
 		claims:    cfg.Claims,
 		platforms: cfg.Platforms,
+		warnings:  cfg.Warnings,
 		upstreams: cfg.Upstreams,
 		modes:     map[string]CallbackMode{},
 		jssdk:     cfg.JSSDK,
@@ -483,11 +489,17 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
-	if s.tokens.Ready() {
-		writeJSON(w, http.StatusOK, map[string]any{"ready": true})
-	} else {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false})
+	body := map[string]any{"ready": s.tokens.Ready()}
+	if s.warnings != nil {
+		if ws := s.warnings(r.Context()); len(ws) > 0 {
+			body["warnings"] = ws
+		}
 	}
+	status := http.StatusOK
+	if !s.tokens.Ready() {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, body)
 	return nil
 }
 

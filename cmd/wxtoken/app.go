@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -155,11 +156,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		},
 		Upstreams: up.Upstreams,
-		Tickets: func(ctx context.Context) map[string]time.Time {
-			out := make(map[string]time.Time, len(set.Platforms))
+		Tickets: func(ctx context.Context) map[string]metrics.Ticket {
+			out := make(map[string]metrics.Ticket, len(set.Platforms))
 			for id, p := range set.Platforms {
-				if at, err := p.TicketReceived(ctx); err == nil {
-					out[id] = at
+				if t, err := p.Ticket(ctx); err == nil {
+					out[id] = metrics.Ticket{Kind: p.Kind(), ReceivedAt: t.ReceivedAt, Usable: t.Usable}
 				}
 			}
 			return out
@@ -195,7 +196,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	api, err = server.New(server.Config{Tokens: m.tokens, Clients: clients, Logger: m.Logger, Admin: m.admin.Handler(), UI: dash,
 		Callbacks: set.Callbacks, CallbackModes: kind.Default.CallbackModes(), MaxSkew: cfg.Callbacks.MaxSkew,
-		Claims: m.store, Platforms: apiPlatforms, Upstreams: up.Upstreams, JSSDK: m.jssdk(set),
+		Claims: m.store, Platforms: apiPlatforms, Warnings: ticketGaps(set), Upstreams: up.Upstreams, JSSDK: m.jssdk(set),
 		Metrics: apiMetrics, ProxyTarget: proxyTarget(cfg.Upstream, up), ProxyTransport: hc.Transport,
 		Observer: apiObserver(cfg.Metrics, reg)})
 	if err != nil {
@@ -454,4 +455,27 @@ func openStore(ctx context.Context, c config.Store, dataDir string, log *slog.Lo
 		return nil, err
 	}
 	return s, nil
+}
+
+// ticketGaps reports each platform whose pushed ticket is missing, refused,
+// expired or late, for /readyz. A WeCom suite's suite_ticket lives 30
+// minutes and no API asks WeCom for another, so its gap must reach an
+// operator before the suite's token, and every corp's, can no longer be
+// fetched.
+func ticketGaps(set *kind.Set) func(ctx context.Context) []string {
+	return func(ctx context.Context) []string {
+		var out []string
+		now := time.Now()
+		for id, p := range set.Platforms {
+			t, err := p.Ticket(ctx)
+			switch {
+			case err != nil:
+				out = append(out, id+": ticket not read: "+err.Error())
+			case t.Gap(now) != "":
+				out = append(out, id+" ("+p.Kind()+"): "+t.Gap(now))
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
 }
