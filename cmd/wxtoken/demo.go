@@ -37,6 +37,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fake.AddApp(id, secret)
 	}
 	fake.AddCorp("wwd000000000000001", "demo-wecom-secret")
+	fake.AddSuite(demoSuite)
 	fln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -83,6 +84,8 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				Tickets: []string{kind.JSAPI.Type}},
 			{ID: "demo-mini", Kind: kind.MP.Name, AppID: "wxd000000000000002", Secret: apps["wxd000000000000002"], Mode: config.ModeClassic},
 			{ID: "demo-wecom", Kind: kind.WeCom.Name, CorpID: "wwd000000000000001", Secret: "demo-wecom-secret"},
+			{ID: "demo-suite", Kind: kind.Suite.Name, SuiteID: demoSuite.SuiteID, Secret: demoSuite.Secret,
+				Token: demoSuite.Token, EncodingAESKey: demoSuite.EncodingAESKey, Tickets: []string{kind.CorpJSAPI.Type}},
 		},
 		Clients: []config.Client{{Name: "demo", Key: clientKey, Allow: []string{"*"}}},
 		Admins:  []config.Admin{{Name: "demo-admin", Key: adminKey, Role: config.RoleAdmin}},
@@ -98,6 +101,37 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer m.Close()
 
 	base := "http://" + m.Addr()
+	// The fake plays WeCom for the suite: a suite_ticket now and every
+	// ten minutes, as WeCom pushes them, and one corp installing it.
+	fake.SetPushTarget(demoSuite.SuiteID, base+"/callback/suite/demo-suite", nil)
+	if _, err := fake.PushSuiteTicket(ctx, demoSuite.SuiteID); err != nil {
+		return fmt.Errorf("demo: push the suite's ticket: %w", err)
+	}
+	pctx, stopPushes := context.WithCancel(ctx)
+	pushesDone := make(chan struct{})
+	go func() {
+		defer close(pushesDone)
+		for t := time.NewTicker(10 * time.Minute); ; {
+			select {
+			case <-pctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+				fake.PushSuiteTicket(pctx, demoSuite.SuiteID)
+			}
+		}
+	}()
+	defer func() { stopPushes(); <-pushesDone }()
+	// The install's code is exchanged with the suite's token, fetched
+	// once the ticket arrived (WeCom would push the install again).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := m.tokens.Token("demo-suite"); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if _, err := fake.CreateAuth(ctx, demoSuite.SuiteID, demoCorp); err != nil {
+		return fmt.Errorf("demo: install the suite in a corp: %w", err)
+	}
 	// The commands are printed to be pasted into a shell as they stand:
 	// the real key and ids, a token fetched into a variable rather than a
 	// placeholder, and no comments among them (zsh takes a pasted # line
@@ -129,6 +163,13 @@ fresh like the token (the ticket itself: %[1]s/v1/tokens/demo-oa/tickets/jsapi):
 
   curl -s -H "Authorization: Bearer $KEY" -d '{"url":"https://shop.example.com/pay?order=42"}' %[1]s/v1/tokens/demo-oa/jssdk
 
+A WeCom service provider's suite: WeCom pushed its suite_ticket, a corp installed it, and the
+corp's token (from get_corp_token with the permanent code wxtoken stored) is served in the
+suite's namespace, with the corp's jsapi ticket:
+
+  curl -s -H "Authorization: Bearer $KEY" %[1]s/v1/tokens/demo-suite/%[8]s
+  curl -s -H "Authorization: Bearer $KEY" %[1]s/v1/tokens/demo-suite/%[8]s/tickets/jsapi
+
 A WeChat SDK needs no code change: point its base URL at %[6]s instead of
 https://api.weixin.qq.com and give it the key as its AppSecret. It gets the token wxtoken holds, and
 its API calls are forwarded to WeChat:
@@ -136,6 +177,12 @@ its API calls are forwarded to WeChat:
   curl -s -w '\n' "%[6]s/cgi-bin/token?grant_type=client_credential&appid=wxd000000000000002&secret=$KEY"
 
 Ctrl-C to stop.
-`, base, upstream, *lifetime, dir, clientKey, "http://"+m.WeChatAddr(), adminKey)
+`, base, upstream, *lifetime, dir, clientKey, "http://"+m.WeChatAddr(), adminKey, demoCorp)
 	return m.Wait(ctx)
 }
+
+// The demo's WeCom suite, and the corp that installs it.
+var demoSuite = wxtest.Suite{SuiteID: "wwd0000000000005e1", Secret: "demo-suite-secret", Token: "demo-suite-token",
+	EncodingAESKey: "d3m0d3m0d3m0d3m0d3m0d3m0d3m0d3m0d3m0d3m0d3m"}
+
+const demoCorp = "wwd00000000000c0a1"

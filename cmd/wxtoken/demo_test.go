@@ -74,10 +74,14 @@ func TestDemoCommandsRun(t *testing.T) {
 			t.Errorf("output lacks %s", want)
 		}
 	}
-	// Three answers carry tokens: demo-oa's, the replacement of the
-	// reported demo-mini token, and the facade's demo-mini token.
-	if n := strings.Count(res, `"access_token":"`); n < 3 {
-		t.Errorf("%d tokens in the output, want 3", n)
+	// Four answers carry tokens: demo-oa's, the replacement of the
+	// reported demo-mini token, the suite's corp's, and the facade's
+	// demo-mini token.
+	if n := strings.Count(res, `"access_token":"`); n < 4 {
+		t.Errorf("%d tokens in the output, want 4", n)
+	}
+	if !strings.Contains(res, `"id":"demo-suite/`+demoCorp+`/tickets/jsapi"`) || !strings.Contains(res, `"ticket":"`) {
+		t.Errorf("output lacks the suite's corp's jsapi ticket")
 	}
 	for _, bad := range []string{`"error"`, `"errcode":4`} {
 		if strings.Contains(res, bad) {
