@@ -292,10 +292,17 @@ function renderPlatforms(list) {
     } else {
       ticket = el('span', { class: 'cause', text: p.ticket_error || 'none received' });
     }
+    // A WeCom suite's corps are its authorizers; its ticket gap (none,
+    // late, expired, refused) is shown as the server words it, since
+    // WeCom has no API to ask for another ticket.
+    const suite = p.kind === 'suite';
+    const ticketBox = el('span', { class: 'v' }, ticket);
+    if (p.ticket_gap) ticketBox.append(el('div', { class: 'cause', text: p.ticket_gap }));
     head.replaceChildren(
-      el('div', {}, el('div', { class: 'id mono', text: p.id }), el('div', { class: 'sub', text: 'component_appid ' + p.component_appid })),
-      el('div', { class: 'stat' }, el('span', { class: 'k', text: 'Last ticket' }), el('span', { class: 'v' }, ticket)),
-      el('div', { class: 'stat' }, el('span', { class: 'k', text: 'Authorizers' }), el('span', { class: 'v', text: p.authorizers.toLocaleString() })));
+      el('div', {}, el('div', { class: 'id mono', text: p.id }),
+        el('div', { class: 'sub', text: suite ? 'WeCom suite ' + p.suite_id : 'component_appid ' + p.component_appid })),
+      el('div', { class: 'stat' }, el('span', { class: 'k', text: 'Last ticket' }), ticketBox),
+      el('div', { class: 'stat' }, el('span', { class: 'k', text: suite ? 'Corps' : 'Authorizers' }), el('span', { class: 'v', text: p.authorizers.toLocaleString() })));
   }
   for (const sec of box.querySelectorAll('section[data-platform]')) {
     if (!list.some((p) => p.id === sec.dataset.platform)) sec.remove();
