@@ -400,3 +400,37 @@ func TestTenThousandCorps(t *testing.T) {
 		t.Logf("%d corps, %d refreshes in 6 h, peak %d concurrent upstream calls (bound %d)", n, calls, peak.Load(), limit)
 	})
 }
+
+// TestSuitePermanentCodeV1: configured for the v1 get_permanent_code, a
+// suite serves the corp's first token from the exchange's answer, with
+// no get_corp_token call, and refreshes it with get_corp_token after.
+func TestSuitePermanentCodeV1(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fake := newSuiteFake(wxtest.Config{Lifetime: time.Hour}, suite)
+		defer fake.Close()
+		pl := startSuite(t, suite, component.Config{PermanentCodeV1: true}, memory.New(), fake, nil)
+		fake.PushSuiteTicket(t.Context(), suite.SuiteID)
+		time.Sleep(time.Second)
+		if _, err := fake.CreateAuth(t.Context(), suite.SuiteID, corp1); err != nil {
+			t.Fatalf("create_auth: %v", err)
+		}
+		id := component.AuthorizerID("suite", corp1)
+		// Served at once: the token came with the permanent code.
+		if !pl.useCorp(t, id) {
+			t.Fatal("corp token not served right after create_auth")
+		}
+		acct := suite.SuiteID + "/" + corp1
+		if st := fake.Stats(acct); st.CorpTokenCalls != 0 {
+			t.Fatalf("get_corp_token calls = %d, want 0: v1 answers the first token", st.CorpTokenCalls)
+		}
+		time.Sleep(2 * time.Hour)
+		fake.PushSuiteTicket(t.Context(), suite.SuiteID) // the suite token's own refresh needs a fresh ticket
+		time.Sleep(time.Hour)
+		if !pl.useCorp(t, id) {
+			t.Fatal("corp token not served after its first lifetime")
+		}
+		if st := fake.Stats(acct); st.CorpTokenCalls == 0 || st.DeadUses != 0 {
+			t.Fatalf("corp stats %+v: want refreshes by get_corp_token and no dead use", st)
+		}
+	})
+}
