@@ -49,6 +49,18 @@ type Kind struct {
 	// credential of this kind by its Receiver on the WeChat-compatible
 	// facade; "" if none does.
 	Facade facade.Family
+	// Proxy is how /v1/proxy calls WeChat with a credential of this
+	// kind, when its Facade family does not say: nil for that.
+	Proxy *Proxy
+}
+
+// Proxy is the WeChat host a kind's token is used at, and the query
+// parameter it goes in.
+type Proxy struct {
+	// Host is the family whose WeChat host takes the token.
+	Host facade.Family
+	// Param is the query parameter WeChat takes the token as.
+	Param string
 }
 
 // Bad reports what is wrong with one field.

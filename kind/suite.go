@@ -6,6 +6,7 @@ import (
 
 	"github.com/wxtoken/wxtoken/component"
 	"github.com/wxtoken/wxtoken/config"
+	"github.com/wxtoken/wxtoken/facade"
 	"github.com/wxtoken/wxtoken/token"
 	"github.com/wxtoken/wxtoken/wechat"
 )
@@ -67,6 +68,8 @@ var Suite = &Kind{
 	// app's agent_config ticket.
 	Tickets:     wecomTickets,
 	Authorizers: true,
+	// The service APIs on WeCom's host take suite_access_token.
+	Proxy: &Proxy{Host: facade.WeCom, Param: "suite_access_token"},
 }
 
 func init() { Default.Register(Suite) }
@@ -105,6 +108,8 @@ var Provider = &Kind{
 			Source:      &providerSource{client: env.Client, corpid: cr.CorpID, secret: cr.Secret},
 			Fingerprint: token.Fingerprint("provider", cr.CorpID, cr.Secret, env.Client.WeCom)}, Receiver: cr.CorpID}, nil
 	},
+	// The provider APIs on WeCom's host take provider_access_token.
+	Proxy: &Proxy{Host: facade.WeCom, Param: "provider_access_token"},
 }
 
 func init() { Default.Register(Provider) }

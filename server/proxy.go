@@ -44,6 +44,9 @@ var tokenEndpoints = map[string]bool{
 	"/cgi-bin/component/api_query_auth": true, "/cgi-bin/component/api_start_push_ticket": true,
 	"/cgi-bin/service/get_suite_token": true, "/cgi-bin/service/get_provider_token": true,
 	"/cgi-bin/service/get_corp_token": true,
+	// A suite's auth codes are good once: spent through the proxy, the
+	// corp's permanent code would never reach wxtoken.
+	"/cgi-bin/service/get_permanent_code": true, "/cgi-bin/service/v2/get_permanent_code": true,
 }
 
 // secretParams are query parameters that carry a secret.

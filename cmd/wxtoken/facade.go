@@ -83,22 +83,32 @@ func upstreamOf(c config.Upstream, up *wechat.Client) func(fam facade.Family) st
 func proxyTarget(c config.Upstream, up *wechat.Client) server.ProxyTarget {
 	host := upstreamOf(c, up)
 	return func(s *token.Snapshot) (*url.URL, string, bool) {
-		fam := facade.MP
-		if s.Kind != component.KindAuthorizer {
+		fam, param := facade.MP, "access_token"
+		switch s.Kind {
+		case component.KindAuthorizer: // an account's token
+		case component.KindAuthCorp: // a corp's token, on WeCom's host
+			fam = facade.WeCom
+		default:
 			k, ok := kind.Default.Lookup(s.Kind)
-			if !ok || k.Facade == "" {
+			switch {
+			case !ok:
 				return nil, "", false
+			case k.Proxy != nil:
+				fam, param = k.Proxy.Host, k.Proxy.Param
+			case k.Facade == "":
+				return nil, "", false
+			default:
+				fam = k.Facade
 			}
-			fam = k.Facade
 		}
 		base, err := url.Parse(host(fam))
 		if err != nil || base.Host == "" {
 			return nil, "", false
 		}
 		if fam == facade.Component {
-			return base, "component_access_token", true
+			param = "component_access_token"
 		}
-		return base, "access_token", true
+		return base, param, true
 	}
 }
 

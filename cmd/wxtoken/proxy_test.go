@@ -100,3 +100,50 @@ func TestProxy(t *testing.T) {
 		}
 	}
 }
+
+// TestProxySuite: a suite's corp is proxied to WeCom's host with its
+// token as access_token, and the calls that spend a suite's auth codes or
+// fetch its tokens are refused before WeCom is called.
+func TestProxySuite(t *testing.T) {
+	const suiteID, corp = "ww5e17e000000000f1", "ww00000000000000a7"
+	s := wxtest.Suite{SuiteID: suiteID, Secret: "suite-secret", Token: "suite-token", EncodingAESKey: "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"}
+	fake := wxtest.New(wxtest.Config{})
+	fake.AddSuite(s)
+	t.Cleanup(fake.Close)
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	addr := runYAML(t, `listen: 127.0.0.1:0
+data_dir: `+t.TempDir()+`
+upstream: {api: `+srv.URL+`, wecom: `+srv.URL+`}
+credentials:
+  - {id: crm, kind: suite, suite_id: `+suiteID+`, secret: suite-secret, token: suite-token, encoding_aes_key: `+s.EncodingAESKey+`}
+clients:
+  - {name: e2e, key: `+clientKey+`, allow: [crm, crm/*]}
+`).Addr()
+	fake.SetPushTarget(suiteID, "http://"+addr+"/callback/suite/crm", nil)
+	if _, err := fake.PushSuiteTicket(t.Context(), suiteID); err != nil {
+		t.Fatal(err)
+	}
+	getToken(t, addr, "crm")
+	if _, err := fake.CreateAuth(t.Context(), suiteID, corp); err != nil {
+		t.Fatal(err)
+	}
+	getToken(t, addr, "crm/"+corp)
+	before := fake.Stats(suiteID + "/" + corp).GoodUses
+	if status, body := keyCall(t, addr, "GET", "/v1/proxy/crm/"+corp+"/cgi-bin/get_api_domain_ip", clientKey, ""); status != 200 || !strings.Contains(body, `"ip_list"`) {
+		t.Fatalf("proxied get_api_domain_ip with the corp's token: %d %s", status, body)
+	}
+	if got := fake.Stats(suiteID + "/" + corp).GoodUses; got != before+1 {
+		t.Errorf("the corp's token was used %d times upstream, want 1", got-before)
+	}
+	permanentCalls := fake.Stats(suiteID).PermanentCodeCalls
+	for _, path := range []string{"/v1/proxy/crm/cgi-bin/service/v2/get_permanent_code", "/v1/proxy/crm/cgi-bin/service/get_permanent_code",
+		"/v1/proxy/crm/cgi-bin/service/get_corp_token", "/v1/proxy/crm/cgi-bin/service/get_suite_token"} {
+		if status, body := keyCall(t, addr, "POST", path, clientKey, `{"auth_code":"x"}`); status != 400 || !strings.Contains(body, "fetches a token") {
+			t.Errorf("POST %s: %d %s, want 400", path, status, body)
+		}
+	}
+	if got := fake.Stats(suiteID).PermanentCodeCalls; got != permanentCalls {
+		t.Errorf("a refused call reached get_permanent_code")
+	}
+}
