@@ -5,12 +5,17 @@ import (
 	"context"
 	"debug/buildinfo"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -271,5 +276,46 @@ func TestFakewxStableRenew(t *testing.T) {
 		if err := run(t.Context(), append([]string{"fakewx", "--listen", "127.0.0.1:0"}, args...), io.Discard, io.Discard); err == nil {
 			t.Errorf("fakewx %q: no error; want the renewal window refused", args)
 		}
+	}
+}
+
+// TestFakewxSuite: fakewx plays WeCom for a suite: it pushes the
+// suite_ticket to --suite-push-to, and the corp given by --install
+// installs the suite, so a server run against it serves the corp's token.
+func TestFakewxSuite(t *testing.T) {
+	const suiteID, corp = "ww5e17e000000000a1", "ww00000000000000b2"
+	const aesKey = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+	// fakewx must know where to push before the server, which must
+	// know fakewx, is started: pushes wait here until it is.
+	var target atomic.Value
+	relay := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for deadline := time.Now().Add(10 * time.Second); target.Load() == nil; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				http.Error(w, "no server", http.StatusBadGateway)
+				return
+			}
+		}
+		u, _ := url.Parse("http://" + target.Load().(string))
+		httputil.NewSingleHostReverseProxy(u).ServeHTTP(w, r)
+	}))
+	t.Cleanup(relay.Close)
+	up := startFakewx(t, "--suite", suiteID+":suite-secret:suite-token:"+aesKey, "--install", suiteID+":"+corp,
+		"--suite-push-to", relay.URL+"/callback/suite/{suite_id}")
+	addr := runYAML(t, `listen: 127.0.0.1:0
+data_dir: `+t.TempDir()+`
+upstream: {api: `+up+`, wecom: `+up+`}
+credentials:
+  - {kind: suite, suite_id: `+suiteID+`, secret: suite-secret, token: suite-token, encoding_aes_key: `+aesKey+`}
+clients:
+  - {name: e2e, key: `+clientKey+`, allow: ["`+suiteID+`/*"]}
+`).Addr()
+	target.Store(addr)
+	tr := getToken(t, addr, suiteID+"/"+corp)
+	c := &wechat.Client{WeCom: up}
+	if _, err := c.WeComAPIDomainIP(t.Context(), tr.AccessToken); err != nil {
+		t.Fatalf("the installed corp's token, used at fakewx: %v", err)
+	}
+	if err := run(t.Context(), []string{"fakewx", "--listen", "127.0.0.1:0", "--install", suiteID + ":" + corp}, io.Discard, io.Discard); err == nil {
+		t.Error("fakewx --install of a suite not given: no error")
 	}
 }

@@ -38,13 +38,18 @@ func fakewxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var comps components
 	fs.Var(&comps, "component", "a third-party platform as appid:secret:token:encoding_aes_key (repeatable)")
 	pushTo := fs.String("push-to", "", "URL template for pushes to platforms; {appid} is replaced, e.g. http://127.0.0.1:8750/callback/component/{appid}")
-	ticketEvery := fs.Duration("ticket-every", 10*time.Minute, "how often each platform is pushed a component_verify_ticket (with --push-to)")
+	ticketEvery := fs.Duration("ticket-every", 10*time.Minute, "how often each platform is pushed a component_verify_ticket (with --push-to), and each suite a suite_ticket (with --suite-push-to)")
+	var suites suiteFlags
+	fs.Var(&suites, "suite", "a WeCom suite as suite_id:secret:token:encoding_aes_key (repeatable; an id starting dk is a custom app template)")
+	suitePushTo := fs.String("suite-push-to", "", "URL template for pushes to suites; {suite_id} is replaced, e.g. http://127.0.0.1:8750/callback/suite/{suite_id}")
+	var installs pairs
+	fs.Var(&installs, "install", "a corp installing a suite, as suite_id:corpid, once the suite has its first ticket (repeatable; with --suite-push-to)")
 	var fc wxtest.Config
 	fs.DurationVar(&fc.Lifetime, "lifetime", 7200*time.Second, "lifetime of issued tokens")
 	fs.DurationVar(&fc.Overlap, "overlap", 5*time.Minute, "how long a replaced token stays valid")
 	stableRenew := fs.Duration("stable-renew", 0, "how close to expiry a stable_token call gets a new token instead of the current one\n(default lifetime/24: WeChat's 5m of 2h; 0 means only at expiry)")
 	fs.IntVar(&fc.DailyLimit, "daily-limit", 2000, "token calls per app per Beijing day")
-	summary := "Runs the fake WeChat alone, for integration tests: token endpoints, quotas, and pushes\nto third-party platforms."
+	summary := "Runs the fake WeChat alone, for integration tests: token endpoints, quotas, and pushes\nto third-party platforms and WeCom suites."
 	if help, err := parseFlags(fs, summary, args, stdout, stderr); help || err != nil {
 		return err
 	}
@@ -83,27 +88,79 @@ func fakewxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "fake WeChat listening on http://%s (%d apps, %d WeCom apps, %d platforms)\n", ln.Addr(), len(apps), len(corps), len(comps))
-	if *pushTo != "" && len(comps) > 0 {
+	for _, su := range suites {
+		fake.AddSuite(su)
+		if *suitePushTo != "" {
+			fake.SetPushTarget(su.SuiteID, strings.ReplaceAll(*suitePushTo, "{suite_id}", su.SuiteID), nil)
+		}
+	}
+	for _, in := range installs {
+		if !slices.ContainsFunc(suites, func(su wxtest.Suite) bool { return su.SuiteID == in[0] }) {
+			return fmt.Errorf("--install %s:%s: no --suite %s", in[0], in[1], in[0])
+		}
+	}
+	fmt.Fprintf(stdout, "fake WeChat listening on http://%s (%d apps, %d WeCom apps, %d platforms, %d suites)\n", ln.Addr(), len(apps), len(corps), len(comps), len(suites))
+	var pushed pushTargets
+	if *pushTo != "" {
+		pushed.comps = comps
+	}
+	if *suitePushTo != "" {
+		pushed.suites, pushed.installs = suites, installs
+	}
+	if len(pushed.comps)+len(pushed.suites) > 0 {
 		done := make(chan struct{})
 		defer func() { <-done }()
 		go func() { // owned here: ends with ctx, waited for above
 			defer close(done)
-			pushTickets(ctx, fake, comps, *ticketEvery, stdout)
+			pushTickets(ctx, fake, pushed, *ticketEvery, stdout)
 		}()
 	}
 	return serveUntil(ctx, ln, fake)
 }
 
-// pushTickets pushes each platform a ticket now and then every period,
-// as WeChat does, until ctx is done.
-func pushTickets(ctx context.Context, fake *wxtest.Fake, comps components, every time.Duration, out io.Writer) {
+// pushTargets are what the fake pushes tickets to, and the corps that
+// install a suite once it has its first.
+type pushTargets struct {
+	comps    components
+	suites   suiteFlags
+	installs pairs
+}
+
+// pushTickets pushes each platform and suite a ticket now and then every
+// period, as WeChat and WeCom do, until ctx is done; after the first
+// round, the corps given install their suites.
+func pushTickets(ctx context.Context, fake *wxtest.Fake, to pushTargets, every time.Duration, out io.Writer) {
 	t := time.NewTicker(every)
 	defer t.Stop()
-	for {
-		for _, c := range comps {
+	for first := true; ; first = false {
+		for _, c := range to.comps {
 			if _, err := fake.PushTicket(ctx, c.AppID); err != nil && ctx.Err() == nil {
 				fmt.Fprintf(out, "ticket push to %s failed: %v\n", c.AppID, err)
+			}
+		}
+		for _, su := range to.suites {
+			if _, err := fake.PushSuiteTicket(ctx, su.SuiteID); err != nil && ctx.Err() == nil {
+				fmt.Fprintf(out, "suite_ticket push to %s failed: %v\n", su.SuiteID, err)
+			}
+		}
+		if first {
+			// The install's code is exchanged with the suite's token,
+			// fetched once the ticket arrived; WeCom pushes an install
+			// again when it is not acknowledged, and so does this.
+			for _, in := range to.installs {
+				for try := 0; ; try++ {
+					_, err := fake.CreateAuth(ctx, in[0], in[1])
+					if err == nil || try == 5 || ctx.Err() != nil {
+						if err != nil && ctx.Err() == nil {
+							fmt.Fprintf(out, "install of %s in %s failed: %v\n", in[0], in[1], err)
+						}
+						break
+					}
+					select {
+					case <-ctx.Done():
+					case <-time.After(time.Second):
+					}
+				}
 			}
 		}
 		select {
@@ -112,6 +169,20 @@ func pushTickets(ctx context.Context, fake *wxtest.Fake, comps components, every
 		case <-t.C:
 		}
 	}
+}
+
+// suiteFlags is a repeatable "suite_id:secret:token:encoding_aes_key" flag.
+type suiteFlags []wxtest.Suite
+
+func (s *suiteFlags) String() string { return fmt.Sprint(len(*s)) }
+
+func (s *suiteFlags) Set(v string) error {
+	parts := strings.Split(v, ":")
+	if len(parts) != 4 || slices.Contains(parts, "") {
+		return errors.New(`want "suite_id:secret:token:encoding_aes_key"`)
+	}
+	*s = append(*s, wxtest.Suite{SuiteID: parts[0], Secret: parts[1], Token: parts[2], EncodingAESKey: parts[3]})
+	return nil
 }
 
 // components is a repeatable "appid:secret:token:encoding_aes_key" flag.
