@@ -39,7 +39,9 @@
 //     count toward the corp's daily quota. A custom app's permanent code
 //     works here as its corp's secret (see WeCom suites below).
 //   - GET /cgi-bin/getcallbackip and GET /cgi-bin/get_api_domain_ip: validate
-//     an access token of any kind and answer {"ip_list":["127.0.0.1"]}.
+//     an access token of any kind and answer {"ip_list":["127.0.0.1"]}; a
+//     WeCom suite's or provider's token, which is no access token, answers
+//     40014.
 //   - GET /cgi-bin/ticket/getticket?type=jsapi|wx_card: the JS-SDK ticket of
 //     the token's account (an app, or an authorizer for its
 //     authorizer_access_token). Within its life (Config.TicketLifetime) every

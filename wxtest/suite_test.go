@@ -337,6 +337,13 @@ func TestSuiteAuthorization(t *testing.T) {
 	if st := e.f.Stats(suiteID + "/" + authCorpID); st.CorpTokenCalls != 2 || st.Issued != 2 || st.TicketCalls != 2 {
 		t.Errorf("Stats of the authorization = %+v; want 2 corp token calls, 2 issued, 2 ticket calls", st)
 	}
+	e.f.Expire(suiteID + "/" + authCorpID)
+	if got := e.weComUse(second); got != codeTokenExpired {
+		t.Errorf("corp token after Expire of the authorization: %d, want %d", got, codeTokenExpired)
+	}
+	if r := e.permanentCode(stok, "no-such-code", false); r.code() != codeBadAuthCode {
+		t.Errorf("suite token after Expire of an authorization: %s; want it untouched", r.Body)
+	}
 }
 
 func TestSuiteCorpTokenErrors(t *testing.T) {
