@@ -2,7 +2,10 @@
 // the Official Account / Mini Program access_token (classic and stable), the
 // WeCom app token and the JS-SDK tickets (an account's jsapi and wx_card
 // tickets, a WeCom corp's and application's), with the JS-SDK signature
-// that pages pass to wx.config.
+// that pages pass to wx.config. It also speaks for third-party platforms
+// (component tokens and their authorizers') and for WeCom suites: the
+// suite_access_token, the permanent code an installing corp's auth code is
+// exchanged for, the corp token it yields, and the provider_access_token.
 //
 // Every failure WeChat reports in a JSON body becomes an *APIError carrying
 // its errcode, and Classify sorts any error into the few classes a token

@@ -5,8 +5,10 @@
 // the real WeChat.
 //
 // A Fake is built with New, given accounts with AddApp (Official Accounts and
-// Mini Programs), AddCorp (WeCom applications) and AddComponent (Open
-// Platform third-party platforms), and then either mounted in an http.Server
+// Mini Programs), AddCorp (WeCom applications), AddComponent (Open
+// Platform third-party platforms), AddSuite (WeCom third-party and
+// custom-developed app templates) and AddProvider (WeCom service
+// providers), and then either mounted in an http.Server
 // or httptest.Server, or called in-process through Client. Close stops the
 // pushes it runs in the background.
 // Client needs no sockets, so tests that run under testing/synctest can use
@@ -34,9 +36,12 @@
 //   - GET /cgi-bin/gettoken (WeCom): one token per (corpid, corpsecret); each
 //     call issues a new one and the old one stays valid for Config.Overlap,
 //     because the current docs no longer promise to repeat a token. Calls
-//     count toward the corp's daily quota.
+//     count toward the corp's daily quota. A custom app's permanent code
+//     works here as its corp's secret (see WeCom suites below).
 //   - GET /cgi-bin/getcallbackip and GET /cgi-bin/get_api_domain_ip: validate
-//     an access token of any kind and answer {"ip_list":["127.0.0.1"]}.
+//     an access token of any kind and answer {"ip_list":["127.0.0.1"]}; a
+//     WeCom suite's or provider's token, which is no access token, answers
+//     40014.
 //   - GET /cgi-bin/ticket/getticket?type=jsapi|wx_card: the JS-SDK ticket of
 //     the token's account (an app, or an authorizer for its
 //     authorizer_access_token). Within its life (Config.TicketLifetime) every
@@ -53,7 +58,8 @@
 //     (with appid and appsecret) reset an app's daily call count, ten times a
 //     Beijing calendar month, then 48006.
 //
-// The third-party platform's endpoints are described below. Any other path
+// The third-party platform's and WeCom suites' endpoints are described
+// below. Any other path
 // is a plain 404. The token endpoints insist on their method
 // (GET for token and gettoken, POST for stable_token) and answer 43002
 // otherwise, so that a client sending the wrong one finds out in tests.
@@ -107,10 +113,63 @@
 // component or the authorizer appid. The classic and stable token
 // endpoints answer 61024 for a component appid.
 //
+// # WeCom suites
+//
+// A suite (WECHAT.md §7) is added with AddSuite and given the URL of its
+// command callback with SetPushTarget, by suite id. The fake pushes like
+// WeCom: a POST with msg_signature, timestamp and nonce in the query (no
+// encrypt_type, no signature) and a
+// <xml><ToUserName/><Encrypt/><AgentID/></xml> envelope, the suite id in
+// ToUserName and AgentID empty, sealed with the suite's token and
+// EncodingAESKey for the suite id as receive id; only an HTTP 200 answer of
+// exactly "success" counts as delivered. PushSuiteTicket pushes a
+// suite_ticket (WeCom pushes one every 10 minutes, and has no API to ask
+// for one); CreateAuth, ChangeAuth, CancelAuth and ResetPermanentCode play
+// a corp's administrator and push create_auth (with an AuthCode),
+// change_auth and cancel_auth (with AuthCorpId) and reset_permanent_code
+// (with an AuthCode); GrantSuite records an authorization without a push;
+// PushSuiteRaw sends any plaintext. A suite id starting "dk" is a
+// custom-developed app (代开发) template.
+//
+//   - POST /cgi-bin/service/get_suite_token: a new token per call; the one
+//     it replaces stays valid for Config.Overlap. A ticket is accepted for
+//     30 minutes from its push while it is the current or the previous
+//     one; any other value, another suite's ticket included, answers
+//     40085. 40083 answers an unknown suite id, 40080 a wrong secret.
+//     Calls count toward Config.DailyLimit (45009) and meet faults.
+//   - POST /cgi-bin/service/v2/get_permanent_code: exchanges an auth code,
+//     once and within 10 minutes, for a new permanent code, with
+//     auth_corp_info, the authorized agent in auth_info and
+//     is_customized_app (true for a dk suite); 40078 for a code unknown,
+//     spent, expired or withdrawn. The permanent code replaces any earlier
+//     one of the corp at once. The v1 /cgi-bin/service/get_permanent_code
+//     answers a corp token too.
+//   - POST /cgi-bin/service/get_corp_token: a new corp token per call (the
+//     old one stays valid for Config.Overlap); 40084 for a permanent code
+//     that is not the corp's current one, 48001 for a dk suite, whose
+//     tokens come from gettoken with the permanent code as corpsecret
+//     (a replaced or cancelled one answers 40001 there).
+//   - POST /cgi-bin/service/get_provider_token: the same token while it is
+//     valid, with expires_in what it has left; 40013 for an unknown
+//     provider corpid, 40001 for a wrong secret.
+//
+// The endpoints that take a suite token as ?suite_access_token= answer 41001
+// when it is missing, 40082 for a value that is not a suite token or one
+// replaced longer than Config.Overlap ago, and 42009 for one past its
+// lifetime or ended early with Expire. They answer an errcode only when
+// they fail. Corp tokens work at WeCom's token-using endpoints and fetch
+// the corp's JS-SDK ticket (TicketKey.Account is the corpid) and the
+// agent's (TicketKey.App is the agentid); a suite or provider token there
+// answers 40014. CancelAuth ends the corp tokens of the authorization at
+// once. A corp's authorization of a suite is an account of its own,
+// "suiteid/corpid": Stats, Expire and faults take that id for its corp
+// tokens, and a call meets its fault, else the suite's.
+//
 // # Faults and limits
 //
-// SetFault makes the token-issuing endpoints (classic, stable and gettoken)
-// fail, stall or hang, for one app or for all; it acts before any other check,
+// SetFault makes the token-issuing endpoints (classic, stable, gettoken,
+// and the platform's and suites' token endpoints) fail, stall or hang, for
+// one app or for all; it acts before any other check,
 // so a faulted call issues nothing and uses no quota, although it is counted
 // in Stats. SetWhitelist, FreezeSecret and Expire reproduce the account-level
 // failures a token server has to survive: 40164 (WeCom 60020), 40243, and a

@@ -223,13 +223,15 @@ type Stats struct {
 	LoginCalls int
 
 	// GoodUses counts calls to token-using endpoints (getcallbackip,
-	// get_api_domain_ip, the ticket endpoints, clear_quota, and for a
-	// component the component endpoints that take its token) made with a
-	// valid token.
+	// get_api_domain_ip, the ticket endpoints, clear_quota, for a
+	// component the component endpoints that take its token, and for a
+	// suite the suite endpoints that take its token) made with a valid
+	// token.
 	GoodUses int
 
-	// DeadUses counts token uses answered 40001, 42001 or 40014 where the
-	// token could be traced to this account.
+	// DeadUses counts token uses answered 40001, 42001 or 40014 (or at the
+	// suite endpoints 40082 or 42009) where the token could be traced to
+	// this account.
 	DeadUses int
 
 	// TicketCalls counts calls to the ticket endpoints (getticket, and

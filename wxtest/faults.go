@@ -8,10 +8,11 @@ import (
 )
 
 // Fault is a failure injected into the token-issuing endpoints (classic
-// token, stable_token, WeCom gettoken, and the third-party platform's
-// api_component_token and api_authorizer_token). It acts before any other
-// check: a faulted call issues no token and uses no quota, but it is counted
-// in the endpoint's Stats counter.
+// token, stable_token, WeCom gettoken, the third-party platform's
+// api_component_token and api_authorizer_token, and WeCom's
+// get_suite_token, get_corp_token and get_provider_token). It acts before
+// any other check: a faulted call issues no token and uses no quota, but it
+// is counted in the endpoint's Stats counter.
 //
 // Delay applies first. After it, Hang wins over Status, and Status over
 // ErrCode; a Fault with only a Delay lets the call proceed normally.
@@ -48,11 +49,15 @@ type faultState struct {
 }
 
 // SetFault injects ft into the token-issuing calls of appid (an appid,
-// corpid, component appid or authorizer appid), or of every account when
-// appid is "". It replaces any fault set earlier for the same scope. A fault
-// for an account wins over the one for every account. An api_authorizer_token
+// corpid, component appid, authorizer appid, suite id, or "suiteid/corpid"
+// for a corp's authorization of a suite), or of every account when appid
+// is "". It replaces any fault set earlier for the same scope. A fault for
+// an account wins over the one for every account. An api_authorizer_token
 // call meets the fault of its authorizer appid, else that of its component
-// appid, else the one for every account.
+// appid, else the one for every account; a get_corp_token call, or a
+// gettoken call with a custom app's permanent code, meets the fault of
+// "suiteid/corpid", else that of the suite id, else the one for every
+// account.
 func (f *Fake) SetFault(appid string, ft Fault) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

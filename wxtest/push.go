@@ -241,11 +241,20 @@ func (f *Fake) sealRaw(ctx context.Context, a *account, plain []byte, now time.T
 // weComEnvelope is the body of a WeCom callback request. WeCom writes
 // AgentID even when it is empty, as it is for a suite's command callback.
 type weComEnvelope struct {
-	XMLName    xml.Name  `xml:"xml"`
-	ToUserName cdataText `xml:"ToUserName"`
-	Encrypt    cdataText `xml:"Encrypt"`
-	AgentID    cdataText `xml:"AgentID"`
+	XMLName    xml.Name   `xml:"xml"`
+	ToUserName cdataText  `xml:"ToUserName"`
+	Encrypt    cdataText  `xml:"Encrypt"`
+	AgentID    emptyCDATA `xml:"AgentID"`
 }
+
+// emptyCDATA marshals as an empty CDATA section, which encoding/xml does
+// not write for an empty cdataText.
+type emptyCDATA struct {
+	Inner string `xml:",innerxml"`
+}
+
+// noText is the value of an element WeCom writes empty.
+var noText = emptyCDATA{"<![CDATA[]]>"}
 
 // sealWeCom encrypts plain with c and wraps it in WeCom's envelope
 // addressed to to, returning the body and its msg_signature.
@@ -254,7 +263,7 @@ func sealWeCom(c *callback.Crypter, token, to string, plain []byte, timestamp, n
 	if err != nil {
 		return nil, "", err
 	}
-	body, err := xml.Marshal(weComEnvelope{ToUserName: cdataText{to}, Encrypt: cdataText{encrypt}})
+	body, err := xml.Marshal(weComEnvelope{ToUserName: cdataText{to}, Encrypt: cdataText{encrypt}, AgentID: noText})
 	if err != nil {
 		return nil, "", err
 	}

@@ -13,14 +13,14 @@ import (
 // suitePush is the plaintext of a suite push: a suite_ticket or an
 // authorization event (WECHAT.md §7). WeCom writes TimeStamp in seconds.
 type suitePush struct {
-	XMLName     xml.Name   `xml:"xml"`
-	SuiteID     cdataText  `xml:"SuiteId"`
-	AuthCode    *cdataText `xml:"AuthCode,omitempty"`
-	InfoType    cdataText  `xml:"InfoType"`
-	TimeStamp   int64      `xml:"TimeStamp"`
-	SuiteTicket *cdataText `xml:"SuiteTicket,omitempty"`
-	AuthCorpID  *cdataText `xml:"AuthCorpId,omitempty"`
-	State       *cdataText `xml:"State,omitempty"`
+	XMLName     xml.Name    `xml:"xml"`
+	SuiteID     cdataText   `xml:"SuiteId"`
+	AuthCode    *cdataText  `xml:"AuthCode,omitempty"`
+	InfoType    cdataText   `xml:"InfoType"`
+	TimeStamp   int64       `xml:"TimeStamp"`
+	SuiteTicket *cdataText  `xml:"SuiteTicket,omitempty"`
+	AuthCorpID  *cdataText  `xml:"AuthCorpId,omitempty"`
+	State       *emptyCDATA `xml:"State,omitempty"`
 }
 
 // PushSuiteTicket issues a new suite_ticket and pushes it to the suite's
@@ -100,7 +100,7 @@ func (f *Fake) pushAuthCode(ctx context.Context, suiteID, corpid, infoType strin
 	msg := suitePush{SuiteID: cdataText{a.id}, InfoType: cdataText{infoType}}
 	if infoType == infoCreateAuth {
 		// The install link's state parameter; the fake's installs carry none.
-		msg.State = &cdataText{}
+		msg.State = &emptyCDATA{noText.Inner}
 		f.suiteAuthorization(a, corpid)
 	} else {
 		if !a.suite.custom() {

@@ -49,6 +49,7 @@ type authInfo struct {
 	Agent []authAgent `json:"agent"`
 }
 
+// authAgent is one application in auth_info.agent.
 type authAgent struct {
 	AgentID int64  `json:"agentid"`
 	Name    string `json:"name"`

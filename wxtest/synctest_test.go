@@ -103,3 +103,53 @@ func TestSynctestComponent(t *testing.T) {
 		}
 	})
 }
+
+// TestSynctestSuite runs a WeCom suite inside a bubble: pushes reach a
+// receiver through HandlerClient, and the 30 minutes of a suite_ticket,
+// the 10 of an auth code and the 2 hours of a corp token pass in no real
+// time.
+func TestSynctestSuite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := New(Config{})
+		f.AddSuite(testSuite)
+		recv := newSuiteReceiver(testSuite)
+		f.SetPushTarget(suiteID, "https://provider.example/wecom/suite", HandlerClient(recv))
+		c := caller{t: t, c: f.Client(), base: "https://qyapi.weixin.qq.com"}
+		ctx := context.Background()
+
+		ticket, err := f.PushSuiteTicket(ctx, suiteID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(30*time.Minute - time.Second)
+		stok := c.suiteToken(suiteID, suiteSecret, ticket).SuiteAccessToken
+		if stok == "" {
+			t.Fatal("ticket just inside 30 minutes: no suite token")
+		}
+		time.Sleep(time.Second)
+		if r := c.suiteToken(suiteID, suiteSecret, ticket); r.code() != codeBadSuiteTicket {
+			t.Errorf("ticket at 30 minutes: %s, want errcode %d", r.Body, codeBadSuiteTicket)
+		}
+
+		code, err := f.CreateAuth(ctx, suiteID, authCorpID)
+		if err != nil || recv.last().AuthCode != code {
+			t.Fatalf("CreateAuth = %q, %v; receiver got %+v, refused %v", code, err, recv.last(), recv.refusals())
+		}
+		late, _ := f.CreateAuth(ctx, suiteID, corpID)
+		r := c.permanentCode(stok, code, true)
+		if r.code() != 0 {
+			t.Fatalf("get_permanent_code: %s", r.Body)
+		}
+		time.Sleep(10 * time.Minute)
+		if r := c.permanentCode(stok, late, false); r.code() != codeBadAuthCode {
+			t.Errorf("auth code after 10 minutes: %s, want errcode %d", r.Body, codeBadAuthCode)
+		}
+		time.Sleep(2 * time.Hour)
+		if got := c.weComUse(r.AccessToken); got != codeTokenExpired {
+			t.Errorf("corp token after 2 h: %d, want %d", got, codeTokenExpired)
+		}
+		if r := c.corpToken(stok, authCorpID, r.PermanentCode); r.code() != codeSuiteTokenExpired {
+			t.Errorf("suite token after 2 h: %s, want errcode %d", r.Body, codeSuiteTokenExpired)
+		}
+	})
+}
