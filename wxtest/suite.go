@@ -34,14 +34,6 @@ const (
 	permanentRandBytes   = 32
 )
 
-// InfoType values of the suite pushes the fake makes besides suite_ticket
-// (callback.InfoSuiteTicket).
-const (
-	infoCreateAuth         = "create_auth"
-	infoChangeAuth         = "change_auth"
-	infoCancelAuth         = "cancel_auth"
-	infoResetPermanentCode = "reset_permanent_code"
-)
 
 // Suite is a WeCom third-party application template (第三方应用), or with
 // an id starting "dk" a custom-developed app template (代开发): what the

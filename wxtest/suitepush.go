@@ -71,7 +71,7 @@ func (f *Fake) CreateAuth(ctx context.Context, suiteID, corpid string) (authCode
 	if corpid == "" {
 		return "", errors.New("wxtest: empty corpid")
 	}
-	return f.pushAuthCode(ctx, suiteID, corpid, infoCreateAuth)
+	return f.pushAuthCode(ctx, suiteID, corpid, callback.InfoCreateAuth)
 }
 
 // ResetPermanentCode plays the administrator of a corp resetting the
@@ -85,7 +85,7 @@ func (f *Fake) CreateAuth(ctx context.Context, suiteID, corpid string) (authCode
 // or a corp whose authorization is not working. The code is returned also
 // when the push fails, as by CreateAuth.
 func (f *Fake) ResetPermanentCode(ctx context.Context, suiteID, corpid string) (authCode string, err error) {
-	return f.pushAuthCode(ctx, suiteID, corpid, infoResetPermanentCode)
+	return f.pushAuthCode(ctx, suiteID, corpid, callback.InfoResetPermanentCode)
 }
 
 // pushAuthCode issues an auth code for a create_auth or
@@ -98,7 +98,7 @@ func (f *Fake) pushAuthCode(ctx context.Context, suiteID, corpid, infoType strin
 		return "", notSuite(suiteID)
 	}
 	msg := suitePush{SuiteID: cdataText{a.id}, InfoType: cdataText{infoType}}
-	if infoType == infoCreateAuth {
+	if infoType == callback.InfoCreateAuth {
 		// The install link's state parameter; the fake's installs carry none.
 		msg.State = &emptyCDATA{noText.Inner}
 		f.suiteAuthorization(a, corpid)
@@ -129,7 +129,7 @@ func (f *Fake) pushAuthCode(ctx context.Context, suiteID, corpid, infoType strin
 // changes. It fails, pushing nothing, when the corp's authorization is not
 // working; otherwise err reports only the push.
 func (f *Fake) ChangeAuth(ctx context.Context, suiteID, corpid string) error {
-	return f.pushAuthChange(ctx, suiteID, corpid, infoChangeAuth)
+	return f.pushAuthChange(ctx, suiteID, corpid, callback.InfoChangeAuth)
 }
 
 // CancelAuth plays a corp withdrawing its authorization, and pushes
@@ -143,7 +143,7 @@ func (f *Fake) ChangeAuth(ctx context.Context, suiteID, corpid string) error {
 // It fails, pushing nothing, when the corp's authorization is not working.
 // The withdrawal is made even when the push fails, which err then reports.
 func (f *Fake) CancelAuth(ctx context.Context, suiteID, corpid string) error {
-	return f.pushAuthChange(ctx, suiteID, corpid, infoCancelAuth)
+	return f.pushAuthChange(ctx, suiteID, corpid, callback.InfoCancelAuth)
 }
 
 // pushAuthChange makes a change_auth or cancel_auth change and pushes it.
@@ -160,7 +160,7 @@ func (f *Fake) pushAuthChange(ctx context.Context, suiteID, corpid, infoType str
 		return notSuiteAuthorized(suiteID, corpid)
 	}
 	now := f.cfg.now()
-	if infoType == infoCancelAuth {
+	if infoType == callback.InfoCancelAuth {
 		auth.permanent = ""
 		for _, t := range auth.tokens {
 			revoke(t, now)
