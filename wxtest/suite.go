@@ -34,7 +34,6 @@ const (
 	permanentRandBytes   = 32
 )
 
-
 // Suite is a WeCom third-party application template (第三方应用), or with
 // an id starting "dk" a custom-developed app template (代开发): what the
 // fake and the token server under test are both configured with.
