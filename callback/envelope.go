@@ -1,6 +1,7 @@
 package callback
 
 import (
+	"bytes"
 	"encoding/xml"
 	"fmt"
 	"unicode/utf8"
@@ -143,6 +144,15 @@ func (c *Crypter) DecryptMessage(msgSignature, timestamp, nonce string, body []b
 //
 // The echostr must be the URL-decoded query value, as url.Values.Get returns
 // it; the signature covers the decoded form.
+//
+// A push is signed exactly as a verification is, msg_signature over token,
+// timestamp, nonce and the Encrypt value, so a push's ciphertext sent as
+// echostr with the push's own query would pass the signature check: the
+// verification would then answer the plaintext of a recorded push (a ticket,
+// an auth code, a user's message) to whoever replays it. WeCom's echostr is a
+// random string it makes up (digits, in every sample), and every push it
+// sends is an XML document, so an echostr whose plaintext holds XML or JSON
+// markup is refused with ErrMalformed, and nothing of it is answered.
 func (c *Crypter) VerifyURL(msgSignature, timestamp, nonce, echostr string) ([]byte, error) {
 	if err := c.ready(); err != nil {
 		return nil, err
@@ -150,7 +160,14 @@ func (c *Crypter) VerifyURL(msgSignature, timestamp, nonce, echostr string) ([]b
 	if !VerifyMsgSignature(c.token, timestamp, nonce, echostr, msgSignature) {
 		return nil, fmt.Errorf("%w: msg_signature does not match echostr", ErrSignature)
 	}
-	return c.Decrypt(echostr)
+	plain, err := c.Decrypt(echostr)
+	if err != nil {
+		return nil, err
+	}
+	if bytes.ContainsAny(plain, "<{") {
+		return nil, fmt.Errorf("%w: echostr decrypts to a message, not an echo string: a push's ciphertext is not answered", ErrMalformed)
+	}
+	return plain, nil
 }
 
 // EncryptMessage seals msg, a plaintext reply such as a passive text

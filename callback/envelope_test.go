@@ -261,6 +261,16 @@ func TestVerifyURLRejectsBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A recorded push's ciphertext, replayed as echostr with the push's
+	// own signature: answering it would hand out the push's plaintext.
+	push, err := c.Encrypt([]byte("<xml><SuiteId><![CDATA[ww1]]></SuiteId><InfoType><![CDATA[suite_ticket]]></InfoType><SuiteTicket><![CDATA[t]]></SuiteTicket></xml>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonPush, err := c.Encrypt([]byte(`{"ToUserName":"ww1","MsgType":"text","Content":"hello"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name, sig, echostr string
 		want               error
@@ -268,11 +278,13 @@ func TestVerifyURLRejectsBadInput(t *testing.T) {
 		{"wrong signature", oaMsgSignature, weComEchostr, ErrSignature},
 		{"URL-encoded echostr", weComMsgSignature, strings.ReplaceAll(weComEchostr, "+", "%2B"), ErrSignature},
 		{"other corp", MsgSignature(weComToken, weComTimestamp, weComNonce, foreign), foreign, ErrReceiveID},
+		{"a push's ciphertext", MsgSignature(weComToken, weComTimestamp, weComNonce, push), push, ErrMalformed},
+		{"a JSON message's ciphertext", MsgSignature(weComToken, weComTimestamp, weComNonce, jsonPush), jsonPush, ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := c.VerifyURL(tt.sig, weComTimestamp, weComNonce, tt.echostr)
-			if !errors.Is(err, tt.want) {
+			if !errors.Is(err, tt.want) || got != nil {
 				t.Errorf("VerifyURL = %q, %v; want %v", got, err, tt.want)
 			}
 		})
