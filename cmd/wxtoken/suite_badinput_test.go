@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"net/http"
@@ -160,6 +161,9 @@ func TestSuiteCallbackBadInput(t *testing.T) {
 			400, "bad_message", "receive"},
 		{"verification with a stale timestamp", get(suiteVerifyQuery(t, good, s.Token, time.Now().Add(-time.Hour), "1616140317555161061")),
 			400, "stale_timestamp", "timestamp"},
+		// A push is signed as a verification is: its ciphertext, sent as
+		// echostr with its own query, must not have its ticket answered.
+		{"verification with a recorded push's ciphertext", get(suiteEchoOf(t, firstPush)), 400, "bad_message", "echo string"},
 	}
 	for _, c := range cases {
 		status, body := c.send()
@@ -169,6 +173,9 @@ func TestSuiteCallbackBadInput(t *testing.T) {
 		json.Unmarshal([]byte(body), &out)
 		if status != c.status || out.Error.Code != c.code || !strings.Contains(out.Error.Message, c.says) {
 			t.Errorf("%s: %d %.200s; want %d %s saying %q", c.name, status, body, c.status, c.code, c.says)
+		}
+		if strings.Contains(body, "<xml>") {
+			t.Errorf("%s: a plaintext was answered: %.200s", c.name, body)
 		}
 		if got := suiteStoredTicket(t, e.m, s.SuiteID); got != ticket {
 			t.Errorf("%s: the stored suite_ticket changed: %s, was %s", c.name, got, ticket)
@@ -188,4 +195,22 @@ func TestSuiteCallbackBadInput(t *testing.T) {
 	if status != 200 || json.Unmarshal([]byte(body), &page) != nil || len(page.Authorizers) != 0 {
 		t.Errorf("the suite's corps after the bad pushes: %d %s, want none", status, body)
 	}
+}
+
+// suiteEchoOf is the query of a URL verification that replays the recorded
+// push p: its timestamp, nonce and msg_signature, and its Encrypt value as
+// echostr.
+func suiteEchoOf(t *testing.T, p recorded) url.Values {
+	t.Helper()
+	u, err := url.Parse(p.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env struct{ Encrypt string }
+	if err := xml.Unmarshal(p.body, &env); err != nil || env.Encrypt == "" {
+		t.Fatalf("recorded push %s: %v", p.body, err)
+	}
+	q := u.Query()
+	q.Set("echostr", env.Encrypt)
+	return q
 }
