@@ -19,8 +19,10 @@ var ErrWrongPlatform = errors.New("component: push for another platform")
 // an error means WeChat should deliver it again. InfoTypes the platform
 // does not act on are ignored without error.
 func (p *Platform) Handle(ctx context.Context, ev callback.Event) error {
-	if (ev.AppID != "" && ev.AppID != p.cfg.AppID) || (ev.SuiteID != "" && ev.SuiteID != p.cfg.AppID) {
-		return ErrWrongPlatform
+	for _, named := range []string{ev.AppID, ev.SuiteID} {
+		if named != "" && named != p.cfg.AppID {
+			return fmt.Errorf("%w: it names %.80q, and this %s is %s", ErrWrongPlatform, named, p.fam.kind, p.cfg.AppID)
+		}
 	}
 	switch p.fam.events[ev.InfoType] {
 	case onTicket:

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wxtoken/wxtoken/callback"
+	"github.com/wxtoken/wxtoken/component"
 )
 
 // Callback is one endpoint WeChat calls: an Official Account's or WeCom
@@ -181,6 +182,11 @@ func (s *Server) receive(mode CallbackMode) func(http.ResponseWriter, *http.Requ
 			}
 			if err := cb.Handler.Handle(r.Context(), ev); err != nil {
 				s.unclaim(key) // WeChat delivers it again
+				if errors.Is(err, component.ErrWrongPlatform) || errors.Is(err, component.ErrInvalidImport) {
+					// The push itself is wrong: delivering it again
+					// would not help, and the answer should not say so.
+					return err
+				}
 				return &notStored{err}
 			}
 		}
