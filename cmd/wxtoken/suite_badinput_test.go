@@ -146,7 +146,7 @@ func TestSuiteCallbackBadInput(t *testing.T) {
 			return suiteSealedPost(t, e.addr, path, otherReceiver, s.Token, time.Now(), forged)
 		}, 400, "bad_message", "receive"},
 		{"SuiteId of another suite", raw(suitePlain(suiteCustomApp.SuiteID, callback.InfoSuiteTicket, "SuiteTicket", "forged-ticket"), nil),
-			400, "bad_message", "another platform"},
+			400, "bad_message", suiteCustomApp.SuiteID},
 		{"unknown suite in the path", raw(forged, func(r *http.Request) { r.URL.Path = "/callback/suite/ww5e17e00000000099" }),
 			404, "not_found", "no such endpoint"},
 		{"create_auth with a code WeCom does not know", raw(suitePlain(s.SuiteID, callback.InfoCreateAuth, "AuthCode", "authcode@@@never-issued"), nil),
