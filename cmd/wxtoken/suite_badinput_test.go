@@ -150,7 +150,7 @@ func TestSuiteCallbackBadInput(t *testing.T) {
 		{"unknown suite in the path", raw(forged, func(r *http.Request) { r.URL.Path = "/callback/suite/ww5e17e00000000099" }),
 			404, "not_found", "no such endpoint"},
 		{"create_auth with a code WeCom does not know", raw(suitePlain(s.SuiteID, callback.InfoCreateAuth, "AuthCode", "authcode@@@never-issued"), nil),
-			502, "upstream_error", "40078"},
+			502, "upstream_error", "authorization code: wechat: errcode 40078"},
 		{"create_auth without AuthCode", raw(suitePlain(s.SuiteID, callback.InfoCreateAuth, "State", ""), nil), 400, "bad_message", "AuthCode"},
 		{"cancel_auth without AuthCorpId", raw(suitePlain(s.SuiteID, callback.InfoCancelAuth), nil), 400, "bad_message", "AuthCorpId"},
 		{"suite_ticket without SuiteTicket", raw(suitePlain(s.SuiteID, callback.InfoSuiteTicket), nil), 400, "bad_message", "SuiteTicket"},

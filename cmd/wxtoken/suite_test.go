@@ -292,6 +292,11 @@ func TestSuiteEndToEnd(t *testing.T) {
 	}
 	cancelled, callsAtCancel := time.Now(), e.fake.Stats(acct).CorpTokenCalls
 	suiteRevoked(t, e.addr, corp)
+	for _, typ := range []string{wxtest.TicketJSAPI, wxtest.TicketAgent} {
+		if status, _ := e.suiteJSTicket(t, corp, typ); status != http.StatusGone {
+			t.Errorf("%s ticket of %s after cancel_auth: %d, want 410", typ, corp, status)
+		}
+	}
 
 	// Import: a corp carried over with its permanent code is served; an
 	// entry in a third-party platform's shape is refused whole.
