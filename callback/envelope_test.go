@@ -291,6 +291,37 @@ func TestVerifyURLRejectsBadInput(t *testing.T) {
 	}
 }
 
+// TestVerifyURLAnyReceiver: an echostr sealed for another receive id (a
+// suite's verification, sealed for the provider's corpid) is answered; a
+// wrong signature and a message's ciphertext are still refused.
+func TestVerifyURLAnyReceiver(t *testing.T) {
+	suite := newCrypter(t, weComToken, weComKey, "ww_suite")
+	provider := newCrypter(t, weComToken, weComKey, "ww_provider")
+	echostr, err := provider.Encrypt([]byte(weComEcho))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := MsgSignature(weComToken, weComTimestamp, weComNonce, echostr)
+	if _, err := suite.VerifyURL(sig, weComTimestamp, weComNonce, echostr); !errors.Is(err, ErrReceiveID) {
+		t.Fatalf("VerifyURL of an echostr sealed for another receive id: %v, want ErrReceiveID", err)
+	}
+	got, err := suite.VerifyURLAnyReceiver(sig, weComTimestamp, weComNonce, echostr)
+	if err != nil || string(got) != weComEcho {
+		t.Fatalf("VerifyURLAnyReceiver = %q, %v; want %q", got, err, weComEcho)
+	}
+	if got, err := suite.VerifyURLAnyReceiver(oaMsgSignature, weComTimestamp, weComNonce, echostr); !errors.Is(err, ErrSignature) || got != nil {
+		t.Errorf("VerifyURLAnyReceiver with a wrong signature = %q, %v; want ErrSignature", got, err)
+	}
+	push, err := provider.Encrypt([]byte("<xml><InfoType><![CDATA[suite_ticket]]></InfoType></xml>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig = MsgSignature(weComToken, weComTimestamp, weComNonce, push)
+	if got, err := suite.VerifyURLAnyReceiver(sig, weComTimestamp, weComNonce, push); !errors.Is(err, ErrMalformed) || got != nil {
+		t.Errorf("VerifyURLAnyReceiver of a push's ciphertext = %q, %v; want ErrMalformed", got, err)
+	}
+}
+
 // Values that XML cannot carry unchanged must be refused, not written into
 // an envelope that WeChat, or DecryptMessage, would fail to parse or verify.
 func TestSealingRejectsUnrepresentableText(t *testing.T) {

@@ -101,11 +101,16 @@ func (s *Server) verifyURL(mode CallbackMode) func(http.ResponseWriter, *http.Re
 			return err
 		}
 		var out []byte
-		if mode.Encrypted {
+		switch {
+		case mode.Encrypted && mode.VerifyAnyReceiver:
+			if out, err = cb.Crypter.VerifyURLAnyReceiver(q.Get("msg_signature"), ts, nonce, echo); err != nil {
+				return err
+			}
+		case mode.Encrypted:
 			if out, err = cb.Crypter.VerifyURL(q.Get("msg_signature"), ts, nonce, echo); err != nil {
 				return err
 			}
-		} else {
+		default:
 			if !callback.VerifySignature(cb.Token, ts, nonce, q.Get("signature")) {
 				return errSignature
 			}
