@@ -206,16 +206,21 @@ func TestSuiteEndToEnd(t *testing.T) {
 		t.Errorf("get_suite_token called %d times without a ticket", st.SuiteTokenCalls)
 	}
 
-	// URL verification: WeCom GETs the command callback with an echostr
-	// sealed for the suite id, and wants the plaintext back, alone.
-	c, err := callback.NewCrypter(s.Token, s.EncodingAESKey, s.SuiteID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// URL verification: WeCom GETs the command callback with an
+	// encrypted echostr, and wants the plaintext back, alone. The suite's
+	// pushes are sealed for the suite id; the echostr for the provider's
+	// corpid, which the suite's configuration does not hold. Either is
+	// answered.
 	const echo = "1616140317555161061"
-	q := suiteVerifyQuery(t, c, s.Token, time.Now(), echo)
-	if status, body := suiteGet(t, "http://"+e.addr+"/callback/suite/"+s.SuiteID+"?"+q.Encode()); status != 200 || body != echo {
-		t.Fatalf("URL verification: %d %q, want 200 %q", status, body, echo)
+	for _, receiver := range []string{suiteProviderCorp, s.SuiteID} {
+		c, err := callback.NewCrypter(s.Token, s.EncodingAESKey, receiver)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := suiteVerifyQuery(t, c, s.Token, time.Now(), echo)
+		if status, body := suiteGet(t, "http://"+e.addr+"/callback/suite/"+s.SuiteID+"?"+q.Encode()); status != 200 || body != echo {
+			t.Fatalf("URL verification, echostr sealed for %s: %d %q, want 200 %q", receiver, status, body, echo)
+		}
 	}
 
 	// The ticket push buys the suite token; the gap is gone.
