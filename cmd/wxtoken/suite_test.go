@@ -179,7 +179,7 @@ func suiteGet(t *testing.T, u string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// TestSuiteEndToEnd runs a WeCom suite's life through the binary's wiring:
+// TestSuiteEndToEnd runs a WeCom suite's life through an in-process Main:
 // a missing suite_ticket reported by /readyz, the command callback's URL
 // verification, the ticket push and the suite token it buys, a corp's
 // installation (create_auth) with its token and JS-SDK tickets served and
