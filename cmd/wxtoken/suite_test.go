@@ -183,9 +183,10 @@ func suiteGet(t *testing.T, u string) (int, string) {
 // a missing suite_ticket reported by /readyz, the command callback's URL
 // verification, the ticket push and the suite token it buys, a corp's
 // installation (create_auth) with its token and JS-SDK tickets served and
-// refreshed ahead of expiry, its removal (cancel_auth) answered 410 for
-// good, import and listing of a suite's corps, the provider's token, and
-// a custom-developed app's corp served from gettoken.
+// refreshed ahead of expiry, its removal (cancel_auth) answered 410 and
+// never fetched again until the corp installs the suite anew, import and
+// listing of a suite's corps, the provider's token, and a custom-developed
+// app's corp served from gettoken.
 func TestSuiteEndToEnd(t *testing.T) {
 	// Tokens live 5 s, so that a corp's token is refreshed twice within
 	// the test; tickets an hour, so that the ticket served is the one
@@ -374,6 +375,13 @@ func TestSuiteEndToEnd(t *testing.T) {
 	if got := e.fake.Stats(acct).CorpTokenCalls; got != callsAtCancel {
 		t.Errorf("the removed corp's token was fetched %d times after cancel_auth", got-callsAtCancel)
 	}
+
+	// Until the corp installs the suite again: a new create_auth brings a
+	// new permanent code, and the corp is served again.
+	if _, err := e.fake.CreateAuth(ctx, s.SuiteID, suiteCorp1); err != nil {
+		t.Fatalf("create_auth after cancel_auth not acknowledged: %v", err)
+	}
+	e.suiteLive(t, corp, awaitToken(t, e.hc, e.addr, corp, 20*time.Millisecond, 5*time.Second, nil).AccessToken)
 }
 
 // suiteRevoked fails the test unless id is answered 410 revoked.
