@@ -178,19 +178,7 @@ func (c *Crypter) Decrypt(encrypt string) ([]byte, error) {
 	if err := c.ready(); err != nil {
 		return nil, err
 	}
-	buf, err := base64.StdEncoding.DecodeString(encrypt)
-	if err != nil {
-		return nil, fmt.Errorf("%w: not base64: %v", ErrCiphertext, err)
-	}
-	if len(buf) == 0 || len(buf)%padBlock != 0 {
-		return nil, fmt.Errorf("%w: %d bytes, want a positive multiple of %d", ErrCiphertext, len(buf), padBlock)
-	}
-	cipher.NewCBCDecrypter(c.block, c.iv).CryptBlocks(buf, buf)
-	content, err := unpad(buf)
-	if err != nil {
-		return nil, err
-	}
-	msg, receiveID, err := unframe(content)
+	msg, receiveID, err := c.open(encrypt)
 	if err != nil {
 		return nil, err
 	}
@@ -198,6 +186,24 @@ func (c *Crypter) Decrypt(encrypt string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: sealed for %.64q, not %q", ErrReceiveID, receiveID, c.receiveID)
 	}
 	return msg, nil
+}
+
+// open decrypts encrypt and returns the message and the receive id it was
+// sealed for, unchecked. The Crypter is ready.
+func (c *Crypter) open(encrypt string) (msg, receiveID []byte, err error) {
+	buf, err := base64.StdEncoding.DecodeString(encrypt)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: not base64: %v", ErrCiphertext, err)
+	}
+	if len(buf) == 0 || len(buf)%padBlock != 0 {
+		return nil, nil, fmt.Errorf("%w: %d bytes, want a positive multiple of %d", ErrCiphertext, len(buf), padBlock)
+	}
+	cipher.NewCBCDecrypter(c.block, c.iv).CryptBlocks(buf, buf)
+	content, err := unpad(buf)
+	if err != nil {
+		return nil, nil, err
+	}
+	return unframe(content)
 }
 
 // unpad strips PKCS#7 padding to a 32-byte block from b, whose length is a

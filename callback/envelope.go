@@ -1,6 +1,7 @@
 package callback
 
 import (
+	"bytes"
 	"encoding/xml"
 	"fmt"
 	"unicode/utf8"
@@ -143,14 +144,48 @@ func (c *Crypter) DecryptMessage(msgSignature, timestamp, nonce string, body []b
 //
 // The echostr must be the URL-decoded query value, as url.Values.Get returns
 // it; the signature covers the decoded form.
+//
+// A push is signed exactly as a verification is, msg_signature over token,
+// timestamp, nonce and the Encrypt value, so a push's ciphertext sent as
+// echostr with the push's own query would pass the signature check: the
+// verification would then answer the plaintext of a recorded push (a ticket,
+// an auth code, a user's message) to whoever replays it. WeCom's echostr is a
+// random string it makes up (digits, in every sample), and every push it
+// sends is an XML document, so an echostr whose plaintext holds XML or JSON
+// markup is refused with ErrMalformed, and nothing of it is answered.
 func (c *Crypter) VerifyURL(msgSignature, timestamp, nonce, echostr string) ([]byte, error) {
+	return c.verifyURL(msgSignature, timestamp, nonce, echostr, true)
+}
+
+// VerifyURLAnyReceiver is VerifyURL without the receive id check, for a
+// verification whose echostr is sealed for an id the configuration does
+// not hold: WeCom seals the echostr of a suite's command callback for the
+// provider's corpid, while the suite's pushes are sealed for the suite id.
+// The signature still proves that the sender knows the token, and an echo
+// string is for no one: answering it tells the sender nothing it did not
+// seal itself, since a message's plaintext is refused as by VerifyURL.
+func (c *Crypter) VerifyURLAnyReceiver(msgSignature, timestamp, nonce, echostr string) ([]byte, error) {
+	return c.verifyURL(msgSignature, timestamp, nonce, echostr, false)
+}
+
+func (c *Crypter) verifyURL(msgSignature, timestamp, nonce, echostr string, checkReceiver bool) ([]byte, error) {
 	if err := c.ready(); err != nil {
 		return nil, err
 	}
 	if !VerifyMsgSignature(c.token, timestamp, nonce, echostr, msgSignature) {
 		return nil, fmt.Errorf("%w: msg_signature does not match echostr", ErrSignature)
 	}
-	return c.Decrypt(echostr)
+	plain, receiveID, err := c.open(echostr)
+	if err != nil {
+		return nil, err
+	}
+	if checkReceiver && string(receiveID) != c.receiveID {
+		return nil, fmt.Errorf("%w: sealed for %.64q, not %q", ErrReceiveID, receiveID, c.receiveID)
+	}
+	if bytes.ContainsAny(plain, "<{") {
+		return nil, fmt.Errorf("%w: echostr decrypts to a message, not an echo string: a push's ciphertext is not answered", ErrMalformed)
+	}
+	return plain, nil
 }
 
 // EncryptMessage seals msg, a plaintext reply such as a passive text

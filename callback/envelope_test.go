@@ -261,6 +261,16 @@ func TestVerifyURLRejectsBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A recorded push's ciphertext, replayed as echostr with the push's
+	// own signature: answering it would hand out the push's plaintext.
+	push, err := c.Encrypt([]byte("<xml><SuiteId><![CDATA[ww1]]></SuiteId><InfoType><![CDATA[suite_ticket]]></InfoType><SuiteTicket><![CDATA[t]]></SuiteTicket></xml>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonPush, err := c.Encrypt([]byte(`{"ToUserName":"ww1","MsgType":"text","Content":"hello"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name, sig, echostr string
 		want               error
@@ -268,14 +278,47 @@ func TestVerifyURLRejectsBadInput(t *testing.T) {
 		{"wrong signature", oaMsgSignature, weComEchostr, ErrSignature},
 		{"URL-encoded echostr", weComMsgSignature, strings.ReplaceAll(weComEchostr, "+", "%2B"), ErrSignature},
 		{"other corp", MsgSignature(weComToken, weComTimestamp, weComNonce, foreign), foreign, ErrReceiveID},
+		{"a push's ciphertext", MsgSignature(weComToken, weComTimestamp, weComNonce, push), push, ErrMalformed},
+		{"a JSON message's ciphertext", MsgSignature(weComToken, weComTimestamp, weComNonce, jsonPush), jsonPush, ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := c.VerifyURL(tt.sig, weComTimestamp, weComNonce, tt.echostr)
-			if !errors.Is(err, tt.want) {
+			if !errors.Is(err, tt.want) || got != nil {
 				t.Errorf("VerifyURL = %q, %v; want %v", got, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestVerifyURLAnyReceiver: an echostr sealed for another receive id (a
+// suite's verification, sealed for the provider's corpid) is answered; a
+// wrong signature and a message's ciphertext are still refused.
+func TestVerifyURLAnyReceiver(t *testing.T) {
+	suite := newCrypter(t, weComToken, weComKey, "ww_suite")
+	provider := newCrypter(t, weComToken, weComKey, "ww_provider")
+	echostr, err := provider.Encrypt([]byte(weComEcho))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := MsgSignature(weComToken, weComTimestamp, weComNonce, echostr)
+	if _, err := suite.VerifyURL(sig, weComTimestamp, weComNonce, echostr); !errors.Is(err, ErrReceiveID) {
+		t.Fatalf("VerifyURL of an echostr sealed for another receive id: %v, want ErrReceiveID", err)
+	}
+	got, err := suite.VerifyURLAnyReceiver(sig, weComTimestamp, weComNonce, echostr)
+	if err != nil || string(got) != weComEcho {
+		t.Fatalf("VerifyURLAnyReceiver = %q, %v; want %q", got, err, weComEcho)
+	}
+	if got, err := suite.VerifyURLAnyReceiver(oaMsgSignature, weComTimestamp, weComNonce, echostr); !errors.Is(err, ErrSignature) || got != nil {
+		t.Errorf("VerifyURLAnyReceiver with a wrong signature = %q, %v; want ErrSignature", got, err)
+	}
+	push, err := provider.Encrypt([]byte("<xml><InfoType><![CDATA[suite_ticket]]></InfoType></xml>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig = MsgSignature(weComToken, weComTimestamp, weComNonce, push)
+	if got, err := suite.VerifyURLAnyReceiver(sig, weComTimestamp, weComNonce, push); !errors.Is(err, ErrMalformed) || got != nil {
+		t.Errorf("VerifyURLAnyReceiver of a push's ciphertext = %q, %v; want ErrMalformed", got, err)
 	}
 }
 

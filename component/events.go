@@ -19,8 +19,10 @@ var ErrWrongPlatform = errors.New("component: push for another platform")
 // an error means WeChat should deliver it again. InfoTypes the platform
 // does not act on are ignored without error.
 func (p *Platform) Handle(ctx context.Context, ev callback.Event) error {
-	if (ev.AppID != "" && ev.AppID != p.cfg.AppID) || (ev.SuiteID != "" && ev.SuiteID != p.cfg.AppID) {
-		return ErrWrongPlatform
+	for _, named := range []string{ev.AppID, ev.SuiteID} {
+		if named != "" && named != p.cfg.AppID {
+			return fmt.Errorf("%w: it names %.80q, and this %s is %s", ErrWrongPlatform, named, p.fam.kind, p.cfg.AppID)
+		}
 	}
 	switch p.fam.events[ev.InfoType] {
 	case onTicket:
@@ -66,13 +68,18 @@ func (p *Platform) onAuthorized(ctx context.Context, appid, code string) error {
 	if err != nil {
 		return fmt.Errorf("%s %s: no token to exchange the authorization code: %w", p.fam.kind, p.cfg.ID, err)
 	}
+	// WeCom's create_auth names no corp: only the exchange tells it.
+	what := "the authorization code"
+	if appid != "" {
+		what += " of " + appid
+	}
 	g, err := p.fam.exchange(ctx, p, ct.Token, code)
 	if err != nil {
-		return fmt.Errorf("%s %s: exchange the authorization code of %q: %w", p.fam.kind, p.cfg.ID, appid, err)
+		return fmt.Errorf("%s %s: exchange %s: %w", p.fam.kind, p.cfg.ID, what, err)
 	}
 	if !validAppID(g.id) || g.state == "" {
-		return fmt.Errorf("%s %s: the authorization code of %q answered authorizer %.80q and a %s of %d bytes",
-			p.fam.kind, p.cfg.ID, appid, g.id, p.fam.stateName, len(g.state))
+		return fmt.Errorf("%s %s: %s answered authorizer %.80q and a %s of %d bytes",
+			p.fam.kind, p.cfg.ID, what, g.id, p.fam.stateName, len(g.state))
 	}
 	if appid != "" && g.id != appid {
 		return fmt.Errorf("%s %s: code for %s answered authorizer %s", p.fam.kind, p.cfg.ID, appid, g.id)

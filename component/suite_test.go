@@ -226,6 +226,49 @@ func TestSuiteTicketRefusedWaitsForPush(t *testing.T) {
 	})
 }
 
+// TestSuitePushForAnotherSuite: a push sealed with the suite's keys that
+// names another suite in SuiteId is refused with 400, naming both suites
+// and not asking for a delivery that would be refused again, and its
+// ticket is not stored.
+func TestSuitePushForAnotherSuite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fake := newSuiteFake(wxtest.Config{Lifetime: time.Hour}, suite)
+		defer fake.Close()
+		pl := startSuite(t, suite, component.Config{}, memory.New(), fake, nil)
+		other := fmt.Sprintf("<xml><SuiteId><![CDATA[%s]]></SuiteId><InfoType><![CDATA[suite_ticket]]></InfoType>"+
+			"<TimeStamp>%d</TimeStamp><SuiteTicket><![CDATA[other-suite's]]></SuiteTicket></xml>", customTemplate.SuiteID, time.Now().Unix())
+		status, body, err := fake.PushSuiteRaw(t.Context(), suite.SuiteID, []byte(other), nil)
+		if err != nil || status != http.StatusBadRequest || !strings.Contains(body, customTemplate.SuiteID) ||
+			!strings.Contains(body, suite.SuiteID) || strings.Contains(body, "deliver again") {
+			t.Fatalf("push naming another suite = %d %s (%v); want 400 naming both suites", status, body, err)
+		}
+		if gap, _ := pl.p.TicketGap(t.Context()); !strings.Contains(gap, "no suite_ticket received yet") {
+			t.Fatalf("ticket gap = %q: the other suite's ticket was stored", gap)
+		}
+	})
+}
+
+// TestSuiteUnknownAuthCode: a create_auth whose code WeCom does not know
+// (40078) is refused, saying so, and adds no corp.
+func TestSuiteUnknownAuthCode(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fake := newSuiteFake(wxtest.Config{Lifetime: time.Hour}, suite)
+		defer fake.Close()
+		pl := startSuite(t, suite, component.Config{}, memory.New(), fake, nil)
+		fake.PushSuiteTicket(t.Context(), suite.SuiteID)
+		time.Sleep(time.Second)
+		push := fmt.Sprintf("<xml><SuiteId><![CDATA[%s]]></SuiteId><AuthCode><![CDATA[never-issued]]></AuthCode>"+
+			"<InfoType><![CDATA[create_auth]]></InfoType><TimeStamp>%d</TimeStamp></xml>", suite.SuiteID, time.Now().Unix())
+		status, body, err := fake.PushSuiteRaw(t.Context(), suite.SuiteID, []byte(push), nil)
+		if err != nil || status != http.StatusBadGateway || !strings.Contains(body, "exchange the authorization code: wechat: errcode 40078") {
+			t.Fatalf("create_auth with an unknown code = %d %s (%v); want 502 saying the exchange got 40078", status, body, err)
+		}
+		if page, _ := pl.p.Page(pl.tokens.IDs(), "", 10); len(page) != 0 {
+			t.Fatalf("corps after the refused create_auth: %v", page)
+		}
+	})
+}
+
 // TestSuiteOlderTicketIgnored: of two pushes, the one WeCom created later
 // is kept, whatever order they arrive in.
 func TestSuiteOlderTicketIgnored(t *testing.T) {

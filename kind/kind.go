@@ -110,6 +110,10 @@ type Callback struct {
 	// (/callback/{kind}/{id}/{appid}). A WeCom suite's data callback is
 	// sealed for each corp instead, and is not taken.
 	Authorizers bool
+	// VerifyAnyReceiver: the verification's echostr is sealed for an id
+	// the credential's configuration does not hold, so its receive id is
+	// not checked (the signature is). Pushes are checked all the same.
+	VerifyAnyReceiver bool
 }
 
 // Registry is a set of kinds. Default holds the built-in ones.

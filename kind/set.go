@@ -80,7 +80,7 @@ func (r *Registry) CallbackModes() []server.CallbackMode {
 	for _, k := range r.All() {
 		if k.Callback != nil {
 			out = append(out, server.CallbackMode{Kind: k.Name, Verify: k.Callback.Verify, Encrypted: k.Callback.Encrypted,
-				Authorizers: k.Callback.Authorizers})
+				Authorizers: k.Callback.Authorizers, VerifyAnyReceiver: k.Callback.VerifyAnyReceiver})
 		}
 	}
 	return out

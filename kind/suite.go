@@ -62,8 +62,11 @@ var Suite = &Kind{
 			CallbackToken: cr.Token, AESKey: cr.EncodingAESKey}, nil
 	},
 	// WeCom verifies the command callback URL with a GET before saving
-	// it, and encrypts every push and the verification's echostr.
-	Callback: &Callback{Verify: true, Encrypted: true},
+	// it, and encrypts every push and the verification's echostr. The
+	// pushes are sealed for the suite id, the echostr for the provider's
+	// corpid, which the suite's configuration does not hold (easywechat's
+	// and WxJava's third-party servers open it with the provider's).
+	Callback: &Callback{Verify: true, Encrypted: true, VerifyAnyReceiver: true},
 	// The JS-SDK tickets of every corp: the corp's jsapi ticket and the
 	// app's agent_config ticket.
 	Tickets:     wecomTickets,

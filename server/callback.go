@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wxtoken/wxtoken/callback"
+	"github.com/wxtoken/wxtoken/component"
 )
 
 // Callback is one endpoint WeChat calls: an Official Account's or WeCom
@@ -100,11 +101,16 @@ func (s *Server) verifyURL(mode CallbackMode) func(http.ResponseWriter, *http.Re
 			return err
 		}
 		var out []byte
-		if mode.Encrypted {
+		switch {
+		case mode.Encrypted && mode.VerifyAnyReceiver:
+			if out, err = cb.Crypter.VerifyURLAnyReceiver(q.Get("msg_signature"), ts, nonce, echo); err != nil {
+				return err
+			}
+		case mode.Encrypted:
 			if out, err = cb.Crypter.VerifyURL(q.Get("msg_signature"), ts, nonce, echo); err != nil {
 				return err
 			}
-		} else {
+		default:
 			if !callback.VerifySignature(cb.Token, ts, nonce, q.Get("signature")) {
 				return errSignature
 			}
@@ -181,6 +187,11 @@ func (s *Server) receive(mode CallbackMode) func(http.ResponseWriter, *http.Requ
 			}
 			if err := cb.Handler.Handle(r.Context(), ev); err != nil {
 				s.unclaim(key) // WeChat delivers it again
+				if errors.Is(err, component.ErrWrongPlatform) || errors.Is(err, component.ErrInvalidImport) {
+					// The push itself is wrong: delivering it again
+					// would not help, and the answer should not say so.
+					return err
+				}
 				return &notStored{err}
 			}
 		}

@@ -111,6 +111,41 @@ func TestVerifyURL(t *testing.T) {
 	}
 }
 
+// TestVerifyURLAnyReceiver: a mode whose echostr may be sealed for another
+// receive id (a WeCom suite's, for the provider's corpid) answers it; the
+// wecom mode still refuses an echostr sealed for another corp.
+func TestVerifyURLAnyReceiver(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	m, err := token.New(token.Config{Store: memory.New(), Logger: quiet}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	suiteCrypter, _ := callback.NewCrypter(compToken, compKey, "ww_suite")
+	corpCrypter, _ := callback.NewCrypter(compToken, compKey, "ww_corp")
+	api, err := New(Config{Tokens: m, Logger: quiet,
+		CallbackModes: []CallbackMode{{Kind: "suite", Verify: true, Encrypted: true, VerifyAnyReceiver: true}, testModes[1]},
+		Callbacks: []Callback{
+			{Kind: "suite", ID: "s", Token: compToken, Crypter: suiteCrypter},
+			{Kind: "wecom", ID: "hr", Token: compToken, Crypter: corpCrypter},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	provider, _ := callback.NewCrypter(compToken, compKey, "ww_provider")
+	echostr, _ := provider.Encrypt([]byte("5927782489442352469"))
+	ts, nonce := strconv.FormatInt(time.Now().Unix(), 10), "1"
+	q := url.Values{"msg_signature": {callback.MsgSignature(compToken, ts, nonce, echostr)}, "timestamp": {ts},
+		"nonce": {nonce}, "echostr": {echostr}}
+	if code, body := get(t, srv.URL+"/callback/suite/s?"+q.Encode()); code != 200 || body != "5927782489442352469" {
+		t.Errorf("suite verification sealed for the provider = %d %q, want 200 and the echo", code, body)
+	}
+	if code, body := get(t, srv.URL+"/callback/wecom/hr?"+q.Encode()); code != 400 || !strings.Contains(body, "receive id") {
+		t.Errorf("wecom verification sealed for another corp = %d %q, want 400", code, body)
+	}
+}
+
 // push is one request as WeChat would send it.
 type push struct {
 	ts, nonce, sig string

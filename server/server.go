@@ -106,6 +106,10 @@ type CallbackMode struct {
 	// Authorizers: the kind's authorizers' messages come to
 	// /callback/{kind}/{id}/{appid} (a platform's "$APPID$" URL).
 	Authorizers bool
+	// VerifyAnyReceiver: the verification's echostr may be sealed for
+	// another receive id than the pushes (a WeCom suite's is sealed for
+	// the provider's corpid); only its signature is checked.
+	VerifyAnyReceiver bool
 }
 
 // Server is the HTTP API. It is an http.Handler.

@@ -284,7 +284,10 @@ func (m *Manager) newLoaded(c Credential, rec record, ver uint64) (*entry, time.
 }
 
 // Wake moves the credential's next refresh to now if it has no valid
-// token: a ticket it was waiting for has arrived.
+// token: a ticket it was waiting for has arrived. A flight under way may
+// have read the store before the ticket was stored, and fail for want of
+// it: it re-plans at once when it ends, rather than wait out the retry
+// of a missing ticket while the ticket is there.
 func (m *Manager) Wake(id string) {
 	e, err := m.lookup(id)
 	if err != nil {
@@ -292,7 +295,12 @@ func (m *Manager) Wake(id string) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if s := e.snap.Load(); !s.Valid(time.Now()) && !s.Revoked && e.flight == nil {
+	s := e.snap.Load()
+	switch {
+	case s.Valid(time.Now()) || s.Revoked:
+	case e.flight != nil:
+		e.wakeAfterFlight = true
+	default:
 		e.woken = true
 		m.settle(e, e.rec.record(), e.ver, time.Now(), s.Cause)
 	}

@@ -98,7 +98,8 @@ func (m *Manager) fly(e *entry, f *flight, base string) {
 
 	e.mu.Lock()
 	if e.wakeAfterFlight {
-		// The parent's new token arrived during this flight.
+		// What the credential waited for (its parent's new token, a
+		// pushed ticket) arrived during this flight.
 		e.wakeAfterFlight, e.awaitsParent, e.woken = false, false, true
 		if !o.next.IsZero() {
 			o.next = time.Now()

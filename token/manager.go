@@ -182,8 +182,9 @@ type entry struct {
 	woken bool
 	// awaitsParent: the last fetch could not use the parent's token (it
 	// had none, or WeChat refused it); the parent's next token wakes this
-	// credential. wakeAfterFlight: that token arrived while a flight was
-	// running, which re-plans at once when it ends.
+	// credential. wakeAfterFlight: that token, or a pushed ticket (Wake),
+	// arrived while a flight was running, which re-plans at once when it
+	// ends.
 	awaitsParent, wakeAfterFlight bool
 	// queued: its planned refresh is in the due queue. Guarded by the
 	// queue's lock, not mu.
