@@ -20,7 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxtoken/wxtoken/callback"
 	"github.com/wxtoken/wxtoken/store/redis/redistest"
+	"github.com/wxtoken/wxtoken/token"
 	"github.com/wxtoken/wxtoken/wechat"
 	"github.com/wxtoken/wxtoken/wxtest"
 )
@@ -31,9 +33,11 @@ import (
 // failing (-1, HTTP 502 or 503, calls that hang) for one account or all,
 // tokens ended early by WeChat (Expire), the binary killed with SIGKILL
 // and started again, Redis stopped or killed and started again. The
-// credentials are a classic, a stable and a WeCom one, and a third-party
+// credentials are a classic, a stable and a WeCom one, a third-party
 // platform with two authorizers whose refresh token rotates on every
-// refresh.
+// refresh, and two WeCom suites: a third-party app installed by two corps
+// and a custom-app template (代开发) installed by one, whose suite_tickets
+// WeCom pushes every few seconds to whichever instance is up.
 //
 // What must hold is checked as it runs:
 //   - no business server is served a dead token, unless WeChat ended it
@@ -47,9 +51,12 @@ import (
 //     instance serves every credential a working token, and the day's
 //     counters in GET /v1/tokens are what WeChat counted, less calls whose
 //     count a kill or a Redis outage may have lost;
-//   - nothing durable is lost: no authorization is lost (61023) and the
+//   - nothing durable is lost: no authorization is lost (61023, and for
+//     the suites' corps no 40084, nor 40001 for a custom app's permanent
+//     code, and every stored permanent code is the one WeCom holds), the
 //     platform never needs a new ticket (no api_start_push_ticket, no
-//     61005/61006) across Redis restarts and kills.
+//     61005/61006) and WeCom never refuses a suite_ticket (40085), across
+//     Redis restarts and kills.
 //
 // WXTOKEN_SOAK sets how long the disturbances last (default 25s) and
 // WXTOKEN_SOAK_SEED the seed (default 37); a failing run prints both, and
@@ -77,6 +84,14 @@ func TestChaosSoak(t *testing.T) {
 		wg.Go(func() { s.client(ctx, i, id, rng) })
 	}
 	wg.Go(func() { s.monitor(ctx) })
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			pause(ctx, soakPushEvery)
+			for _, su := range soakSuites {
+				s.pushTicket(ctx, su.SuiteID)
+			}
+		}
+	})
 
 	plan := chaosPlan(seed, length)
 	t.Logf("plan: %v", plan)
@@ -127,21 +142,54 @@ const (
 
 	// soakBinary is the binary's index among the instances.
 	soakBinary = 2
+
+	// soakPushEvery is how often WeCom pushes each suite's suite_ticket:
+	// every ten minutes against a two-hour token, which at the soak's
+	// token lifetime would be under a second; a few seconds still bring
+	// several tickets per token.
+	soakPushEvery = 2 * time.Second
 )
 
 // soakAuthorizers are the platform's authorizers.
 var soakAuthorizers = []string{"wxauth01", "wxauth02"}
 
+// The soak's WeCom suites: a third-party app (soakSuite) installed by
+// the corps soakSuiteCorps, and a custom-app template (soakCustom: its id
+// starts "dk") installed by soakCustomCorp. Each is configured with its
+// suite id as credential id, so a corp's token is served at
+// /v1/tokens/{suite id}/{corpid}.
+var (
+	soakSuite = wxtest.Suite{SuiteID: "ww5e1000000000a001", Secret: "soak-suite-secret", Token: "soak-suite-token",
+		EncodingAESKey: "s0aks0aks0aks0aks0aks0aks0aks0aks0aks0aks0a"}
+	soakCustom = wxtest.Suite{SuiteID: "dk5e1000000000a002", Secret: "soak-custom-secret", Token: "soak-custom-token",
+		EncodingAESKey: "cust0mcust0mcust0mcust0mcust0mcust0mcust0mc"}
+	soakSuites     = []wxtest.Suite{soakSuite, soakCustom}
+	soakSuiteCorps = []string{"ww5e10000000000c01", "ww5e10000000000c02"}
+	soakCustomCorp = "ww5e10000000000c03"
+)
+
+// soakCorps are the credentials of the corps that installed a suite,
+// "{suite id}/{corpid}", which is also the fake's account of each
+// authorization.
+var soakCorps = []string{soakSuite.SuiteID + "/" + soakSuiteCorps[0], soakSuite.SuiteID + "/" + soakSuiteCorps[1],
+	soakCustom.SuiteID + "/" + soakCustomCorp}
+
+// soakSuiteIDs are the suites' credentials: the suites' own tokens, and
+// their corps'. Each is also the fake's account behind it.
+var soakSuiteIDs = append([]string{soakSuite.SuiteID, soakCustom.SuiteID}, soakCorps...)
+
 // soakIDs are the soak's credentials.
-var soakIDs = append([]string{"wx1", "wx2", "hr", "plat"}, soakAuthorizers...)
+var soakIDs = slices.Concat([]string{"wx1", "wx2", "hr", "plat"}, soakAuthorizers, soakSuiteIDs)
 
 // soakAccounts are the fake's accounts behind the credentials, in the
 // order of soakIDs.
-var soakAccounts = append([]string{app1, app2, corp1, platformComp.AppID}, soakAuthorizers...)
+var soakAccounts = slices.Concat([]string{app1, app2, corp1, platformComp.AppID}, soakAuthorizers, soakSuiteIDs)
 
 // faulted lists the credentials whose token calls meet a fault set for
 // account ("" for every account): a component's fault also meets its
-// authorizers' calls when they have none of their own.
+// authorizers' calls when they have none of their own, and a suite's
+// the calls for its corps' tokens (get_corp_token, or a custom app's
+// gettoken with the permanent code) when they have none of their own.
 func faulted(account string) []string {
 	switch account {
 	case "":
@@ -149,7 +197,38 @@ func faulted(account string) []string {
 	case platformComp.AppID:
 		return append([]string{"plat"}, soakAuthorizers...)
 	}
-	return []string{soakIDs[slices.Index(soakAccounts, account)]}
+	var out []string
+	for i, a := range soakAccounts {
+		if a == account || strings.HasPrefix(a, account+"/") {
+			out = append(out, soakIDs[i])
+		}
+	}
+	return out
+}
+
+// soakTokenCalls is the fake's count of token calls of a soak credential,
+// failed ones included: get_suite_token's for a suite, get_corp_token's
+// for a third-party app's corp, gettoken's for a custom app's corp.
+func soakTokenCalls(fake *wxtest.Fake, id string) int {
+	switch suite, _, corp := strings.Cut(id, "/"); {
+	case !slices.Contains(soakSuiteIDs, id):
+		return tokenCalls(fake, id)
+	case !corp:
+		return fake.Stats(id).SuiteTokenCalls
+	case suite == soakCustom.SuiteID:
+		return fake.Stats(id).WeComCalls
+	}
+	return fake.Stats(id).CorpTokenCalls
+}
+
+// soakSuiteCredentials configures the suites, as YAML list items.
+func soakSuiteCredentials() string {
+	var b strings.Builder
+	for _, su := range soakSuites {
+		fmt.Fprintf(&b, "\n  - {kind: suite, suite_id: %s, secret: %s, token: %s, encoding_aes_key: %s}",
+			su.SuiteID, su.Secret, su.Token, su.EncodingAESKey)
+	}
+	return b.String()
 }
 
 // soakSettings reads WXTOKEN_SOAK_SEED and WXTOKEN_SOAK.
@@ -199,6 +278,7 @@ type soak struct {
 	fault      *faultRun
 	faultEnded time.Time
 	pushes     int                  // api_start_push_ticket calls after setup
+	pushNext   int                  // the instance of the next suite push, among addrs
 	reported   map[string]time.Time // dead tokens, by when a report was first answered with another
 	pending    map[int]*pendingReport
 	violations map[string]int
@@ -230,8 +310,9 @@ type pendingReport struct {
 }
 
 // startSoak starts the fake, Redis and the instances, authorizes the
-// platform's authorizers, and waits until every instance serves every
-// credential.
+// platform's authorizers, pushes the suites their first suite_tickets
+// and installs them in their corps, and waits until every instance serves
+// every credential.
 func startSoak(t *testing.T) *soak {
 	bin := buildBinary(t)
 	fake := wxtest.New(wxtest.Config{Lifetime: soakLifetime, Overlap: soakOverlap,
@@ -241,11 +322,14 @@ func startSoak(t *testing.T) *soak {
 	fake.AddCorp(corp1, "corpsecret1")
 	fake.AddComponent(platformComp)
 	fake.SetRefreshTokenRotation(platformComp.AppID, 1)
+	for _, su := range soakSuites {
+		fake.AddSuite(su)
+	}
 	t.Cleanup(fake.Close)
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
 	hc := newHTTPClient(t)
-	s := &soak{t: t, fake: fake, hc: hc, wc: &wechat.Client{API: srv.URL, HTTP: hc}, bin: bin,
+	s := &soak{t: t, fake: fake, hc: hc, wc: &wechat.Client{API: srv.URL, WeCom: srv.URL, HTTP: hc}, bin: bin,
 		rs:       redistest.New(t, redistest.Options{Args: []string{"--appendfsync", "always"}}),
 		reported: map[string]time.Time{}, pending: map[int]*pendingReport{},
 		violations: map[string]int{}, counts: map[string]int{},
@@ -255,12 +339,18 @@ func startSoak(t *testing.T) *soak {
 		soakOverlap, soakMinForce, soakMaxBackoff, soakLockTTL, soakResync)
 	yaml := func(inst int) string {
 		return faultYAML(fmt.Sprintf(`store: {type: redis, addrs: ["%s"]}`, s.rs.Addr()), s.proxy(inst),
-			soakTimeout, refresh, faultCredentials+platformCredentials())
+			soakTimeout, refresh, faultCredentials+platformCredentials()+soakSuiteCredentials())
 	}
-	// The first instance receives WeChat's pushes: it is never stopped.
+	// The first instance receives WeChat's pushes to the platform, and
+	// the suites' installs: it is never stopped. The suites' tickets go
+	// to any instance up (pushTicket).
 	s.nodes = append(s.nodes, startNode(t, yaml(0)))
 	fake.SetPushTarget(platformComp.AppID, "http://"+s.nodes[0].addr()+"/callback/component/plat", nil)
 	awaitToken(t, hc, s.nodes[0].addr(), "plat", 10*time.Millisecond, 15*time.Second, nil)
+	for _, su := range soakSuites {
+		s.pushTicket(t.Context(), su.SuiteID)
+		awaitToken(t, hc, s.nodes[0].addr(), su.SuiteID, 10*time.Millisecond, 15*time.Second, nil)
+	}
 	s.nodes = append(s.nodes, startNode(t, yaml(1)))
 	s.conf = filepath.Join(t.TempDir(), "wxtoken.yaml")
 	if err := os.WriteFile(s.conf, []byte(yaml(soakBinary)), 0o600); err != nil {
@@ -280,6 +370,16 @@ func startSoak(t *testing.T) *soak {
 			t.Fatalf("authorize %s: %v", a, err)
 		}
 	}
+	// An install's create_auth is answered once its permanent code is
+	// stored, which then holds for the soak: WeCom never pushes the
+	// code again.
+	for _, c := range soakCorps {
+		suite, corp, _ := strings.Cut(c, "/")
+		s.fake.SetPushTarget(suite, s.callbackURL(s.nodes[0].addr(), suite), s.hc)
+		if _, err := fake.CreateAuth(t.Context(), suite, corp); err != nil {
+			t.Fatalf("install %s in %s: %v", suite, corp, err)
+		}
+	}
 	for _, addr := range s.addrs() {
 		for _, id := range soakIDs {
 			awaitToken(t, hc, addr, id, 10*time.Millisecond, 15*time.Second, nil)
@@ -291,12 +391,18 @@ func startSoak(t *testing.T) *soak {
 }
 
 // proxy is instance inst's way to the fake: it logs each token call with
-// its credential and times, so that calls can be told apart by instance.
+// its credential and times, so that calls can be told apart by instance,
+// and fails the soak when WeCom's answer says something durable of a
+// suite was lost.
 func (s *soak) proxy(inst int) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cred := tokenCallOf(r)
 		start := time.Now()
-		s.fake.ServeHTTP(w, r)
+		tw := &teeWriter{ResponseWriter: w}
+		s.fake.ServeHTTP(tw, r)
+		if what := suiteLoss(r, tw.head); what != "" {
+			s.violate(what, "instance %d called %s for %s; WeCom answered %s", inst, r.URL.Path, cred, tw.head)
+		}
 		if cred != "" {
 			s.mu.Lock()
 			s.calls = append(s.calls, upCall{inst: inst, cred: cred, start: start, end: time.Now()})
@@ -316,17 +422,79 @@ func tokenCallOf(r *http.Request) string {
 	case "/cgi-bin/stable_token":
 		return "wx2"
 	case "/cgi-bin/gettoken":
+		// A custom app's corp token comes from gettoken, with the
+		// corp's corpid and its permanent code as the secret.
+		if corp := r.URL.Query().Get("corpid"); corp == soakCustomCorp {
+			return soakCustom.SuiteID + "/" + corp
+		}
 		return "hr"
 	case "/cgi-bin/component/api_component_token":
 		return "plat"
 	case "/cgi-bin/component/api_authorizer_token":
-		body, _ := io.ReadAll(r.Body)
-		r.Body = io.NopCloser(bytes.NewReader(body))
 		var req struct {
 			AuthorizerAppID string `json:"authorizer_appid"`
 		}
-		json.Unmarshal(body, &req)
+		peekBody(r, &req)
 		return req.AuthorizerAppID
+	case "/cgi-bin/service/get_suite_token":
+		var req struct {
+			SuiteID string `json:"suite_id"`
+		}
+		peekBody(r, &req)
+		return req.SuiteID
+	case "/cgi-bin/service/get_corp_token":
+		// Only the third-party app's corps call it: a custom app's
+		// come from gettoken.
+		var req struct {
+			CorpID string `json:"auth_corpid"`
+		}
+		peekBody(r, &req)
+		return soakSuite.SuiteID + "/" + req.CorpID
+	}
+	return ""
+}
+
+// peekBody decodes r's JSON body into v and leaves the body to be read
+// again.
+func peekBody(r *http.Request, v any) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	json.Unmarshal(body, v)
+}
+
+// teeWriter passes a response on and keeps the first KiB of its body.
+type teeWriter struct {
+	http.ResponseWriter
+	head []byte
+}
+
+func (w *teeWriter) Write(p []byte) (int, error) {
+	if n := 1024 - len(w.head); n > 0 {
+		w.head = append(w.head, p[:min(n, len(p))]...)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// suiteLoss names the durable state of a suite that an answer of WeCom
+// shows lost, "" for none: the suite_ticket, when get_suite_token answers
+// 40085 (the ticket is accepted for 30 minutes while it is the newest or
+// the one before, and the soak's pushes are acknowledged before the next
+// is made), or a corp's permanent code, which get_corp_token refuses with
+// 40084 and gettoken, where a custom app's permanent code is the corp's
+// app secret, with 40001.
+func suiteLoss(r *http.Request, answer []byte) string {
+	var a struct {
+		ErrCode int `json:"errcode"`
+	}
+	if json.Unmarshal(answer, &a) != nil {
+		return "" // a fault's HTTP error, or a hung call
+	}
+	switch {
+	case r.URL.Path == "/cgi-bin/service/get_suite_token" && a.ErrCode == wechat.CodeBadSuiteTicket:
+		return "WeCom refused a suite_ticket"
+	case r.URL.Path == "/cgi-bin/service/get_corp_token" && a.ErrCode == wechat.CodeBadPermanentCode,
+		r.URL.Path == "/cgi-bin/gettoken" && r.URL.Query().Get("corpid") == soakCustomCorp && a.ErrCode == wechat.CodeInvalidCredential:
+		return "a permanent code was lost"
 	}
 	return ""
 }
@@ -396,7 +564,7 @@ func (s *soak) client(ctx context.Context, no int, id string, rng *rand.Rand) {
 			tok, until = tr.AccessToken, time.Now().Add(time.Duration(tr.ExpiresIn)*time.Second)
 			s.served(id, tok, from, asked)
 		}
-		_, err := s.wc.CallbackIP(ctx, tok)
+		err := s.use(ctx, id, tok)
 		switch code := wechat.ErrCode(err); {
 		case err == nil:
 			s.count("uses")
@@ -404,7 +572,7 @@ func (s *soak) client(ctx context.Context, no int, id string, rng *rand.Rand) {
 			delete(s.pending, no)
 			s.mu.Unlock()
 			pause(ctx, time.Duration(50+rng.IntN(100))*time.Millisecond)
-		case code == 40001 || code == 42001 || code == 40014:
+		case deadCode(code):
 			s.deadUse(id, tok, from, asked, code)
 			s.mu.Lock()
 			if s.pending[no] == nil {
@@ -423,6 +591,40 @@ func (s *soak) client(ctx context.Context, no int, id string, rng *rand.Rand) {
 			pause(ctx, 50*time.Millisecond)
 		}
 	}
+}
+
+// use makes one call with id's token, as a business server would, and
+// returns WeChat's refusal, nil if it accepted the token.
+func (s *soak) use(ctx context.Context, id, tok string) error {
+	switch {
+	case id == soakSuite.SuiteID || id == soakCustom.SuiteID:
+		// A suite token is used at the service APIs: get_permanent_code
+		// checks the token before the code, so a code WeCom never
+		// issued answers 40078 to a working token.
+		_, err := s.wc.PermanentCode(ctx, tok, "authcode@@@never-issued", false)
+		if wechat.ErrCode(err) == wechat.CodeBadAuthCode {
+			return nil
+		}
+		return err
+	case slices.Contains(soakCorps, id):
+		// A corp token is a WeCom application's token, which
+		// get_api_domain_ip takes.
+		_, err := s.wc.WeComAPIDomainIP(ctx, tok)
+		return err
+	}
+	_, err := s.wc.CallbackIP(ctx, tok)
+	return err
+}
+
+// deadCode reports whether WeChat refused a token as dead: 40001, 42001
+// or 40014 for an access token, 40082 or 42009 for a suite token.
+func deadCode(code int) bool {
+	switch code {
+	case wechat.CodeInvalidCredential, wechat.CodeTokenExpired, wechat.CodeInvalidToken,
+		wechat.CodeBadSuiteToken, wechat.CodeSuiteTokenExpired:
+		return true
+	}
+	return false
 }
 
 // report tells random instances that stale failed until one answers with
@@ -721,7 +923,7 @@ var soakFaults = []struct {
 func (s *soak) startFault(e chaosEvent) {
 	run := &faultRun{kind: soakFaults[e.fault].name, account: e.account, from: time.Now(), before: map[string]int{}}
 	for _, id := range faulted(e.account) {
-		run.before[id] = tokenCalls(s.fake, id)
+		run.before[id] = soakTokenCalls(s.fake, id)
 	}
 	s.fake.SetFault(e.account, soakFaults[e.fault].fault)
 	s.mu.Lock()
@@ -736,7 +938,7 @@ func (s *soak) endFault() {
 	run := s.fault
 	during := map[string]int{}
 	for _, id := range faulted(run.account) {
-		during[id] = tokenCalls(s.fake, id) - run.before[id]
+		during[id] = soakTokenCalls(s.fake, id) - run.before[id]
 	}
 	end := time.Now()
 	s.fake.ClearFault(run.account)
@@ -904,11 +1106,128 @@ func (s *soak) quiet() {
 		s.t.Logf("quiet point at %s: the Beijing day changed, counters restarted; not compared", s.at(begin))
 		return
 	}
-	if err := countersAgree(s.t, s.hc, s.fake, addrs, soakIDs, s.lost); err != nil {
+	if err := s.countersAgree(addrs); err != nil {
 		s.violate("counters disagree with WeChat", "%v", err)
 	}
 	s.checkDurable(s.t.Context(), addrs[0])
+	s.checkPermanentCodes()
 	s.t.Logf("quiet point at %s: every instance served every credential a working token within %v", s.at(begin), served.Round(time.Millisecond))
+}
+
+// countersAgree is countersAgree (storm_test.go) for the soak's
+// credentials, the suites' among them: it waits until every instance's
+// fetches_today of each equals the fake's count of its token calls, less
+// at most lost(id), and says how they differ if that does not happen
+// within 5 s.
+func (s *soak) countersAgree(addrs []string) error {
+	end := time.Now().Add(5 * time.Second)
+	for {
+		var bad []string
+		for _, addr := range addrs {
+			list, err := listTokens(s.t, s.hc, addr)
+			if err != nil {
+				bad = append(bad, fmt.Sprintf("%s: %v", addr, err))
+				continue
+			}
+			for _, id := range soakIDs {
+				want, got, slack := soakTokenCalls(s.fake, id), list[id].FetchesToday, s.lost(id)
+				switch {
+				case got > want:
+					bad = append(bad, fmt.Sprintf("%s on %s: fetches_today %d, WeChat counted %d calls: %d counted that never reached WeChat",
+						id, addr, got, want, got-want))
+				case got < want-slack:
+					bad = append(bad, fmt.Sprintf("%s on %s: fetches_today %d, WeChat counted %d calls, of which %d may be lost to a kill or a store outage",
+						id, addr, got, want, slack))
+				}
+			}
+		}
+		if len(bad) == 0 {
+			return nil
+		}
+		if time.Now().After(end) {
+			return fmt.Errorf("today's counters disagree with WeChat's:\n%s", joinLines(bad))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkPermanentCodes reads each corp's record from the store: its
+// permanent code must be the one WeCom holds now. No call refuses a
+// code WeCom still holds, so this is how a code lost and replaced by an
+// older one would show.
+func (s *soak) checkPermanentCodes() {
+	for _, id := range soakCorps {
+		suite, corp, _ := strings.Cut(id, "/")
+		ctx, cancel := context.WithTimeout(s.t.Context(), 5*time.Second)
+		ent, err := s.nodes[0].m.store.Get(ctx, "token/"+id)
+		cancel()
+		var rec token.Stored
+		if err == nil {
+			rec, err = token.DecodeStored(ent.Value)
+		}
+		switch want := s.fake.SuitePermanentCode(suite, corp); {
+		case err != nil:
+			s.violate("a permanent code was lost", "%s: reading its record: %v", id, err)
+		case want == "":
+			s.violate("a permanent code was lost", "%s: WeCom holds no working permanent code", id)
+		case rec.State != want:
+			s.violate("a permanent code was lost", "%s: the stored permanent code (%d bytes) is not the one WeCom holds", id, len(rec.State))
+		}
+	}
+}
+
+// callbackURL is the command callback URL of suiteID at the instance at
+// addr.
+func (s *soak) callbackURL(addr, suiteID string) string {
+	return "http://" + addr + "/callback/suite/" + suiteID
+}
+
+// pushTicket plays WeCom pushing a suite's suite_ticket: a new ticket,
+// sent to the next instance up (as a load balancer in front of them
+// would), and, while no instance acknowledges it with "success", sent
+// again to the next, as WeCom delivers a callback again when it is not
+// acknowledged. WeCom accepts the newest ticket and the one before, so
+// making the next ticket only once this one is acknowledged keeps a
+// ticket WeCom accepts stored through Redis outages and kills: a 40085
+// would mean the server lost one it had acknowledged.
+func (s *soak) pushTicket(ctx context.Context, suiteID string) {
+	var ticket string
+	var created int64
+	for ctx.Err() == nil {
+		addrs := s.addrs()
+		addr := addrs[s.pushNext%len(addrs)]
+		s.pushNext++
+		s.fake.SetPushTarget(suiteID, s.callbackURL(addr, suiteID), s.hc)
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		var err error
+		if ticket == "" {
+			created = time.Now().Unix()
+			ticket, err = s.fake.PushSuiteTicket(pctx, suiteID)
+			s.count("suite_tickets pushed")
+		} else {
+			// The same push again: WeCom's TimeStamp is when it made the
+			// ticket, and the fake's is this second or the next.
+			plain := fmt.Sprintf("<xml><SuiteId><![CDATA[%s]]></SuiteId><InfoType><![CDATA[%s]]></InfoType>"+
+				"<TimeStamp>%d</TimeStamp><SuiteTicket><![CDATA[%s]]></SuiteTicket></xml>",
+				suiteID, callback.InfoSuiteTicket, created, ticket)
+			var status int
+			var body string
+			status, body, err = s.fake.PushSuiteRaw(pctx, suiteID, []byte(plain), nil)
+			if err == nil && (status != http.StatusOK || body != "success") {
+				err = fmt.Errorf("status %d, %.64q", status, body)
+			}
+			s.count("suite_ticket pushes delivered again")
+		}
+		cancel()
+		switch {
+		case err == nil:
+			return
+		case ticket == "":
+			s.violate("a suite_ticket was not made", "%s: %v", suiteID, err)
+			return
+		}
+		pause(ctx, 200*time.Millisecond)
+	}
 }
 
 // obtain asks addr for id's token until it serves one WeChat accepts,
@@ -925,12 +1244,12 @@ func (s *soak) obtain(addr, id string, deadline time.Time) {
 			continue
 		}
 		s.served(id, tr.AccessToken, addr, asked)
-		_, err = s.wc.CallbackIP(ctx, tr.AccessToken)
+		err = s.use(ctx, id, tr.AccessToken)
 		if err == nil {
 			return
 		}
 		last = err.Error()
-		if code := wechat.ErrCode(err); code == 40001 || code == 42001 || code == 40014 {
+		if code := wechat.ErrCode(err); deadCode(code) {
 			s.deadUse(id, tr.AccessToken, addr, asked, code)
 			if status, tr2, err := reportToken(ctx, s.hc, addr, id, tr.AccessToken); err == nil && status == http.StatusOK && tr2.AccessToken != tr.AccessToken {
 				s.mu.Lock()
