@@ -84,14 +84,7 @@ func TestChaosSoak(t *testing.T) {
 		wg.Go(func() { s.client(ctx, i, id, rng) })
 	}
 	wg.Go(func() { s.monitor(ctx) })
-	wg.Go(func() {
-		for ctx.Err() == nil {
-			pause(ctx, soakPushEvery)
-			for _, su := range soakSuites {
-				s.pushTicket(ctx, su.SuiteID)
-			}
-		}
-	})
+	wg.Go(func() { s.pushTickets(ctx) })
 
 	plan := chaosPlan(seed, length)
 	t.Logf("plan: %v", plan)
@@ -210,10 +203,10 @@ func faulted(account string) []string {
 // failed ones included: get_suite_token's for a suite, get_corp_token's
 // for a third-party app's corp, gettoken's for a custom app's corp.
 func soakTokenCalls(fake *wxtest.Fake, id string) int {
-	switch suite, _, corp := strings.Cut(id, "/"); {
+	switch suite, _, isCorp := strings.Cut(id, "/"); {
 	case !slices.Contains(soakSuiteIDs, id):
 		return tokenCalls(fake, id)
-	case !corp:
+	case !isCorp:
 		return fake.Stats(id).SuiteTokenCalls
 	case suite == soakCustom.SuiteID:
 		return fake.Stats(id).WeComCalls
@@ -278,7 +271,7 @@ type soak struct {
 	fault      *faultRun
 	faultEnded time.Time
 	pushes     int                  // api_start_push_ticket calls after setup
-	pushNext   int                  // the instance of the next suite push, among addrs
+	pushNext   int                  // the next suite push's instance, among addrs; the pusher's alone
 	reported   map[string]time.Time // dead tokens, by when a report was first answered with another
 	pending    map[int]*pendingReport
 	violations map[string]int
@@ -1180,6 +1173,17 @@ func (s *soak) checkPermanentCodes() {
 // addr.
 func (s *soak) callbackURL(addr, suiteID string) string {
 	return "http://" + addr + "/callback/suite/" + suiteID
+}
+
+// pushTickets pushes each suite a suite_ticket every soakPushEvery until
+// ctx is done.
+func (s *soak) pushTickets(ctx context.Context) {
+	for ctx.Err() == nil {
+		pause(ctx, soakPushEvery)
+		for _, su := range soakSuites {
+			s.pushTicket(ctx, su.SuiteID)
+		}
+	}
 }
 
 // pushTicket plays WeCom pushing a suite's suite_ticket: a new ticket,
