@@ -341,7 +341,12 @@ func startSoak(t *testing.T) *soak {
 	fake.SetPushTarget(platformComp.AppID, "http://"+s.nodes[0].addr()+"/callback/component/plat", nil)
 	awaitToken(t, hc, s.nodes[0].addr(), "plat", 10*time.Millisecond, 15*time.Second, nil)
 	for _, su := range soakSuites {
-		s.pushTicket(t.Context(), su.SuiteID)
+		ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+		err := s.pushTicket(ctx, su.SuiteID)
+		cancel()
+		if err != nil {
+			t.Fatalf("push %s its first suite_ticket: %v", su.SuiteID, err)
+		}
 		awaitToken(t, hc, s.nodes[0].addr(), su.SuiteID, 10*time.Millisecond, 15*time.Second, nil)
 	}
 	s.nodes = append(s.nodes, startNode(t, yaml(1)))
@@ -1181,7 +1186,7 @@ func (s *soak) pushTickets(ctx context.Context) {
 	for ctx.Err() == nil {
 		pause(ctx, soakPushEvery)
 		for _, su := range soakSuites {
-			s.pushTicket(ctx, su.SuiteID)
+			s.pushTicket(ctx, su.SuiteID) // a failure is a violation, or ctx ending
 		}
 	}
 }
@@ -1193,11 +1198,13 @@ func (s *soak) pushTickets(ctx context.Context) {
 // acknowledged. WeCom accepts the newest ticket and the one before, so
 // making the next ticket only once this one is acknowledged keeps a
 // ticket WeCom accepts stored through Redis outages and kills: a 40085
-// would mean the server lost one it had acknowledged.
-func (s *soak) pushTicket(ctx context.Context, suiteID string) {
+// would mean the server lost one it had acknowledged. It returns nil once
+// an instance acknowledged the push, else the last failure when ctx is
+// done.
+func (s *soak) pushTicket(ctx context.Context, suiteID string) error {
 	var ticket string
 	var created int64
-	for ctx.Err() == nil {
+	for {
 		addrs := s.addrs()
 		addr := addrs[s.pushNext%len(addrs)]
 		s.pushNext++
@@ -1225,10 +1232,12 @@ func (s *soak) pushTicket(ctx context.Context, suiteID string) {
 		cancel()
 		switch {
 		case err == nil:
-			return
+			return nil
 		case ticket == "":
 			s.violate("a suite_ticket was not made", "%s: %v", suiteID, err)
-			return
+			return err
+		case ctx.Err() != nil:
+			return err
 		}
 		pause(ctx, 200*time.Millisecond)
 	}
