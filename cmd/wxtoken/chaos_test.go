@@ -396,9 +396,9 @@ func (s *soak) proxy(inst int) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cred := tokenCallOf(r)
 		start := time.Now()
-		tw := &teeWriter{ResponseWriter: w}
+		tw := &soakTee{ResponseWriter: w}
 		s.fake.ServeHTTP(tw, r)
-		if what := suiteLoss(r, tw.head); what != "" {
+		if what := soakSuiteLoss(r, tw.head); what != "" {
 			s.violate(what, "instance %d called %s for %s; WeCom answered %s", inst, r.URL.Path, cred, tw.head)
 		}
 		if cred != "" {
@@ -432,13 +432,13 @@ func tokenCallOf(r *http.Request) string {
 		var req struct {
 			AuthorizerAppID string `json:"authorizer_appid"`
 		}
-		peekBody(r, &req)
+		soakPeekBody(r, &req)
 		return req.AuthorizerAppID
 	case "/cgi-bin/service/get_suite_token":
 		var req struct {
 			SuiteID string `json:"suite_id"`
 		}
-		peekBody(r, &req)
+		soakPeekBody(r, &req)
 		return req.SuiteID
 	case "/cgi-bin/service/get_corp_token":
 		// Only the third-party app's corps call it: a custom app's
@@ -446,41 +446,41 @@ func tokenCallOf(r *http.Request) string {
 		var req struct {
 			CorpID string `json:"auth_corpid"`
 		}
-		peekBody(r, &req)
+		soakPeekBody(r, &req)
 		return soakSuite.SuiteID + "/" + req.CorpID
 	}
 	return ""
 }
 
-// peekBody decodes r's JSON body into v and leaves the body to be read
+// soakPeekBody decodes r's JSON body into v and leaves the body to be read
 // again.
-func peekBody(r *http.Request, v any) {
+func soakPeekBody(r *http.Request, v any) {
 	body, _ := io.ReadAll(r.Body)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	json.Unmarshal(body, v)
 }
 
-// teeWriter passes a response on and keeps the first KiB of its body.
-type teeWriter struct {
+// soakTee passes a response on and keeps the first KiB of its body.
+type soakTee struct {
 	http.ResponseWriter
 	head []byte
 }
 
-func (w *teeWriter) Write(p []byte) (int, error) {
+func (w *soakTee) Write(p []byte) (int, error) {
 	if n := 1024 - len(w.head); n > 0 {
 		w.head = append(w.head, p[:min(n, len(p))]...)
 	}
 	return w.ResponseWriter.Write(p)
 }
 
-// suiteLoss names the durable state of a suite that an answer of WeCom
+// soakSuiteLoss names the durable state of a suite that an answer of WeCom
 // shows lost, "" for none: the suite_ticket, when get_suite_token answers
 // 40085 (the ticket is accepted for 30 minutes while it is the newest or
 // the one before, and the soak's pushes are acknowledged before the next
 // is made), or a corp's permanent code, which get_corp_token refuses with
 // 40084 and gettoken, where a custom app's permanent code is the corp's
 // app secret, with 40001.
-func suiteLoss(r *http.Request, answer []byte) string {
+func soakSuiteLoss(r *http.Request, answer []byte) string {
 	var a struct {
 		ErrCode int `json:"errcode"`
 	}
@@ -570,7 +570,7 @@ func (s *soak) client(ctx context.Context, no int, id string, rng *rand.Rand) {
 			delete(s.pending, no)
 			s.mu.Unlock()
 			pause(ctx, time.Duration(50+rng.IntN(100))*time.Millisecond)
-		case deadCode(code):
+		case soakDeadCode(code):
 			s.deadUse(id, tok, from, asked, code)
 			s.mu.Lock()
 			if s.pending[no] == nil {
@@ -614,9 +614,9 @@ func (s *soak) use(ctx context.Context, id, tok string) error {
 	return err
 }
 
-// deadCode reports whether WeChat refused a token as dead: 40001, 42001
+// soakDeadCode reports whether WeChat refused a token as dead: 40001, 42001
 // or 40014 for an access token, 40082 or 42009 for a suite token.
-func deadCode(code int) bool {
+func soakDeadCode(code int) bool {
 	switch code {
 	case wechat.CodeInvalidCredential, wechat.CodeTokenExpired, wechat.CodeInvalidToken,
 		wechat.CodeBadSuiteToken, wechat.CodeSuiteTokenExpired:
@@ -1262,7 +1262,7 @@ func (s *soak) obtain(addr, id string, deadline time.Time) {
 			return
 		}
 		last = err.Error()
-		if code := wechat.ErrCode(err); deadCode(code) {
+		if code := wechat.ErrCode(err); soakDeadCode(code) {
 			s.deadUse(id, tr.AccessToken, addr, asked, code)
 			if status, tr2, err := reportToken(ctx, s.hc, addr, id, tr.AccessToken); err == nil && status == http.StatusOK && tr2.AccessToken != tr.AccessToken {
 				s.mu.Lock()
