@@ -1104,49 +1104,13 @@ func (s *soak) quiet() {
 		s.t.Logf("quiet point at %s: the Beijing day changed, counters restarted; not compared", s.at(begin))
 		return
 	}
-	if err := s.countersAgree(addrs); err != nil {
+	calls := func(id string) int { return soakTokenCalls(s.fake, id) }
+	if err := countersAgree(s.t, s.hc, calls, addrs, soakIDs, s.lost); err != nil {
 		s.violate("counters disagree with WeChat", "%v", err)
 	}
 	s.checkDurable(s.t.Context(), addrs[0])
 	s.checkPermanentCodes()
 	s.t.Logf("quiet point at %s: every instance served every credential a working token within %v", s.at(begin), served.Round(time.Millisecond))
-}
-
-// countersAgree is countersAgree (storm_test.go) for the soak's
-// credentials, the suites' among them: it waits until every instance's
-// fetches_today of each equals the fake's count of its token calls, less
-// at most lost(id), and says how they differ if that does not happen
-// within 5 s.
-func (s *soak) countersAgree(addrs []string) error {
-	end := time.Now().Add(5 * time.Second)
-	for {
-		var bad []string
-		for _, addr := range addrs {
-			list, err := listTokens(s.t, s.hc, addr)
-			if err != nil {
-				bad = append(bad, fmt.Sprintf("%s: %v", addr, err))
-				continue
-			}
-			for _, id := range soakIDs {
-				want, got, slack := soakTokenCalls(s.fake, id), list[id].FetchesToday, s.lost(id)
-				switch {
-				case got > want:
-					bad = append(bad, fmt.Sprintf("%s on %s: fetches_today %d, WeChat counted %d calls: %d counted that never reached WeChat",
-						id, addr, got, want, got-want))
-				case got < want-slack:
-					bad = append(bad, fmt.Sprintf("%s on %s: fetches_today %d, WeChat counted %d calls, of which %d may be lost to a kill or a store outage",
-						id, addr, got, want, slack))
-				}
-			}
-		}
-		if len(bad) == 0 {
-			return nil
-		}
-		if time.Now().After(end) {
-			return fmt.Errorf("today's counters disagree with WeChat's:\n%s", joinLines(bad))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // checkPermanentCodes reads each corp's record from the store: its

@@ -352,7 +352,7 @@ func outageStorm(t *testing.T, c stormCase) {
 	for _, n := range nodes {
 		addrs = append(addrs, n.addr())
 	}
-	if err := countersAgree(t, hc, fake, addrs, ids, nil); err != nil {
+	if err := countersAgree(t, hc, func(id string) int { return tokenCalls(fake, id) }, addrs, ids, nil); err != nil {
 		t.Error(err)
 	}
 	t.Logf("every instance served every credential %v after the outage", recovered.Round(time.Millisecond))
@@ -362,13 +362,14 @@ func outageStorm(t *testing.T, c stormCase) {
 var beijingZone = time.FixedZone("CST", 8*60*60)
 
 // countersAgree waits until every instance's (at addrs) fetches_today for
-// each of ids equals the fake's count of that credential's token calls,
+// each of ids equals WeChat's count of that credential's token calls
+// (calls, read from the fake),
 // less at most lost(id) (calls whose count a crash or store outage may
 // have lost: nil means none), and says how they differ if that does not
 // happen within 5 s.
 // Counters move between reads (a planned refresh, a peer's notification
 // on its way), so a mismatch is read again rather than reported at once.
-func countersAgree(t *testing.T, hc *http.Client, fake *wxtest.Fake, addrs []string, ids []string, lost func(id string) int) error {
+func countersAgree(t *testing.T, hc *http.Client, calls func(id string) int, addrs []string, ids []string, lost func(id string) int) error {
 	end := time.Now().Add(5 * time.Second)
 	for {
 		var bad []string
@@ -379,7 +380,7 @@ func countersAgree(t *testing.T, hc *http.Client, fake *wxtest.Fake, addrs []str
 				continue
 			}
 			for _, id := range ids {
-				want, got := tokenCalls(fake, id), list[id].FetchesToday
+				want, got := calls(id), list[id].FetchesToday
 				slack := 0
 				if lost != nil {
 					slack = lost(id)
