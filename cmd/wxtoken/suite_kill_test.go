@@ -191,7 +191,7 @@ func TestSuiteKill9(t *testing.T) {
 	b := &suiteFBinary{t: t, bin: bin, config: path, data: filepath.Join(dir, "data"), fake: fake,
 		suites: []wxtest.Suite{suiteFApp, suiteFCustom}}
 	defer func() {
-		if b.cmd.ProcessState == nil {
+		if b.cmd != nil && b.cmd.ProcessState == nil {
 			b.kill()
 		}
 	}()
@@ -217,8 +217,8 @@ func TestSuiteKill9(t *testing.T) {
 	b.kill()
 	for _, s := range b.suites {
 		if got := b.ticket(s.SuiteID); got != tickets[s.SuiteID] {
-			t.Fatalf("%s: after kill -9 right after the push was answered, the stored ticket is %.12q, want the pushed %.12q",
-				s.SuiteID, got, tickets[s.SuiteID])
+			t.Fatalf("%s: after kill -9 right after the push was answered, the pushed ticket is not the one stored (stored one: %t)",
+				s.SuiteID, got != "")
 		}
 		fake.ClearFault(s.SuiteID)
 	}
