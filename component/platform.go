@@ -113,7 +113,24 @@ func (p *Platform) Start(ctx context.Context, tokens Tokens) error {
 		return fmt.Errorf("%s %s: restore authorizers: %w", p.fam.kind, p.cfg.ID, err)
 	}
 	p.log.Info(p.fam.kind+" started", "credential", p.cfg.ID, "authorizers", n)
+	p.wakeForStoredTicket(ctx)
 	return nil
+}
+
+// wakeForStoredTicket fetches the platform's token now if it waits for a
+// ticket that is stored already. A push wakes only the instance that
+// answered it, and only in memory: if that instance died between
+// answering "success" and fetching, the stored record still plans the
+// retry of the failure before the push (TicketRetry away). WeChat will
+// not push that ticket again, and WeCom has no API to ask for one.
+func (p *Platform) wakeForStoredTicket(ctx context.Context) {
+	s, err := p.tokens.Snapshot(p.cfg.ID)
+	if err != nil || s.Cause == nil || s.Cause.Class != wechat.Ticket.String() {
+		return
+	}
+	if t, _, err := loadTicket(ctx, p.store, p.cfg.ID); err == nil && t.usable(time.Now(), p.fam.ticketLife) {
+		p.tokens.Wake(p.cfg.ID)
+	}
 }
 
 // AuthorizerID is the credential id of the authorizer appid of the

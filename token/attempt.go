@@ -96,6 +96,13 @@ func (m *Manager) decide(ctx context.Context, e *entry, base string, f *flight, 
 		// outage turns every report into a call.
 		return m.backingOff(ctx, e, rec, ver, f.force)
 	}
+	if woken {
+		// What the retry waited for has come: its time is spent. Left
+		// beside the intent stored below, it would hold back whoever
+		// takes up a call that dies with this instance (a restart, a
+		// peer) until then, and a pushed ticket is not pushed again.
+		rec.RetryAt = time.Time{}
+	}
 	if e.cred.endsPrevious() {
 		// Record the intent before the call: the call ends the stored
 		// token Overlap later, whether or not we live to store the new
