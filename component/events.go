@@ -8,6 +8,7 @@ import (
 
 	"github.com/wxtoken/wxtoken/callback"
 	"github.com/wxtoken/wxtoken/token"
+	"github.com/wxtoken/wxtoken/wechat"
 )
 
 // ErrWrongPlatform reports a push addressed to another component appid or
@@ -89,6 +90,16 @@ func (p *Platform) onAuthorized(ctx context.Context, appid, code string) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	id := AuthorizerID(p.cfg.ID, g.id)
+	if g.token.Value == "" {
+		// A new code for an authorizer held already (WeCom's
+		// reset_permanent_code, an install anew) came without a token:
+		// the one served stays valid until it expires, and is served
+		// until the new code's first token replaces it, rather than
+		// leave the authorizer without one meanwhile.
+		if s, err := p.tokens.Snapshot(id); err == nil && !s.Revoked && s.Valid(time.Now()) {
+			g.token = wechat.Token{Value: s.Token, ExpiresIn: time.Until(s.ExpiresAt)}
+		}
+	}
 	if err := p.tokens.Add(sctx, p.authorizer(g.id), &token.Seed{Token: g.token, State: g.state}); err != nil {
 		p.log.Error("authorization refused", "credential", id, p.fam.kind, p.cfg.ID, "err", err)
 		return err

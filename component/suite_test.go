@@ -332,6 +332,11 @@ func TestCustomApp(t *testing.T) {
 		if newCode == oldCode || storedRecord(t, pl.store, id).State != newCode {
 			t.Fatal("the reset permanent code is not the one stored")
 		}
+		// The token served before the reset is still good, and still
+		// served: the reset answered no token of its own.
+		if !pl.useCorp(t, id) {
+			t.Fatal("corp token not served right after the reset")
+		}
 		if _, err := pl.tokens.Refresh(t.Context(), id); err != nil {
 			t.Fatalf("refresh with the new permanent code: %v", err)
 		}
