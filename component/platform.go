@@ -172,16 +172,19 @@ func (s *platformSource) Fetch(ctx context.Context, req token.Request) (token.Fe
 	now := time.Now()
 	if !t.usable(now, p.fam.ticketLife) {
 		why := "no usable " + p.fam.ticket
-		if t.Refused {
+		switch {
+		case t.Value == "":
+			why = "no " + p.fam.ticket + " received yet"
+		case t.Refused:
 			why = p.fam.ticket + " refused by WeChat"
 		}
-		p.askForTicket(ctx, why)
+		p.askForTicket(ctx, why, t.Value != "")
 		return token.Fetched{}, fmt.Errorf("%w: %s (%w)", wechat.ErrNoTicket, why, token.ErrNotCalled)
 	}
 	if age := now.Sub(t.ReceivedAt); age > 3*p.cfg.PushInterval {
 		// Still usable, but WeChat has missed several pushes: the
 		// callback URL may be broken. Ask, and say so.
-		p.askForTicket(ctx, fmt.Sprintf("no %s pushed for %s", p.fam.ticket, age.Round(time.Minute)))
+		p.askForTicket(ctx, fmt.Sprintf("no %s pushed for %s", p.fam.ticket, age.Round(time.Minute)), true)
 	}
 	tok, err := p.fam.token(ctx, p, t.Value)
 	if wechat.Classify(err) == wechat.Ticket {
@@ -197,8 +200,10 @@ func (s *platformSource) Fetch(ctx context.Context, req token.Request) (token.Fe
 }
 
 // askForTicket calls api_start_push_ticket at most once per PushInterval;
-// where no API can ask for a push (WeCom), it says so as loudly.
-func (p *Platform) askForTicket(ctx context.Context, why string) {
+// where no API can ask for a push (WeCom), it says so, as an error once
+// pushes had come (lost): before the first, as on a first start, WeCom's
+// next push is simply awaited.
+func (p *Platform) askForTicket(ctx context.Context, why string, lost bool) {
 	p.mu.Lock()
 	if time.Since(p.lastPush) < p.cfg.PushInterval {
 		p.mu.Unlock()
@@ -207,7 +212,11 @@ func (p *Platform) askForTicket(ctx context.Context, why string) {
 	p.lastPush = time.Now()
 	p.mu.Unlock()
 	if p.fam.askForTicket == nil {
-		p.log.Error(why+"; WeCom has no API to ask for a push: check the command callback URL in the provider console, where a push can be triggered by hand",
+		level := slog.LevelWarn
+		if lost {
+			level = slog.LevelError
+		}
+		p.log.Log(ctx, level, why+"; WeCom has no API to ask for a push: check the command callback URL in the provider console, where a push can be triggered by hand",
 			"credential", p.cfg.ID)
 		return
 	}
