@@ -64,7 +64,25 @@ func startPlatformConfig(t *testing.T, cfg component.Config, fc wxtest.Config, s
 	}
 	pl.up = &wechat.Client{HTTP: hc, API: "http://wechat"}
 	pl.p = component.New(cfg, pl.up, st, quiet)
-	tc := token.Config{Store: st, Logger: quiet}
+	m := pl.manage(t, quiet, opts...)
+	cr, err := callback.NewCrypter(comp.Token, comp.EncodingAESKey, comp.AppID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := server.New(server.Config{Tokens: m, Logger: quiet, CallbackModes: []server.CallbackMode{{Kind: component.KindComponent, Encrypted: true}}, Callbacks: []server.Callback{
+		{Kind: "component", ID: "plat", Token: comp.Token, Crypter: cr, Handler: pl.p}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.SetPushTarget(comp.AppID, "http://wxtoken/callback/component/plat", wxtest.HandlerClient(api))
+	return pl
+}
+
+// manage starts a token manager on pl's store with the platform's
+// credential, and the platform on it.
+func (pl *platform) manage(t *testing.T, quiet *slog.Logger, opts ...func(*token.Config)) *token.Manager {
+	t.Helper()
+	tc := token.Config{Store: pl.store, Logger: quiet}
 	for _, o := range opts {
 		o(&tc)
 	}
@@ -80,17 +98,7 @@ func startPlatformConfig(t *testing.T, cfg component.Config, fc wxtest.Config, s
 	if err := pl.p.Start(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
-	cr, err := callback.NewCrypter(comp.Token, comp.EncodingAESKey, comp.AppID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api, err := server.New(server.Config{Tokens: m, Logger: quiet, CallbackModes: []server.CallbackMode{{Kind: component.KindComponent, Encrypted: true}}, Callbacks: []server.Callback{
-		{Kind: "component", ID: "plat", Token: comp.Token, Crypter: cr, Handler: pl.p}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fake.SetPushTarget(comp.AppID, "http://wxtoken/callback/component/plat", wxtest.HandlerClient(api))
-	return pl
+	return m
 }
 
 // use calls WeChat with id's current token and reports whether one was

@@ -49,22 +49,7 @@ func startSuite(t *testing.T, s wxtest.Suite, cfg component.Config, st store.Sto
 		cfg.ID = "suite"
 	}
 	pl.p = component.NewSuite(cfg, pl.up, st, quiet)
-	tc := token.Config{Store: st, Logger: quiet}
-	for _, o := range opts {
-		o(&tc)
-	}
-	m, err := token.New(tc, []token.Credential{pl.p.Credential()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pl.tokens = m
-	if err := m.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	if err := pl.p.Start(t.Context(), m); err != nil {
-		t.Fatal(err)
-	}
+	m := pl.manage(t, quiet, opts...)
 	cr, err := callback.NewCrypter(s.Token, s.EncodingAESKey, s.SuiteID)
 	if err != nil {
 		t.Fatal(err)
