@@ -79,19 +79,8 @@ func (f *Fake) startPushTicket(r *http.Request, req startPushRequest) apiError {
 // the one it replaces stays valid for Config.Overlap. Faults set for the
 // component appid apply here.
 func (f *Fake) serveComponentToken(w http.ResponseWriter, r *http.Request) {
-	req, bodyErr := decodeBody[componentTokenRequest](r)
-	f.count(req.AppID, func(s *Stats) { s.ComponentTokenCalls++ })
-	if f.applyFault(w, r, req.AppID) {
-		return
-	}
-	if !allowMethod(w, r, http.MethodPost) {
-		return
-	}
-	if bodyErr != nil {
-		writeJSON(w, fail(codeDataFormat))
-		return
-	}
-	writeJSON(w, f.componentToken(r, req))
+	serveNamed(f, w, r, func(req componentTokenRequest) string { return req.AppID },
+		func(s *Stats, _ componentTokenRequest) { s.ComponentTokenCalls++ }, f.componentToken)
 }
 
 // componentToken checks, in order: the component (40013), the day's quota

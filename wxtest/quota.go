@@ -81,6 +81,31 @@ func decodeBody[T any](r *http.Request) (T, error) {
 	return v, nil
 }
 
+// serveNamed answers a POST token endpoint whose JSON body names the
+// account it is for. The body is read first because counters and faults
+// are per account, and the account is in the body: the call is counted
+// for it (count), meets its fault (a malformed body names no account, so
+// it meets only a fault set for every account), then a method other than
+// POST is answered 43002, a malformed body 47001, and anything else by
+// answer.
+func serveNamed[T any](f *Fake, w http.ResponseWriter, r *http.Request, account func(T) string,
+	count func(*Stats, T), answer func(*http.Request, T) any) {
+	req, bodyErr := decodeBody[T](r)
+	id := account(req)
+	f.count(id, func(s *Stats) { count(s, req) })
+	if f.applyFault(w, r, id) {
+		return
+	}
+	if !allowMethod(w, r, http.MethodPost) {
+		return
+	}
+	if bodyErr != nil {
+		writeJSON(w, fail(codeDataFormat))
+		return
+	}
+	writeJSON(w, answer(r, req))
+}
+
 func readJSON(r *http.Request, v any) error {
 	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {

@@ -51,27 +51,13 @@ type stableRequest struct {
 // serveStable answers POST /cgi-bin/stable_token. Its tokens are kept apart
 // from classic ones: issuing one never touches the other family.
 func (f *Fake) serveStable(w http.ResponseWriter, r *http.Request) {
-	// The body is read first because faults and counters are per appid, and
-	// the appid is in the body. A malformed body has no appid: it meets only
-	// a fault set for every account, then is answered 47001.
-	req, bodyErr := decodeBody[stableRequest](r)
-	f.count(req.AppID, func(s *Stats) {
-		s.StableCalls++
-		if req.ForceRefresh {
-			s.StableForced++
-		}
-	})
-	if f.applyFault(w, r, req.AppID) {
-		return
-	}
-	if !allowMethod(w, r, http.MethodPost) {
-		return
-	}
-	if bodyErr != nil {
-		writeJSON(w, fail(codeDataFormat))
-		return
-	}
-	writeJSON(w, f.stable(r, req))
+	serveNamed(f, w, r, func(req stableRequest) string { return req.AppID },
+		func(s *Stats, req stableRequest) {
+			s.StableCalls++
+			if req.ForceRefresh {
+				s.StableForced++
+			}
+		}, f.stable)
 }
 
 // stable checks the caller like the classic endpoint does, except that no

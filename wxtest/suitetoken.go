@@ -78,19 +78,8 @@ type providerTokenReply struct {
 // it replaces stays valid for Config.Overlap. Faults set for the suite id
 // apply here.
 func (f *Fake) serveSuiteToken(w http.ResponseWriter, r *http.Request) {
-	req, bodyErr := decodeBody[suiteTokenRequest](r)
-	f.count(req.SuiteID, func(s *Stats) { s.SuiteTokenCalls++ })
-	if f.applyFault(w, r, req.SuiteID) {
-		return
-	}
-	if !allowMethod(w, r, http.MethodPost) {
-		return
-	}
-	if bodyErr != nil {
-		writeJSON(w, fail(codeDataFormat))
-		return
-	}
-	writeJSON(w, f.suiteToken(r, req))
+	serveNamed(f, w, r, func(req suiteTokenRequest) string { return req.SuiteID },
+		func(s *Stats, _ suiteTokenRequest) { s.SuiteTokenCalls++ }, f.suiteToken)
 }
 
 // suiteToken checks, in order: the suite (40083), the day's quota (45009;
@@ -268,19 +257,8 @@ func (f *Fake) corpTokenCall(r *http.Request, req corpTokenRequest, bodyErr erro
 // serveProviderToken answers POST /cgi-bin/service/get_provider_token.
 // Faults set for the provider's corpid apply here.
 func (f *Fake) serveProviderToken(w http.ResponseWriter, r *http.Request) {
-	req, bodyErr := decodeBody[providerTokenRequest](r)
-	f.count(req.CorpID, func(s *Stats) { s.ProviderTokenCalls++ })
-	if f.applyFault(w, r, req.CorpID) {
-		return
-	}
-	if !allowMethod(w, r, http.MethodPost) {
-		return
-	}
-	if bodyErr != nil {
-		writeJSON(w, fail(codeDataFormat))
-		return
-	}
-	writeJSON(w, f.providerToken(r, req))
+	serveNamed(f, w, r, func(req providerTokenRequest) string { return req.CorpID },
+		func(s *Stats, _ providerTokenRequest) { s.ProviderTokenCalls++ }, f.providerToken)
 }
 
 // providerToken checks the provider (40013), the caller's IP (60020) and
