@@ -24,6 +24,9 @@ type family struct {
 	ticket string
 	// ticketLife is how long WeChat accepts a ticket after its push.
 	ticketLife time.Duration
+	// host is the WeChat host the platform's token comes from, which its
+	// fingerprint names.
+	host func(*wechat.Client) string
 	// events maps the InfoTypes the platform acts on to what they do;
 	// any other is ignored.
 	events map[string]action
@@ -109,6 +112,7 @@ var openPlatform = &family{
 	kind: KindComponent, childKind: KindAuthorizer,
 	ticket:     callback.InfoComponentVerifyTicket,
 	ticketLife: TicketLife,
+	host:       func(c *wechat.Client) string { return c.API },
 	events: map[string]action{
 		callback.InfoComponentVerifyTicket: onTicket,
 		callback.InfoAuthorized:            onAuthorized,

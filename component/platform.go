@@ -96,12 +96,8 @@ func (p *Platform) Kind() string { return p.fam.kind }
 // Credential is the platform's own token credential: the
 // component_access_token, or the suite_access_token.
 func (p *Platform) Credential() token.Credential {
-	host := p.up.API
-	if p.fam.kind == KindSuite {
-		host = p.up.WeCom
-	}
 	return token.Credential{ID: p.cfg.ID, Kind: p.fam.kind, Source: (*platformSource)(p),
-		Fingerprint: token.Fingerprint(p.fam.kind, p.cfg.AppID, p.cfg.Secret, host)}
+		Fingerprint: token.Fingerprint(p.fam.kind, p.cfg.AppID, p.cfg.Secret, p.fam.host(p.up))}
 }
 
 // Start attaches the token manager and brings back the authorizers stored

@@ -38,6 +38,7 @@ func suiteFamily(fetch func(ctx context.Context, p *Platform, suiteToken, corpid
 		kind: KindSuite, childKind: KindAuthCorp,
 		ticket:     callback.InfoSuiteTicket,
 		ticketLife: SuiteTicketLife,
+		host:       func(c *wechat.Client) string { return c.WeCom },
 		events: map[string]action{
 			callback.InfoSuiteTicket:        onTicket,
 			callback.InfoCreateAuth:         onAuthorized,

@@ -322,6 +322,7 @@ func TestCustomApp(t *testing.T) {
 		if !pl.useCorp(t, id) {
 			t.Fatal("corp token not served right after the reset")
 		}
+		time.Sleep(time.Minute) // past the interval between forced refreshes
 		if _, err := pl.tokens.Refresh(t.Context(), id); err != nil {
 			t.Fatalf("refresh with the new permanent code: %v", err)
 		}

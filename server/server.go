@@ -493,14 +493,15 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
-	body := map[string]any{"ready": s.tokens.Ready()}
+	ready := s.tokens.Ready()
+	body := map[string]any{"ready": ready}
 	if s.warnings != nil {
 		if ws := s.warnings(r.Context()); len(ws) > 0 {
 			body["warnings"] = ws
 		}
 	}
 	status := http.StatusOK
-	if !s.tokens.Ready() {
+	if !ready {
 		status = http.StatusServiceUnavailable
 	}
 	writeJSON(w, status, body)

@@ -468,11 +468,10 @@ func ticketGaps(set *kind.Set) func(ctx context.Context) []string {
 		now := time.Now()
 		for id, p := range set.Platforms {
 			t, err := p.Ticket(ctx)
-			switch {
-			case err != nil:
+			if err != nil {
 				out = append(out, id+": ticket not read: "+err.Error())
-			case t.Gap(now) != "":
-				out = append(out, id+" ("+p.Kind()+"): "+t.Gap(now))
+			} else if gap := t.Gap(now); gap != "" {
+				out = append(out, id+" ("+p.Kind()+"): "+gap)
 			}
 		}
 		slices.Sort(out)
